@@ -1,0 +1,114 @@
+"""The perplexity convention: how every model in seqlm is scored.
+
+One convention, used by every evaluator (n-gram, RNN/GRU/LSTM, seq2seq, their interpolation):
+
+* Each split (val, test; train for reporting) is scored on its own, from a fresh start: the model
+  sees a start-of-stream context (``<bos>`` / ``<s>``) and then every token of the split's stream is a
+  target exactly once, predicted from the tokens before it *in that split*.
+* Out-of-vocabulary tokens are ``<unk>`` and are scored like any other token; the number of them is
+  reported beside the perplexity (``oov``).
+* Models give natural-log probabilities of each target, ``log p(x_t | <bos>, x_1 .. x_{t-1})``.
+  From those:
+
+  - ``tokens``: the number of targets;
+  - ``nll``: the total negative log-likelihood in nats, ``-Σ log p``;
+  - ``perplexity``: ``exp(nll / tokens)``;
+  - ``bits_per_char``: ``nll / ln 2 / characters``, where ``characters`` is the length of the split's
+    running text (spaces between words included; see :mod:`seqlm.tokens`). It is the same text
+    whatever the tokenization, so bits per character compares word- and character-level models,
+    where perplexities per token do not.
+
+Every metrics file that reports splits uses the record shape of :meth:`SplitScore.to_record`:
+``{"val": {"tokens", "nll", "perplexity", "bits_per_char", "oov", "characters"}, "test": {...}}``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from seqlm.errors import DataError
+
+
+@dataclass(frozen=True)
+class SplitScore:
+    """A split's score under the convention."""
+
+    tokens: int
+    nll: float
+    perplexity: float
+    bits_per_char: float
+    oov: int
+    characters: int
+
+    def to_record(self) -> dict[str, float | int]:
+        """The JSON record every metrics file uses for a split."""
+        return asdict(self)
+
+
+def score_split(target_logprobs: np.ndarray, characters: int, oov: int) -> SplitScore:
+    """Score a split from the natural-log probability of each of its targets."""
+    lp = np.asarray(target_logprobs, dtype=np.float64)
+    if lp.ndim != 1 or lp.size == 0:
+        raise DataError(f"need one log-probability per target token, got shape {lp.shape}")
+    if characters <= 0:
+        raise DataError(f"a split needs a positive character count, got {characters}")
+    if not np.all(np.isfinite(lp)) or np.any(lp > 1e-9):
+        bad = int(np.flatnonzero(~np.isfinite(lp) | (lp > 1e-9))[0])
+        raise DataError(f"target {bad} has log-probability {lp[bad]}, not a finite value <= 0")
+    nll = float(-lp.sum())
+    return SplitScore(
+        tokens=int(lp.size),
+        nll=nll,
+        perplexity=math.exp(nll / lp.size),
+        bits_per_char=nll / math.log(2) / characters,
+        oov=int(oov),
+        characters=int(characters),
+    )
+
+
+def oov_count(ids: np.ndarray, unk_id: int = 0) -> int:
+    """How many targets are ``<unk>``."""
+    return int(np.count_nonzero(np.asarray(ids) == unk_id))
+
+
+def mix_logprobs(lp_a: np.ndarray, lp_b: np.ndarray, weight_a: float) -> np.ndarray:
+    """Log-probabilities of the mixture ``weight_a·p_a + (1 − weight_a)·p_b``, computed stably."""
+    if not 0.0 <= weight_a <= 1.0:
+        raise ValueError(f"mixture weight must be in [0, 1], got {weight_a}")
+    with np.errstate(divide="ignore"):
+        la, lb = math.log(weight_a) if weight_a > 0 else -np.inf, (
+            math.log1p(-weight_a) if weight_a < 1 else -np.inf
+        )
+    return np.logaddexp(la + np.asarray(lp_a, np.float64), lb + np.asarray(lp_b, np.float64))
+
+
+def best_mixture_weight(lp_a: np.ndarray, lp_b: np.ndarray, tol: float = 1e-6) -> float:
+    """The weight of model ``a`` that maximises the likelihood of these targets (choose on val only).
+
+    The mixture log-likelihood is concave in the weight, so a golden-section search on [0, 1] finds it.
+    """
+    lp_a = np.asarray(lp_a, np.float64)
+    lp_b = np.asarray(lp_b, np.float64)
+
+    def loglik(w: float) -> float:
+        return float(mix_logprobs(lp_a, lp_b, w).sum())
+
+    lo, hi = 0.0, 1.0
+    g = (math.sqrt(5) - 1) / 2
+    c, d = hi - g * (hi - lo), lo + g * (hi - lo)
+    fc, fd = loglik(c), loglik(d)
+    while hi - lo > tol:
+        if fc > fd:
+            hi, d, fd = d, c, fc
+            c = hi - g * (hi - lo)
+            fc = loglik(c)
+        else:
+            lo, c, fc = c, d, fd
+            d = lo + g * (hi - lo)
+            fd = loglik(d)
+    best = (lo + hi) / 2
+    # the optimum may sit on an end point (one model dominates)
+    return max((0.0, best, 1.0), key=loglik)
