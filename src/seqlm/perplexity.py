@@ -25,6 +25,8 @@ Every metrics file that reports splits uses the record shape of :meth:`SplitScor
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -112,3 +114,25 @@ def best_mixture_weight(lp_a: np.ndarray, lp_b: np.ndarray, tol: float = 1e-6) -
     best = (lo + hi) / 2
     # the optimum may sit on an end point (one model dominates)
     return max((0.0, best, 1.0), key=loglik)
+
+
+def logprobs_path(directory: str | os.PathLike[str], split: str) -> Path:
+    """Where a model's per-target log-probabilities of ``split`` are saved inside its output folder."""
+    return Path(directory) / f"{split}_logprobs.npy"
+
+
+def save_target_logprobs(directory: str | os.PathLike[str], split: str, lp: np.ndarray) -> Path:
+    """Save per-target natural-log probabilities (float64, one per target) for later mixing."""
+    from seqlm.atomic import save_npy
+
+    path = logprobs_path(directory, split)
+    save_npy(path, np.asarray(lp, dtype=np.float64))
+    return path
+
+
+def load_target_logprobs(directory: str | os.PathLike[str], split: str) -> np.ndarray:
+    """Load what :func:`save_target_logprobs` saved."""
+    path = logprobs_path(directory, split)
+    if not path.is_file():
+        raise DataError(f"no saved log-probabilities for split {split!r} at {str(path)!r}")
+    return np.load(path, allow_pickle=False)
