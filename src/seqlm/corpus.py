@@ -71,6 +71,11 @@ def tokens_path(tokens_dir: str | os.PathLike[str], split: str) -> Path:
     return Path(tokens_dir) / f"{split}.jsonl"
 
 
+def freq_path(freq_dir: str | os.PathLike[str], n: int) -> Path:
+    """Where the corpus stage puts the train frequency table of n-grams of order ``n``."""
+    return Path(freq_dir) / f"{FREQ_TABLES[n]}.csv"
+
+
 def load_split(
     corpus_dir: str | os.PathLike[str], tokens_dir: str | os.PathLike[str], split: str, token: str
 ) -> SplitData:

@@ -1,0 +1,26 @@
+"""Stage ``download``: fetch the corpus (offline mirror first) and verify its sha1."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from seqlm.cli import parser, run_stage
+from seqlm.config import load_section
+from seqlm.download import DownloadParams, fetch
+
+
+def body(args: argparse.Namespace) -> None:
+    params = load_section(DownloadParams, "download", args.params)
+    fetch(params, args.out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = parser(__doc__)
+    ap.add_argument("--out", required=True, help="where to write the verified corpus")
+    return run_stage(body, ap, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

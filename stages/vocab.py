@@ -1,0 +1,39 @@
+"""Stage ``vocab``: build the vocabulary from the train split only."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from seqlm.atomic import remove_outputs
+from seqlm.cli import parser, run_stage
+from seqlm.config import load_section
+from seqlm.corpus import tokens_path
+from seqlm.tokens import TokenizeParams, read_token_file, stream
+from seqlm.vocab import VocabParams, build_vocab, save_vocab
+
+log = logging.getLogger("seqlm.stages.vocab")
+
+
+def body(args: argparse.Namespace) -> None:
+    remove_outputs(args.out)
+    params = load_section(VocabParams, "vocab", args.params)
+    token = load_section(TokenizeParams, "tokenize", args.params).token
+    train = stream(read_token_file(tokens_path(args.tokens_dir, "train")), token)
+    vocab = build_vocab(train, params)
+    save_vocab(vocab, args.out)
+    log.info("vocabulary of %d entries from %d train tokens (min_freq %d); %d train tokens are <unk>",
+             len(vocab), len(train), params.min_freq, vocab.counts[0])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = parser(__doc__)
+    ap.add_argument("--tokens-dir", required=True, help="the tokenize stage's folder")
+    ap.add_argument("--out", required=True, help="vocabulary TSV")
+    return run_stage(body, ap, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Shared fixtures: the real corpus through the offline mirror, and small corpora tests write."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from seqlm.download import MIRROR_ENV
+from seqlm.textbook import TIME_MACHINE_SHA1
+
+os.environ.setdefault("SEQLM_NO_PROGRESS", "1")
+
+TINY_TEXT = (
+    "The Time Machine, by H. G. Wells\n"
+    "\n"
+    "I\n"
+    "The Time Traveller (for so it will be convenient to speak of him)\n"
+    "was expounding a recondite matter to us. His grey eyes shone and\n"
+    "twinkled, and his usually pale face was flushed and animated.\n"
+    "The fire burned brightly, and the soft radiance of the incandescent\n"
+    "lights in the lilies of silver caught the bubbles that flashed and\n"
+    "passed in our glasses. Our chairs, being his patents, embraced and\n"
+    "caressed us rather than submitted to be sat upon, and there was that\n"
+    "luxurious after-dinner atmosphere when thought roams gracefully\n"
+    "free of the trammels of precision. And he put it to us in this\n"
+    "way--marking the points with a lean forefinger--as we sat and lazily\n"
+    "admired his earnestness over this new paradox (as we thought it:)\n"
+    "and his fecundity.\n"
+    "\n"
+    "You must follow me carefully. I shall have to controvert one or two\n"
+    "ideas that are almost universally accepted. The geometry, for\n"
+    "instance, they taught you at school is founded on a misconception.\n"
+    "Is not that rather a large thing to expect us to begin upon? said\n"
+)
+
+
+@pytest.fixture(scope="session")
+def real_corpus() -> Path:
+    """The d2l Time Machine from the offline mirror (``SEQLM_MIRROR``; CI points it at ../shared/data)."""
+    mirror = os.environ.get(MIRROR_ENV)
+    if not mirror:
+        pytest.fail(f"{MIRROR_ENV} is not set: point it at a folder holding timemachine.txt")
+    path = Path(mirror) / "timemachine.txt"
+    if not path.is_file():
+        pytest.fail(f"{MIRROR_ENV}={mirror} holds no timemachine.txt")
+    from seqlm.download import sha1_of
+
+    assert sha1_of(path) == TIME_MACHINE_SHA1, f"{path} is not the d2l copy"
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep the textbook functions' download cache out of the user's home during tests."""
+    os.environ["SEQLM_CACHE"] = str(tmp_path_factory.mktemp("seqlm-cache"))
+
+
+@pytest.fixture
+def tiny_text() -> str:
+    return TINY_TEXT
+
+
+# --- a throw-away copy of the project, driven with the real dvc -------------------------------------
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_FILES = ("dvc.yaml", "params.yaml", "stages", "src", ".dvc/plots", ".dvc/config")
+
+
+class DvcProject:
+    """A copy of seqlm's pipeline in a fresh git + DVC repository, with small params."""
+
+    def __init__(self, root: Path) -> None:
+        import shutil
+        import subprocess
+        import sys
+
+        self.root = root
+        root.mkdir(parents=True)
+        bin_dir = str(Path(sys.executable).parent)
+        self.env = {
+            **os.environ,
+            "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+            "GIT_AUTHOR_NAME": "seqlm tests", "GIT_AUTHOR_EMAIL": "tests@seqlm.invalid",
+            "GIT_COMMITTER_NAME": "seqlm tests", "GIT_COMMITTER_EMAIL": "tests@seqlm.invalid",
+            "SEQLM_NO_PROGRESS": "1",
+            "DVC_NO_ANALYTICS": "1",
+        }
+        self.env.pop("SEQLM_MIRROR", None)
+        self._subprocess = subprocess
+        self.git("init", "-q")
+        self.dvc("init", "-q")
+        for name in PROJECT_FILES:
+            src = REPO_ROOT / name
+            if src.is_dir():
+                shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                (root / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(src, root / name)
+        (root / ".gitignore").write_text("/data/\n/dvclive/\n/dvc_plots/\n__pycache__/\n")
+        self.git("add", "-A")
+        self.git("commit", "-qm", "seqlm pipeline")
+
+    def run(self, *cmd: str, check: bool = True):
+        proc = self._subprocess.run(
+            cmd, cwd=self.root, env=self.env, capture_output=True, text=True, timeout=900
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(cmd)} exited {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+            )
+        return proc
+
+    def git(self, *args: str, check: bool = True):
+        return self.run("git", *args, check=check)
+
+    def dvc(self, *args: str, check: bool = True):
+        return self.run("dvc", *args, check=check)
+
+    def params(self) -> dict:
+        import yaml
+
+        return yaml.safe_load((self.root / "params.yaml").read_text())
+
+    def set_params(self, **sections: dict) -> None:
+        """Update params.yaml: ``set_params(tokenize={"token": "word"}, model="gru")``."""
+        import yaml
+
+        params = self.params()
+        for key, value in sections.items():
+            if isinstance(value, dict):
+                params.setdefault(key, {}).update(value)
+            else:
+                params[key] = value
+        (self.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    def use_corpus(self, text: str) -> None:
+        """Serve ``text`` to the download stage through a file:// URL with its real sha1."""
+        import hashlib
+
+        raw = text.encode("utf-8")
+        corpus = self.root.parent / "corpus-source" / "book.txt"
+        corpus.parent.mkdir(exist_ok=True)
+        corpus.write_bytes(raw)
+        self.set_params(download={"url": corpus.as_uri(), "sha1": hashlib.sha1(raw).hexdigest()})
+
+
+@pytest.fixture
+def dvc_project(tmp_path: Path, tiny_text: str) -> DvcProject:
+    """A fresh copy of the pipeline reading the tiny corpus (a few dozen lines)."""
+    project = DvcProject(tmp_path / "project")
+    project.use_corpus(tiny_text * 4)
+    project.git("commit", "-qam", "tiny corpus")
+    return project
