@@ -1,0 +1,79 @@
+"""The n-gram baseline: count tables, Kneser-Ney and Laplace models, sentence mode, ARPA, sampling.
+
+Everything is vectorised over tokens (numpy): counting and scoring never loop over tokens in Python.
+
+* :func:`count_ngrams` → :class:`NgramCounts` (all orders up to ``max_order``, counted once);
+* :func:`fit_ngram` → a :class:`KneserNeyModel` or :class:`LaplaceModel` of one order;
+* ``model.target_logprobs(ids)`` scores a split under the convention of :mod:`seqlm.perplexity`;
+* ``model.distribution(context)`` gives ``p(· | context)`` over all ids; :func:`generate` samples;
+* sentence mode (:mod:`seqlm.ngram.sentences`) and ARPA export (:mod:`seqlm.ngram.arpa`) match
+  KenLM.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from seqlm.errors import ParamError
+from seqlm.ngram.arpa import ArpaModel, read_arpa, write_arpa
+from seqlm.ngram.counts import NgramCounts, count_ngrams
+from seqlm.ngram.kneser_ney import FALLBACK_DISCOUNTS, KneserNeyModel, modified_kn_discounts
+from seqlm.ngram.laplace import LaplaceModel
+from seqlm.ngram.model import NgramModel
+from seqlm.ngram.params import AUTO, SMOOTHINGS, NgramParams
+from seqlm.ngram.sampling import generate, sampling_distribution
+from seqlm.ngram.sentences import SentenceVocab, fit_sentence_model, sentence_logprobs
+
+
+def count_stream(
+    train_ids: np.ndarray, vocab_size: int, max_order: int, bos_id: int
+) -> NgramCounts:
+    """Stream mode: count the train split's stream as one sequence ``<bos> x1 .. xN``."""
+    return count_ngrams(
+        [np.r_[bos_id, np.asarray(train_ids, dtype=np.int64)]], vocab_size, max_order, bos_id
+    )
+
+
+def fit_ngram(
+    counts: NgramCounts, order: int, smoothing: str = "kneser_ney", laplace_alpha: float = 1.0
+) -> NgramModel:
+    """A model of ``order`` with ``smoothing`` from counts; bad values raise :class:`ParamError`."""
+    if isinstance(order, bool) or not isinstance(order, int) or order < 1:
+        raise ParamError(f"ngram.order = {order!r} must be an integer >= 1")
+    if order > counts.max_order:
+        raise ParamError(
+            f"ngram.order = {order} is above the {counts.max_order} orders counted; "
+            f"count up to at least {order}"
+        )
+    if smoothing == "kneser_ney":
+        return KneserNeyModel(counts, order)
+    if smoothing == "laplace":
+        return LaplaceModel(counts, order, laplace_alpha)
+    raise ParamError(
+        f"ngram.smoothing = {smoothing!r} is not a smoothing; "
+        f"choose one of: {', '.join(SMOOTHINGS)}"
+    )
+
+
+__all__ = [
+    "AUTO",
+    "ArpaModel",
+    "FALLBACK_DISCOUNTS",
+    "KneserNeyModel",
+    "LaplaceModel",
+    "NgramCounts",
+    "NgramModel",
+    "NgramParams",
+    "SMOOTHINGS",
+    "SentenceVocab",
+    "count_ngrams",
+    "count_stream",
+    "fit_ngram",
+    "fit_sentence_model",
+    "generate",
+    "modified_kn_discounts",
+    "read_arpa",
+    "sampling_distribution",
+    "sentence_logprobs",
+    "write_arpa",
+]

@@ -1,0 +1,202 @@
+"""The ngram stage's logic: pick the order on val, score every split, sample text.
+
+Stream mode throughout (the project's perplexity convention, :mod:`seqlm.perplexity`): the model is
+counted on ``<bos> + train stream`` and each split is scored on its own from ``<bos>``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from seqlm.corpus import SplitData
+from seqlm.generate_params import GenerateParams
+from seqlm.logs import progress_disabled
+from seqlm.ngram import count_stream, fit_ngram
+from seqlm.ngram.model import NgramModel
+from seqlm.ngram.params import NgramParams
+from seqlm.ngram.sampling import generate
+from seqlm.perplexity import SplitScore, score_split
+from seqlm.tokens import tokenize_line
+from seqlm.vocab import BOS, EOS, PAD, UNK, Vocab
+
+log = logging.getLogger(__name__)
+
+ORDERS_HEADER = ("order", "val_perplexity", "val_bits_per_char")
+
+
+@dataclass(frozen=True)
+class OrderScore:
+    """One row of the order search (``metrics/ngram_orders.csv``)."""
+
+    order: int
+    val_perplexity: float
+    val_bits_per_char: float
+
+
+@dataclass
+class BaselineResult:
+    """Everything the stage writes."""
+
+    model: NgramModel
+    orders: list[OrderScore]
+    scores: dict[str, SplitScore]
+    logprobs: dict[str, np.ndarray]
+    fit_seconds: float
+    score_seconds: float
+    samples: str = ""
+
+    def metrics(self) -> dict[str, object]:
+        """``metrics/ngram.json``."""
+        return {
+            "order": self.model.order,
+            "smoothing": self.model.smoothing,
+            "vocab_size": self.model.vocab_size,
+            "fit_seconds": round(self.fit_seconds, 4),
+            "score_seconds": round(self.score_seconds, 4),
+            **{split: s.to_record() for split, s in self.scores.items()},
+        }
+
+
+def score(model: NgramModel, split: SplitData) -> tuple[SplitScore, np.ndarray]:
+    """A split's score under the convention, and its per-target natural-log probabilities."""
+    lp = model.target_logprobs(split.ids)
+    return score_split(lp, split.characters, split.oov), lp
+
+
+def search_order(
+    params: NgramParams, train: SplitData, val: SplitData, vocab: Vocab
+) -> tuple[int, list[OrderScore]]:
+    """Fit every order ``params`` allows and return the one with the lowest val perplexity."""
+    orders = params.orders_to_try()
+    counts = count_stream(train.ids, len(vocab), max(orders), vocab.id_of(BOS))
+    rows = []
+    bar = tqdm(orders, desc="ngram orders", unit="order", disable=progress_disabled())
+    for order in bar:
+        model = fit_ngram(counts, order, params.smoothing, params.laplace_alpha)
+        s, _ = score(model, val)
+        rows.append(OrderScore(order, s.perplexity, s.bits_per_char))
+        bar.set_postfix(order=order, val_ppl=f"{s.perplexity:.4f}")
+        log.debug("order %d: val perplexity %.4f", order, s.perplexity)
+    bar.close()
+    best = min(rows, key=lambda r: (r.val_perplexity, r.order))  # ties: the smaller model
+    log.info(
+        "val perplexity by order: %s",
+        ", ".join(f"{r.order}: {r.val_perplexity:.4f}" for r in rows),
+    )
+    return best.order, rows
+
+
+def orders_csv(rows: list[OrderScore]) -> str:
+    """The order search as CSV, one row per order tried (a DVC plot)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(ORDERS_HEADER)
+    for r in rows:
+        w.writerow([r.order, f"{r.val_perplexity:.6f}", f"{r.val_bits_per_char:.6f}"])
+    return buf.getvalue()
+
+
+def encode_prefix(prefix: str, token: str, vocab: Vocab) -> np.ndarray:
+    """A prefix's token ids, tokenized like the corpus (unknown tokens become ``<unk>``)."""
+    toks = tokenize_line(prefix, token)
+    unknown = sorted({t for t in toks if t not in vocab})
+    if unknown:
+        log.warning(
+            "prefix %r has tokens outside the vocabulary (%s); they become %s",
+            prefix,
+            ", ".join(map(repr, unknown)),
+            UNK,
+        )
+    return vocab.encode(toks).astype(np.int64)
+
+
+def render(ids: np.ndarray, token: str, vocab: Vocab) -> str:
+    """Token ids back to text: characters joined as they are, words with spaces."""
+    return ("" if token == "char" else " ").join(vocab.decode(ids))
+
+
+def banned_ids(vocab: Vocab) -> list[int]:
+    """Markers that never occur inside a stream, so samples should not contain them."""
+    return [vocab.id_of(t) for t in (BOS, EOS, PAD) if t in vocab]
+
+
+def sample_texts(model: NgramModel, vocab: Vocab, token: str, gen: GenerateParams) -> str:
+    """One sample per prefix, each from a fresh ``default_rng(seed)``: prefixes are independent."""
+    blocks = []
+    for prefix in gen.prefixes:
+        rng = np.random.default_rng(gen.seed)
+        new = generate(
+            model,
+            encode_prefix(prefix, token, vocab),
+            gen.length,
+            rng,
+            gen.temperature,
+            gen.top_k,
+            banned_ids(vocab),
+        )
+        sep = "" if token == "char" or not prefix else " "
+        blocks.append(f"== prefix: {prefix!r} ==\n{prefix}{sep}{render(new, token, vocab)}\n")
+    header = (
+        f"# {model.order}-gram {model.smoothing}; length {gen.length}, temperature "
+        f"{gen.temperature}, top_k {gen.top_k}, seed {gen.seed}\n\n"
+    )
+    return header + "\n".join(blocks)
+
+
+def run_baseline(
+    params: NgramParams,
+    gen: GenerateParams,
+    vocab: Vocab,
+    splits: dict[str, SplitData],
+    token: str,
+) -> BaselineResult:
+    """The whole stage in memory: order search, final fit, scores, log-probabilities, samples."""
+    train, val = splits["train"], splits["val"]
+    order, rows = search_order(params, train, val, vocab)
+    if params.order == "auto":
+        log.info("order %d has the lowest val perplexity of orders 1..%d", order, params.max_order)
+    t0 = time.perf_counter()
+    counts = count_stream(train.ids, len(vocab), order, vocab.id_of(BOS))
+    model = fit_ngram(counts, order, params.smoothing, params.laplace_alpha)
+    fit_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    scores, logprobs = {}, {}
+    for split in ("val", "test", "train"):
+        scores[split], logprobs[split] = score(model, splits[split])
+    score_seconds = time.perf_counter() - t0
+    n_scored = sum(splits[s].ids.size for s in scores)
+    log.info(
+        "fit in %.3f s; scored %d tokens in %.3f s (%.0f tokens/s)",
+        fit_seconds,
+        n_scored,
+        score_seconds,
+        n_scored / max(score_seconds, 1e-9),
+    )
+    for split, s in scores.items():
+        log.info(
+            "%s: perplexity %.4f, %.4f bits/char over %d tokens",
+            split,
+            s.perplexity,
+            s.bits_per_char,
+            s.tokens,
+        )
+    assert math.isclose(
+        scores["val"].perplexity, next(r.val_perplexity for r in rows if r.order == order)
+    )
+    return BaselineResult(
+        model=model,
+        orders=rows,
+        scores=scores,
+        logprobs=logprobs,
+        fit_seconds=fit_seconds,
+        score_seconds=score_seconds,
+        samples=sample_texts(model, vocab, token, gen),
+    )

@@ -1,0 +1,120 @@
+"""Interpolated modified Kneser-Ney smoothing (Chen & Goodman 1998), estimated as KenLM does.
+
+For a model of order ``N``, each stored n-gram gets an *adjusted count* ``a``:
+
+* order ``N``: its raw count;
+* lower orders: the number of distinct tokens seen just before it (its continuation count), except
+  n-grams that begin with the begin marker, which have nothing before them and keep their raw count;
+* the begin marker's own unigram count is 0 (it is context, never a target).
+
+Per order, three discounts come from the counts-of-counts ``n1 .. n4`` of the adjusted counts::
+
+    Y = n1 / (n1 + 2 n2)      D1 = 1 − 2Y n2/n1      D2 = 2 − 3Y n3/n2      D3+ = 3 − 4Y n4/n3
+
+and when one is undefined (some ``n_j = 0``, ``j <= 3``) or outside ``[0, j]`` the order falls back
+to ``D1, D2, D3+ = 0.5, 1, 1.5`` (``lmplz --discount_fallback``). Then, for a context ``h`` with
+``d(h) = sum_w a(h w)`` and ``N_j(h)`` continuations of adjusted count ``j`` (3 meaning 3 or more)::
+
+    p(w | h) = (a(h w) − D(a(h w))) / d(h)  +  γ(h) · p(w | h without its first token)
+    γ(h)     = (D1 N1(h) + D2 N2(h) + D3+ N3+(h)) / d(h)
+
+down to the unigrams, which interpolate with the uniform distribution over the predictable ids
+(``1/V`` in stream mode; KenLM's sentence mode leaves ``<s>`` out). A context never followed by
+anything at an order (``d(h) = 0``) backs off fully: ``γ = 1``. The interpolated probability of each
+stored n-gram and the γ of each context are exactly what an ARPA file holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from seqlm.ngram.counts import NgramCounts
+from seqlm.ngram.model import NgramModel
+
+FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
+
+
+def modified_kn_discounts(adjusted: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``[0, D1, D2, D3+]`` from one order's adjusted counts, and whether the fallback was used."""
+    n = np.bincount(np.minimum(np.asarray(adjusted, dtype=np.int64), 5), minlength=6)
+    n1, n2, n3, n4 = (float(n[j]) for j in range(1, 5))
+    if n1 > 0 and n2 > 0 and n3 > 0:
+        y = n1 / (n1 + 2.0 * n2)
+        d = np.array([0.0, 1 - 2 * y * n2 / n1, 2 - 3 * y * n3 / n2, 3 - 4 * y * n4 / n3])
+        if np.all(d[1:] >= 0.0) and np.all(d[1:] <= np.arange(1, 4)):
+            return d, False
+    return np.array([0.0, *FALLBACK_DISCOUNTS]), True
+
+
+def adjusted_counts(counts: NgramCounts, order: int) -> list[np.ndarray]:
+    """The adjusted count of each stored n-gram of orders ``1 .. order`` in a model of ``order``."""
+    out = []
+    for k in range(1, order + 1):
+        if k == order:
+            a = counts.raw[k - 1].copy()
+        else:
+            # distinct left extensions = the (k+1)-grams whose suffix is this k-gram
+            a = np.bincount(counts.suffix[k], minlength=counts.rows(k)).astype(np.int64)
+            if k > 1:
+                swb = counts.starts_with_bos[k - 1]
+                a[swb] = counts.raw[k - 1][swb]
+        if k == 1:
+            a[counts.bos_id] = 0
+        out.append(a)
+    return out
+
+
+class KneserNeyModel(NgramModel):
+    """Interpolated modified Kneser-Ney; see the module docstring."""
+
+    smoothing = "kneser_ney"
+
+    def __init__(self, counts: NgramCounts, order: int, allowed: np.ndarray | None = None) -> None:
+        if allowed is None:
+            allowed = np.ones(counts.vocab_size, dtype=bool)
+        super().__init__(counts, order, allowed)
+        self.adjusted = adjusted_counts(counts, order)
+        found = [modified_kn_discounts(a) for a in self.adjusted]
+        self.discounts = np.stack([d for d, _ in found])  # (order, 4): [0, D1, D2, D3+] per order
+        self.fallback = tuple(fb for _, fb in found)
+        self.uniform = self.allowed / np.count_nonzero(self.allowed)  # (V,)
+
+        # complete[k-1]: interpolated p of each stored k-gram
+        # backoff[k-1]: gamma of each k-gram as a context (1 where nothing follows it)
+        a1 = self.adjusted[0].astype(np.float64)
+        d1 = self.discounts[0][np.minimum(self.adjusted[0], 3)]
+        total = a1.sum()
+        self.unigram_gamma = float(d1.sum() / total)
+        complete = [(a1 - d1) / total + self.unigram_gamma * self.uniform]
+        backoff: list[np.ndarray] = []
+        for k in range(2, order + 1):
+            a = self.adjusted[k - 1]
+            prefix = counts.prefix(k)
+            dk = self.discounts[k - 1][np.minimum(a, 3)]
+            denom = np.bincount(prefix, weights=a, minlength=counts.rows(k - 1)).astype(float)
+            gamma = np.bincount(prefix, weights=dk, minlength=counts.rows(k - 1)).astype(float)
+            has_ext = denom > 0
+            gamma = np.divide(gamma, denom, out=np.ones_like(gamma), where=has_ext)
+            backoff.append(gamma)
+            lower = complete[k - 2][counts.suffix[k - 1]]
+            complete.append((a - dk) / denom[prefix] + gamma[prefix] * lower)
+        self.complete = tuple(complete)
+        self.backoff = tuple(backoff)
+
+    def probabilities(
+        self, contexts: Sequence[np.ndarray], context_len: np.ndarray, words: np.ndarray
+    ) -> np.ndarray:
+        p = self.complete[0][words]
+        for k in range(2, self.order + 1):
+            if self.counts.rows(k) == 0:  # no k-gram fits in training: nothing to interpolate
+                continue
+            ctx = contexts[k - 2]  # row of the (k-1)-token context, -1 if unseen
+            gram = self.counts.lookup(k, ctx, words)
+            seen_gram = gram >= 0
+            p = np.where(seen_gram, self.complete[k - 1][np.maximum(gram, 0)], p)
+            # seen context, unseen n-gram: back off with the context's gamma
+            backs_off = ~seen_gram & (ctx >= 0)
+            p = np.where(backs_off, p * self.backoff[k - 2][np.maximum(ctx, 0)], p)
+        return p

@@ -1,0 +1,113 @@
+"""What every n-gram model shares: scoring sequences and next-token distributions, vectorised.
+
+A model answers one question, ``p(w | context)`` over the full vocabulary ``0 .. V−1``. Scoring a
+sequence works order by order over all its targets at once (never token by token)::
+
+    sequence:  <bos>  x1  x2  x3  x4          targets: x1 .. x4
+    order-m context of x3:  the m tokens before it (x1 x2 for m = 2), cut at <bos>
+    contexts[m-1][t] = row of that m-gram in the count tables, -1 if unseen or reaching past <bos>
+
+Subclasses (:class:`~seqlm.ngram.kneser_ney.KneserNeyModel`,
+:class:`~seqlm.ngram.laplace.LaplaceModel`) implement :meth:`NgramModel.probabilities` from those
+context rows.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+import numpy as np
+
+from seqlm.errors import DataError
+from seqlm.ngram.counts import NgramCounts, flatten_sequences
+
+
+class NgramModel(abc.ABC):
+    """An n-gram language model over token ids ``0 .. vocab_size − 1``."""
+
+    smoothing: str = ""
+
+    def __init__(self, counts: NgramCounts, order: int, allowed: np.ndarray) -> None:
+        if not 1 <= order <= counts.max_order:
+            raise DataError(
+                f"order {order} needs counts up to order {order}; have {counts.max_order}"
+            )
+        allowed = np.asarray(allowed, dtype=bool)
+        if allowed.shape != (counts.vocab_size,) or not allowed.any():
+            raise DataError("'allowed' must mark at least one of the vocabulary ids as predictable")
+        self.counts = counts
+        self.order = order
+        # (V,) ids the smoothing floor covers; an id outside it that training never saw as a
+        # target (<s> in sentence mode) gets probability 0
+        self.allowed = allowed
+
+    @property
+    def vocab_size(self) -> int:
+        return self.counts.vocab_size
+
+    @property
+    def bos_id(self) -> int:
+        return self.counts.bos_id
+
+    @abc.abstractmethod
+    def probabilities(
+        self, contexts: Sequence[np.ndarray], context_len: np.ndarray, words: np.ndarray
+    ) -> np.ndarray:
+        """``p(words[t] | context t)`` for every t.
+
+        ``contexts[m − 1][t]`` is the row of the ``m`` tokens before target ``t`` in the order-``m``
+        table (``-1`` when unseen or unavailable), for ``m = 1 .. order − 1``; ``context_len[t]`` is
+        how many tokens precede ``t`` in its sequence, at most ``order − 1``.
+        """
+
+    # --- scoring -------------------------------------------------------------------------------
+
+    def sequence_probabilities(self, sequences: Sequence[np.ndarray]) -> np.ndarray:
+        """Probability of every token of every sequence but its first (the begin marker), in order.
+
+        Each sequence must begin with the begin marker; its context never reaches another sequence.
+        """
+        flat, starts = flatten_sequences(sequences)
+        if flat.min() < 0 or flat.max() >= self.vocab_size:
+            bad = int(flat[(flat < 0) | (flat >= self.vocab_size)][0])
+            raise DataError(f"token id {bad} is outside the vocabulary 0..{self.vocab_size - 1}")
+        rows = self.counts.ending_rows(flat, starts, self.order - 1)
+        targets = np.flatnonzero(np.arange(flat.size) != starts)  # (T,) every position but starts
+        contexts = [r[targets - 1] for r in rows]  # the m-gram ending just before each target
+        context_len = np.minimum(targets - starts[targets], self.order - 1)
+        return self.probabilities(contexts, context_len, flat[targets])
+
+    def sequence_logprobs(self, sequences: Sequence[np.ndarray]) -> np.ndarray:
+        """Natural-log probabilities of :meth:`sequence_probabilities` (float64)."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.sequence_probabilities(sequences))
+
+    def target_logprobs(self, ids: np.ndarray) -> np.ndarray:
+        """Stream mode, the project's convention: ``log p(x_t | <bos>, x_1 .. x_{t-1})``, all t."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if ids.ndim != 1 or ids.size == 0:
+            raise DataError(f"need a non-empty 1-d stream of token ids, got shape {ids.shape}")
+        return self.sequence_logprobs([np.r_[self.bos_id, ids]])
+
+    # --- next-token distributions --------------------------------------------------------------
+
+    def distribution(self, context: Sequence[int]) -> np.ndarray:
+        """``p(· | context)`` over the whole vocabulary, shape ``(V,)``; it sums to 1.
+
+        ``context`` is the sequence so far, oldest first; begin it with the begin marker to predict
+        from the start of a sequence (only its last ``order − 1`` tokens matter).
+        """
+        ctx = np.asarray(context, dtype=np.int64)[max(0, len(context) - (self.order - 1)) :]
+        if self.order == 1:
+            ctx = ctx[:0]
+        if ctx.size and (ctx.min() < 0 or ctx.max() >= self.vocab_size):
+            raise DataError(f"context ids must lie in 0..{self.vocab_size - 1}, got {ctx.tolist()}")
+        words = np.arange(self.vocab_size)
+        contexts = [np.full(self.vocab_size, -1, dtype=np.int64) for _ in range(self.order - 1)]
+        if ctx.size:
+            rows = self.counts.ending_rows(ctx, np.zeros(ctx.size, dtype=np.int64), ctx.size)
+            for m in range(1, ctx.size + 1):
+                contexts[m - 1][:] = rows[m - 1][-1]
+        context_len = np.full(self.vocab_size, ctx.size, dtype=np.int64)
+        return self.probabilities(contexts, context_len, words)

@@ -1,0 +1,91 @@
+"""Stage ``ngram``: the n-gram baseline (Kneser-Ney or Laplace, order picked on val), per split."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from seqlm.atomic import remove_outputs, write_json, write_text
+from seqlm.cli import parser, run_stage
+from seqlm.config import load_section
+from seqlm.corpus import load_split, tokens_path
+from seqlm.errors import ParamError
+from seqlm.generate_params import GenerateParams
+from seqlm.ngram import fit_sentence_model, write_arpa
+from seqlm.ngram.baseline import orders_csv, run_baseline
+from seqlm.ngram.params import NgramParams
+from seqlm.ngram.sentences import SentenceVocab
+from seqlm.perplexity import logprobs_path, save_target_logprobs
+from seqlm.split import SPLITS
+from seqlm.tokens import TokenizeParams, read_token_file
+from seqlm.vocab import load_vocab
+
+log = logging.getLogger("seqlm.stages.ngram")
+SAMPLES = "samples.txt"
+
+
+def body(args: argparse.Namespace) -> None:
+    out_dir = Path(args.out_dir)
+    outputs = [args.metrics, args.orders, out_dir / SAMPLES]
+    outputs += [logprobs_path(out_dir, s) for s in ("val", "test")]
+    outputs += [args.arpa] if args.arpa else []
+    remove_outputs(*outputs)
+    params = load_section(NgramParams, "ngram", args.params)
+    gen = load_section(GenerateParams, "generate", args.params)
+    token = load_section(TokenizeParams, "tokenize", args.params).token
+    if args.arpa and params.smoothing != "kneser_ney":
+        raise ParamError(f"--arpa needs ngram.smoothing = kneser_ney, not {params.smoothing!r}")
+    vocab = load_vocab(args.vocab)
+    splits = {s: load_split(args.corpus_dir, args.tokens_dir, s, token) for s in SPLITS}
+    log.info(
+        "%s tokens, vocabulary of %d; %s",
+        token,
+        len(vocab),
+        "; ".join(
+            f"{s}: {d.ids.size} tokens, {d.characters} characters, {d.oov} <unk>"
+            for s, d in splits.items()
+        ),
+    )
+    log.info("ngram params: %s", params)
+
+    result = run_baseline(params, gen, vocab, splits, token)
+    try:  # all or nothing: a failure part-way removes what was already written
+        for split in ("val", "test"):
+            save_target_logprobs(out_dir, split, result.logprobs[split])
+        write_text(out_dir / SAMPLES, result.samples)
+        if args.arpa:
+            train_lines = read_token_file(tokens_path(args.tokens_dir, "train"))
+            sentence_model = fit_sentence_model(train_lines, vocab, result.model.order)
+            write_arpa(sentence_model, SentenceVocab(vocab).arpa_names(), args.arpa)
+        write_text(args.orders, orders_csv(result.orders))
+        write_json(args.metrics, result.metrics())
+    except BaseException:
+        remove_outputs(*outputs)
+        raise
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = parser(__doc__)
+    ap.add_argument("--vocab", required=True, help="vocabulary TSV")
+    ap.add_argument("--corpus-dir", required=True, help="the corpus stage's folder of split ids")
+    ap.add_argument("--tokens-dir", required=True, help="the tokenize stage's folder")
+    ap.add_argument(
+        "--out-dir", required=True, help="folder for {val,test}_logprobs.npy and samples.txt"
+    )
+    ap.add_argument(
+        "--metrics", required=True, help="metrics JSON (order, smoothing, per-split scores)"
+    )
+    ap.add_argument("--orders", required=True, help="CSV of val perplexity per order tried")
+    ap.add_argument(
+        "--arpa",
+        default=None,
+        help="optional: also write the sentence-mode model of the chosen order as ARPA",
+    )
+    return run_stage(body, ap, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
