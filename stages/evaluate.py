@@ -35,7 +35,7 @@ NGRAM_SAMPLES = "samples.txt"
 
 
 def body(args: argparse.Namespace) -> None:
-    remove_outputs(args.metrics, args.samples)
+    remove_outputs(args.metrics, args.samples, args.bpc_table)
     model_name = load_model_name(args.params)
     net = load_section(NetParams, "net", args.params)
     token = load_section(TokenizeParams, "tokenize", args.params).token
@@ -76,6 +76,12 @@ def body(args: argparse.Namespace) -> None:
     log.info("interpolation with the n-gram, lambda %.3f on val: val %.4f, test %.4f", lam,
              interpolation["val"]["perplexity"], interpolation["test"]["perplexity"])  # type: ignore[index]
     write_json(args.metrics, metrics)
+    ngram_metrics = {s: score_split(ngram[s][0], ngram[s][1].characters, ngram[s][1].oov) for s in ("val", "test")}
+    write_text(args.bpc_table, bits_per_char_csv([
+        (model_name, metrics["val"], metrics["test"]),  # type: ignore[arg-type]
+        ("ngram", ngram_metrics["val"].to_record(), ngram_metrics["test"].to_record()),
+        (f"{model_name}+ngram", interpolation["val"], interpolation["test"]),  # type: ignore[arg-type]
+    ]))
 
     ngram_samples = Path(args.ngram_dir) / NGRAM_SAMPLES
     if not ngram_samples.is_file():
@@ -92,6 +98,13 @@ def body(args: argparse.Namespace) -> None:
     write_text(args.samples, text)
 
 
+def bits_per_char_csv(rows: list[tuple[str, dict, dict]]) -> str:
+    """``system,val_bits_per_char,test_bits_per_char``: one row per scored system (a DVC bar plot)."""
+    lines = ["system,val_bits_per_char,test_bits_per_char"]
+    lines += [f"{name},{val['bits_per_char']:.6f},{test['bits_per_char']:.6f}" for name, val, test in rows]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = parser(__doc__)
     ap.add_argument("--vocab", required=True, help="vocabulary TSV")
@@ -101,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--ngram-dir", required=True, help="the ngram stage's folder ({split}_logprobs.npy, samples.txt)")
     ap.add_argument("--metrics", required=True, help="evaluation JSON")
     ap.add_argument("--samples", required=True, help="Markdown file of generated text")
+    ap.add_argument("--bpc-table", required=True,
+                    help="CSV of val/test bits per character of the model, the n-gram and their mixture")
     ap.add_argument("--logprobs-dir", default=None,
                     help="optional folder for the neural model's {split}_logprobs.npy")
     return run_stage(body, ap, argv)

@@ -45,7 +45,8 @@ def evaluate_argv(paths: dict[str, Path], tmp_path: Path, *extra: str) -> list[s
             "--corpus-dir", str(paths["corpus"]), "--tokens-dir", str(paths["tokens"]),
             "--checkpoint", str(paths["checkpoint"]), "--ngram-dir", str(paths["ngram"]),
             "--metrics", str(tmp_path / "metrics" / "eval.json"),
-            "--samples", str(tmp_path / "metrics" / "samples.md"), *extra]
+            "--samples", str(tmp_path / "metrics" / "samples.md"),
+            "--bpc-table", str(tmp_path / "metrics" / "bits_per_char.csv"), *extra]
 
 
 def test_the_evaluate_stage_reports_val_test_and_the_interpolation(trained, tmp_path: Path) -> None:
@@ -67,6 +68,13 @@ def test_the_evaluate_stage_reports_val_test_and_the_interpolation(trained, tmp_
     ngram_val = np.load(trained["ngram"] / "val_logprobs.npy")
     ngram_ppl = math.exp(-ngram_val.mean())
     assert metrics["interpolation"]["val"]["perplexity"] <= min(metrics["val"]["perplexity"], ngram_ppl) + 1e-9
+    table = (tmp_path / "metrics" / "bits_per_char.csv").read_text().splitlines()
+    assert table[0] == "system,val_bits_per_char,test_bits_per_char"
+    systems = {row.split(",")[0]: float(row.split(",")[2]) for row in table[1:]}
+    model = metrics["model"]
+    assert list(systems) == [model, "ngram", f"{model}+ngram"]
+    assert systems[model] == pytest.approx(metrics["test"]["bits_per_char"], abs=1e-6)
+    assert systems[f"{model}+ngram"] == pytest.approx(metrics["interpolation"]["test"]["bits_per_char"], abs=1e-6)
 
 
 def test_the_samples_file_holds_neural_and_ngram_samples(trained, tmp_path: Path) -> None:
