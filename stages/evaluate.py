@@ -1,4 +1,4 @@
-"""Stage ``evaluate``: score the best checkpoint on val and test, mix it with the n-gram, write samples."""
+"""Stage ``evaluate``: score the best checkpoint on val and test, mix with the n-gram, write samples."""
 
 from __future__ import annotations
 

@@ -30,7 +30,8 @@ def body(args: argparse.Namespace) -> None:
     train_split = load_split(args.corpus_dir, args.tokens_dir, "train", token)
     val_split = load_split(args.corpus_dir, args.tokens_dir, "val", token)
     log.info("model %s, net %s", model_name, net.to_dict())
-    log.info("train: %s; val: %s; vocabulary of %d", train_split.stats(), val_split.stats(), len(vocab))
+    log.info("train: %s; val: %s; vocabulary of %d",
+             train_split.stats(), val_split.stats(), len(vocab))
 
     from dvclive import Live  # slow to import: only when the stage runs
 

@@ -167,7 +167,7 @@ def test_the_learning_rate_warms_up_then_follows_a_cosine_to_min_lr() -> None:
 
 
 def test_the_cosine_follows_the_time_budget_when_time_runs_ahead_of_the_steps() -> None:
-    p = TrainParams(lr=1.0, schedule="cosine", budget_minutes=1.0)
+    p = TrainParams(lr=1.0, schedule="cosine", warmup_steps=0, budget_minutes=1.0)
     assert lr_factor(0, 100, p, time_fraction=0.5) == pytest.approx(0.5)  # half the time: half the cosine
     assert lr_factor(50, 100, p, time_fraction=0.1) == pytest.approx(0.5)  # steps ahead: steps rule
     assert lr_factor(10, 100, p, time_fraction=1.0) == pytest.approx(0.0)

@@ -114,11 +114,13 @@ def load_checkpoint(
         check_model(saved_model)
         saved_net = build(NetParams, "net", payload["net"])
     except ParamError as e:
-        raise DataError(f"checkpoint {str(p)!r} holds a configuration seqlm cannot build: {e}") from e
+        raise DataError(
+            f"checkpoint {str(p)!r} holds a configuration seqlm cannot build: {e}"
+        ) from e
     if model_name is not None and model_name != saved_model:
         raise DataError(
-            f"checkpoint {str(p)!r} holds a {saved_model!r} model but params ask for {model_name!r}; "
-            f"retrain it (dvc repro train)"
+            f"checkpoint {str(p)!r} holds a {saved_model!r} model but params ask for "
+            f"{model_name!r}; retrain it (dvc repro train)"
         )
     if net is not None and saved_net != net:
         diff = "; ".join(_differences(saved_net.to_dict(), net.to_dict()))

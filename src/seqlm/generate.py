@@ -60,7 +60,7 @@ def generate_ids(
     model.eval()
     try:
         device = next(model.parameters()).device
-        inputs = torch.tensor([[bos_id, *map(int, prefix_ids)]], device=device)  # (1, 1 + len(prefix))
+        inputs = torch.tensor([[bos_id, *map(int, prefix_ids)]], device=device)  # (1, 1 + P)
         logits, state = model.stream(inputs, None)
         out: list[int] = []
         for _ in range(length):
@@ -79,7 +79,7 @@ def generate_ids(
 
 
 def banned_ids(vocab: Vocab) -> list[int]:
-    """Markers that never occur inside a stream (``<bos>``, ``<eos>``, ``<pad>``): never generated."""
+    """Markers that never occur inside a stream (``<bos>``, ``<eos>``, ``<pad>``): not generated."""
     return [vocab.id_of(t) for t in (BOS, EOS, PAD) if t in vocab]
 
 
@@ -88,8 +88,8 @@ def generate_samples(
 ) -> list[Sample]:
     """A greedy and a sampled continuation of every prefix.
 
-    As for the n-gram's samples, each prefix gets a fresh ``default_rng(seed)``, so a prefix's sample
-    does not depend on the prefixes listed before it.
+    As for the n-gram's samples, each prefix gets a fresh ``default_rng(seed)``, so a prefix's
+    sample does not depend on the prefixes listed before it.
     """
     bos_id = vocab.id_of(BOS)
     method = f"sampled (temperature {params.temperature:g}, top-k {params.top_k or 'off'})"

@@ -1,11 +1,11 @@
 """Scoring a neural model under the perplexity convention (:mod:`seqlm.perplexity`).
 
 :func:`target_logprobs` gives ``log p(x_t | <bos>, x_1 .. x_{t-1})`` for every token of a split's
-stream, one per target, float64 natural logs — the same numbers for train-time validation and for the
-evaluate stage.
+stream, one per target, float64 natural logs — the same numbers for train-time validation and for
+the evaluate stage.
 
-* Recurrent LMs read the whole split as one stream from ``<bos>``, in long chunks that carry the state
-  (exact: every target sees all of the split before it; the chunking only bounds memory)::
+* Recurrent LMs read the whole split as one stream from ``<bos>``, in long chunks that carry the
+  state (exact: every target sees all of the split before it; the chunking only bounds memory)::
 
       inputs:  <bos> x1 x2 ... x2047 | x2048 ... | ...      state carried across the bar
       targets:  x1   x2 x3 ... x2048 | x2049 ... | ...
@@ -35,7 +35,9 @@ def _gather_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tenso
     return logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T)
 
 
-def _recurrent_logprobs(model: RecurrentLM, ids: torch.Tensor, bos_id: int, chunk_size: int) -> np.ndarray:
+def _recurrent_logprobs(
+    model: RecurrentLM, ids: torch.Tensor, bos_id: int, chunk_size: int
+) -> np.ndarray:
     inputs = torch.cat([ids.new_tensor([bos_id]), ids[:-1]])  # (N,) <bos> x1 .. x_{N-1}
     out = []
     state = None
@@ -92,7 +94,9 @@ def target_logprobs(
     return lp.astype(np.float64)
 
 
-def score(model: RecurrentLM | Seq2SeqLM, split: SplitData, bos_id: int) -> tuple[SplitScore, np.ndarray]:
+def score(
+    model: RecurrentLM | Seq2SeqLM, split: SplitData, bos_id: int
+) -> tuple[SplitScore, np.ndarray]:
     """A split's score under the convention, and the per-target log-probabilities behind it."""
     lp = target_logprobs(model, split.ids, bos_id)
     return score_split(lp, split.characters, split.oov), lp

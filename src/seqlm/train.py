@@ -1,4 +1,4 @@
-"""Training a neural language model: truncated BPTT over the train stream, validated by the convention.
+"""Training a neural LM: truncated BPTT over the train stream, validated by the convention.
 
 Recurrent LMs (``rnn``, ``gru``, ``lstm``) train on the train stream preceded by ``<bos>`` (as every
 split is read at evaluation), cut into minibatches by the textbook's iterators
@@ -11,9 +11,10 @@ split is read at evaluation), cut into minibatches by the textbook's iterators
 
 Seq2seq trains on (previous window → window) pairs, shuffled, every epoch from a random offset.
 
-After every epoch the model scores the val split under the convention (:func:`seqlm.neural_eval.
-target_logprobs`); the best epoch's weights are the checkpoint; training stops after ``epochs``, after
-``patience`` epochs without improvement, or when the wall-clock budget is spent.
+After every epoch the model scores the val split under the convention
+(:func:`seqlm.neural_eval.target_logprobs`); the best epoch's weights are the checkpoint; training
+stops after ``epochs``, after ``patience`` epochs without improvement, or when the wall-clock budget
+is spent.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from seqlm.checkpoint import save_checkpoint
 from seqlm.corpus import SplitData
 from seqlm.errors import DataError, ParamError
 from seqlm.logs import progress_disabled
-from seqlm.models import NetParams, RecurrentLM, Seq2SeqLM, build_model, count_parameters, detach_state
+from seqlm.models import NetParams, Seq2SeqLM, build_model, count_parameters, detach_state
 from seqlm.neural_eval import target_logprobs
 from seqlm.perplexity import score_split
 from seqlm.vocab import Vocab
@@ -53,8 +54,10 @@ class TrainParams:
     """The ``train`` section of ``params.yaml``.
 
     * ``seed``: seeds weights, dropout masks and batch order (same params → same metrics);
-    * ``device``: ``auto`` takes a GPU when there is one; ``threads``: CPU threads (0 = torch's default);
-    * ``batch_size`` rows of ``num_steps`` tokens per minibatch (seq2seq: windows of ``net.window``);
+    * ``device``: ``auto`` takes a GPU when there is one; ``threads``: CPU threads (0 = torch's
+      default);
+    * ``batch_size`` rows of ``num_steps`` tokens per minibatch (seq2seq: windows of
+      ``net.window``);
     * ``sampling``: ``sequential`` (state carried across batches) or ``random`` (textbook's two
       iterators); seq2seq always shuffles its windows;
     * ``optimizer``: ``sgd`` (with ``momentum``), ``adam``, ``adamw`` (decoupled ``weight_decay``;
@@ -72,35 +75,38 @@ class TrainParams:
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int = 0
-    batch_size: int = 64
-    num_steps: int = 128
+    batch_size: int = 32
+    num_steps: int = 64
     sampling: Literal["sequential", "random"] = "sequential"
     optimizer: Literal["sgd", "adam", "adamw"] = "adamw"
-    lr: float = 0.002
+    lr: float = 0.004
     momentum: float = 0.0
-    weight_decay: float = 0.0
+    weight_decay: float = 0.01
     clip: float = 1.0
     schedule: Literal["constant", "cosine", "plateau"] = "cosine"
-    warmup_steps: int = 0
+    warmup_steps: int = 100
     min_lr: float = 0.0
     plateau_factor: float = 0.5
     plateau_patience: int = 1
-    epochs: int = 20
+    epochs: int = 30
     patience: int = 0
     budget_minutes: float = 0.0
     average: float = 0.0
 
     def __post_init__(self) -> None:
-        for key, low in (("batch_size", 1), ("num_steps", 1), ("epochs", 1), ("seed", 0),
-                         ("threads", 0), ("warmup_steps", 0), ("patience", 0), ("plateau_patience", 1)):
+        minimums = {"batch_size": 1, "num_steps": 1, "epochs": 1, "seed": 0, "threads": 0,
+                    "warmup_steps": 0, "patience": 0, "plateau_patience": 1}
+        for key, low in minimums.items():
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ParamError(f"train.{key} = {value!r} must be an integer >= {low}")
-        for key, allowed in (("device", DEVICES), ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
-                             ("sampling", SAMPLINGS)):
+        choices = {"device": DEVICES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
+                   "sampling": SAMPLINGS}
+        for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ParamError(
-                    f"train.{key} = {getattr(self, key)!r} is not allowed; choose one of: {', '.join(allowed)}"
+                    f"train.{key} = {getattr(self, key)!r} is not allowed; "
+                    f"choose one of: {', '.join(allowed)}"
                 )
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ParamError(f"train.lr = {self.lr} must be a number > 0")
@@ -163,7 +169,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ParamError("train.device = 'cuda' but torch sees no GPU here; use 'auto' or 'cpu'")
     if name not in DEVICES:
-        raise ParamError(f"train.device = {name!r} is not allowed; choose one of: {', '.join(DEVICES)}")
+        raise ParamError(
+            f"train.device = {name!r} is not allowed; choose one of: {', '.join(DEVICES)}"
+        )
     return torch.device(name)
 
 
@@ -176,7 +184,7 @@ def seed_everything(seed: int, threads: int) -> None:
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
-# --- minibatches --------------------------------------------------------------------------------------
+# --- minibatches ----------------------------------------------------------------------------------
 
 
 def lm_batches(
@@ -198,7 +206,7 @@ def lm_batches_per_epoch(n_tokens: int, params: TrainParams) -> int:
 def window_pairs(
     ids: np.ndarray, window: int, batch_size: int, rng: random.Random
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """One epoch of seq2seq batches ``(src (B, W), tgt (B, W), has_src (B,))`` from a random offset."""
+    """One epoch of seq2seq batches ``(src (B, W), tgt (B, W), has_src (B,))``, random offset."""
     offset = rng.randrange(window)
     num_windows = (len(ids) - offset) // window
     windows = np.asarray(ids[offset : offset + num_windows * window]).reshape(num_windows, window)
@@ -215,14 +223,15 @@ def seq2seq_batches_per_epoch(n_tokens: int, window: int, batch_size: int) -> in
     return max((n_tokens - window + 1) // window // batch_size, 0)
 
 
-# --- optimisation -------------------------------------------------------------------------------------
+# --- optimisation ---------------------------------------------------------------------------------
 
 
 def make_optimizer(model: torch.nn.Module, params: TrainParams) -> torch.optim.Optimizer:
     """SGD, Adam or AdamW over the model's parameters."""
     if params.optimizer == "sgd":
         return torch.optim.SGD(
-            model.parameters(), lr=params.lr, momentum=params.momentum, weight_decay=params.weight_decay
+            model.parameters(), lr=params.lr, momentum=params.momentum,
+            weight_decay=params.weight_decay,
         )
     if params.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
@@ -230,12 +239,17 @@ def make_optimizer(model: torch.nn.Module, params: TrainParams) -> torch.optim.O
     decay = [p for p in model.parameters() if p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.ndim < 2]
     return torch.optim.AdamW(
-        [{"params": decay, "weight_decay": params.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        [
+            {"params": decay, "weight_decay": params.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
         lr=params.lr,
     )
 
 
-def lr_factor(step: int, total_steps: int, params: TrainParams, time_fraction: float = 0.0) -> float:
+def lr_factor(
+    step: int, total_steps: int, params: TrainParams, time_fraction: float = 0.0
+) -> float:
     """Multiplier of ``lr`` at optimizer step ``step`` (warm-up, then the schedule's shape).
 
     The cosine follows whichever is further along, the steps (``step / total_steps``) or the time
@@ -274,7 +288,7 @@ class Plateau:
 
 
 class WeightAverage:
-    """An exponential moving average of the parameters (evaluated and saved instead of the raw ones)."""
+    """An exponential moving average of the weights (evaluated and saved instead of the raw)."""
 
     def __init__(self, model: torch.nn.Module, decay: float) -> None:
         self.decay = decay
@@ -298,7 +312,7 @@ class WeightAverage:
         self.shadow = current
 
 
-# --- the loop -----------------------------------------------------------------------------------------
+# --- the loop -------------------------------------------------------------------------------------
 
 
 def train(
@@ -312,7 +326,7 @@ def train(
     checkpoint_path: str | os.PathLike[str],
     on_epoch: Callable[[EpochRecord], bool | None] | None = None,
 ) -> TrainResult:
-    """Train ``model_name`` on the train split, keep the best val epoch's weights at ``checkpoint_path``.
+    """Train ``model_name`` on the train split; the best val epoch is saved at ``checkpoint_path``.
 
     ``on_epoch`` is called with each epoch's record; returning True stops training there.
     """
@@ -345,8 +359,8 @@ def train(
     log.info(
         "training %s (%s parameters) on %s: %d train tokens, %d batches of %d %s per epoch, "
         "up to %d epochs",
-        model_name, f"{n_params:,}", device, train_split.ids.size, per_epoch, params.batch_size, unit,
-        params.epochs,
+        model_name, f"{n_params:,}", device, train_split.ids.size, per_epoch, params.batch_size,
+        unit, params.epochs,
     )
     budget_s = params.budget_minutes * 60
     start = time.perf_counter()
@@ -381,7 +395,8 @@ def train(
                 state = detach_state(state)
                 n_tok = y.numel()
             spent = (time.perf_counter() - start) / budget_s if budget_s else 0.0
-            lr = params.lr * lr_factor(step, total_steps, params, spent) * (plateau.scale if plateau else 1.0)
+            lr = params.lr * lr_factor(step, total_steps, params, spent)
+            lr *= plateau.scale if plateau else 1.0
             for group in optimizer.param_groups:
                 group["lr"] = max(lr, params.min_lr) if plateau else lr
             optimizer.zero_grad(set_to_none=True)
@@ -436,7 +451,8 @@ def train(
         )
         history.append(record)
         log.info(
-            "epoch %d: train ppl %.3f, val ppl %.4f (%.4f bits/char)%s, lr %.2e, %.0f tokens/s, %.1fs",
+            "epoch %d: train ppl %.3f, val ppl %.4f (%.4f bits/char)%s, lr %.2e, %.0f tokens/s, "
+            "%.1fs",
             epoch, record.train_perplexity, val.perplexity, val.bits_per_char,
             " *" if improved else "", record.lr, record.tokens_per_second, record.seconds,
         )

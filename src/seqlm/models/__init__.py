@@ -1,8 +1,8 @@
 """Neural language models: recurrent LMs (RNN, GRU, LSTM) and the seq2seq encoder–decoder.
 
 Build one from the top-level ``model`` key and the ``net`` section with :func:`build_model`. Every
-model reads a token stream that starts with ``<bos>`` through ``model.stream(inputs, state)`` and gives
-the logits of each next token; :func:`seqlm.neural_eval.target_logprobs` scores a split with it.
+model reads a token stream that starts with ``<bos>`` through ``model.stream(inputs, state)`` and
+gives the logits of each next token; :func:`seqlm.neural_eval.target_logprobs` scores a split.
 """
 
 from __future__ import annotations
@@ -42,7 +42,9 @@ __all__ = [
 LanguageModel = RecurrentLM | Seq2SeqLM
 
 
-def build_model(model: str, net: NetParams, vocab_size: int, bos_id: int) -> RecurrentLM | Seq2SeqLM:
+def build_model(
+    model: str, net: NetParams, vocab_size: int, bos_id: int
+) -> RecurrentLM | Seq2SeqLM:
     """A freshly initialised model; raises ParamError for an unknown model or a bad combination."""
     check_net_for_model(model, net)
     if model == "seq2seq":

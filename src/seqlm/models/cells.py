@@ -17,8 +17,8 @@ The equations (``x_t`` the input, ``h_{t-1}`` the previous hidden state, ``⊙``
            h_t = (1 − z_t) ⊙ n_t + z_t ⊙ h_{t-1}
 
 Parameters are laid out exactly as torch lays them out, so a ``state_dict`` moves between
-:class:`ScratchRecurrent` and ``nn.RNN/GRU/LSTM`` unchanged: for layer ``k`` (suffix ``_reverse`` for
-the backward direction) ``weight_ih_l{k}`` is ``W_xh`` of every gate stacked, ``(G·H, input)``,
+:class:`ScratchRecurrent` and ``nn.RNN/GRU/LSTM`` unchanged: for layer ``k`` (suffix ``_reverse``
+for the backward direction) ``weight_ih_l{k}`` is ``W_xh`` of every gate stacked, ``(G·H, input)``,
 ``weight_hh_l{k}`` is ``W_hh``, ``(G·H, H)``, and ``bias_ih_l{k}``, ``bias_hh_l{k}`` the biases, in
 torch's gate order — LSTM ``i, f, u (torch's g), o``; GRU ``r, z, n``; RNN a single block.
 """
@@ -69,9 +69,10 @@ def gru_cell(xw: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor) -> Tensor:
 class ScratchRecurrent(nn.Module):
     """Stacked (optionally bidirectional) RNN/GRU/LSTM from the cell equations, batch first.
 
-    Same constructor arguments, parameters, inputs and outputs as ``nn.RNN/GRU/LSTM(batch_first=True)``:
-    ``forward(x (B, T, I), state) -> (output (B, T, D·H), state)`` with ``state`` ``(L·D, B, H)``, a
-    pair ``(h, c)`` for the LSTM, ``D`` = 2 when bidirectional.
+    Same constructor arguments, parameters, inputs and outputs as
+    ``nn.RNN/GRU/LSTM(batch_first=True)``: ``forward(x (B, T, I), state) -> (output (B, T, D·H),
+    state)`` with ``state`` ``(L·D, B, H)``, a pair ``(h, c)`` for the LSTM, ``D`` = 2 when
+    bidirectional.
     """
 
     def __init__(
@@ -103,8 +104,8 @@ class ScratchRecurrent(nn.Module):
                 self.register_parameter(
                     f"weight_hh_l{layer}{suffix}", nn.Parameter(torch.empty(gate_size, hidden_size))
                 )
-                self.register_parameter(f"bias_ih_l{layer}{suffix}", nn.Parameter(torch.empty(gate_size)))
-                self.register_parameter(f"bias_hh_l{layer}{suffix}", nn.Parameter(torch.empty(gate_size)))
+                for name in (f"bias_ih_l{layer}{suffix}", f"bias_hh_l{layer}{suffix}"):
+                    self.register_parameter(name, nn.Parameter(torch.empty(gate_size)))
         self.reset_parameters()
 
     def _suffixes(self) -> tuple[str, ...]:
@@ -140,7 +141,9 @@ class ScratchRecurrent(nn.Module):
             else:
                 h = rnn_cell(xw[:, t], h, w_hh, b_hh)
             outputs[t] = h
-        out = torch.stack(outputs, dim=1) if outputs else x.new_zeros(x.shape[0], 0, self.hidden_size)
+        if not outputs:
+            return x.new_zeros(x.shape[0], 0, self.hidden_size), h, c
+        out = torch.stack(outputs, dim=1)
         return out, h, c  # (B, T, H), (B, H), (B, H) | None
 
     def forward(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:

@@ -3,7 +3,7 @@
 ::
 
     idx (B, T) ──embedding──> (B, T, E) ──input dropout──> recurrent layers ──> (B, T, H)
-        ──output dropout──> linear ──> logits (B, T, V)          (state carried in and out)
+        ──output dropout──> linear ──> logits (B, T, V)      (state carried in and out)
 
 The model reads left to right only: the logits at position ``t`` depend on ``idx[:, :t+1]`` and the
 state passed in, never on later positions, so ``logits[:, t]`` is a distribution over the token that
@@ -57,7 +57,7 @@ class RecurrentLM(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None, State]:
         """``idx (B, T)`` → ``(logits (B, T, V), mean cross-entropy or None, final state)``."""
         net = self.net
-        x = embedding_dropout(self.embedding, idx, net.embedding_dropout, self.training)  # (B, T, E)
+        x = embedding_dropout(self.embedding, idx, net.embedding_dropout, self.training)  # (B,T,E)
         x = locked_dropout(x, net.input_dropout, self.training, net.locked)
         out, state = weight_dropped(self.rnn, net.weight_drop, self.training, x, state)  # (B, T, H)
         out = locked_dropout(out, net.output_dropout, self.training, net.locked)
@@ -68,6 +68,6 @@ class RecurrentLM(nn.Module):
         return logits, loss, state
 
     def stream(self, inputs: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
-        """Read the next stream inputs ``(B, n)`` (the very first is ``<bos>``); logits ``(B, n, V)``."""
+        """Read the next stream inputs ``(B, n)`` (the first ever is ``<bos>``): ``(B, n, V)``."""
         logits, _, state = self(inputs, state=state)
         return logits, state

@@ -2,12 +2,12 @@
 
 * :func:`locked_dropout`: variational dropout, one mask per sequence shared by every time step::
 
-      x (B, T, C):  mask (B, 1, C) broadcast over T  — a unit that is off is off for the whole window
+      x (B, T, C):  mask (B, 1, C) broadcast over T — a unit that is off is off for the whole window
 
 * :func:`embedding_dropout`: drops whole rows of the embedding matrix, i.e. every occurrence of a
   token in the batch at once (``dropoute``);
-* :func:`weight_dropped`: DropConnect on hidden-to-hidden weights, one mask per forward pass, applied
-  through ``torch.func.functional_call`` so it works with torch's fused ``nn.LSTM`` unchanged.
+* :func:`weight_dropped`: DropConnect on hidden-to-hidden weights, one mask per forward pass,
+  applied through ``torch.func.functional_call`` so it works with torch's fused ``nn.LSTM`` as is.
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ def locked_dropout(x: torch.Tensor, p: float, training: bool, locked: bool = Tru
     return x * mask  # (B, T, C)
 
 
-def embedding_dropout(embedding: nn.Embedding, idx: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+def embedding_dropout(
+    embedding: nn.Embedding, idx: torch.Tensor, p: float, training: bool
+) -> torch.Tensor:
     """Look up ``idx (B, T)`` in ``embedding`` with whole rows dropped with probability ``p``."""
     if not training or p == 0.0:
         return embedding(idx)  # (B, T, E)
@@ -44,7 +46,7 @@ def embedding_dropout(embedding: nn.Embedding, idx: torch.Tensor, p: float, trai
 def weight_dropped(
     rnn: nn.Module, p: float, training: bool, *args: object
 ) -> tuple[torch.Tensor, object]:
-    """Call ``rnn(*args)`` with DropConnect (probability ``p``) on its ``weight_hh_l{k}`` matrices."""
+    """Call ``rnn(*args)`` with DropConnect (probability ``p``) on its ``weight_hh_l{k}``."""
     if not training or p == 0.0:
         return rnn(*args)
     params = {

@@ -1,18 +1,18 @@
 """The notes' encoder–decoder as a language model over consecutive windows.
 
 The stream is cut into windows of ``W = net.window`` tokens. The encoder (an LSTM, optionally
-bidirectional, stacked) reads window ``k − 1``; its final state becomes the decoder's initial state;
-the decoder (an LSTM) predicts window ``k`` with teacher forcing, from a ``<bos>`` input::
+bidirectional, stacked) reads window ``k − 1``; its final state becomes the decoder's initial
+state; the decoder (an LSTM) predicts window ``k`` with teacher forcing, from a ``<bos>`` input::
 
-    stream:   [ w0 w0 w0 w0 | w1 w1 w1 w1 | w2 w2 w2 ... ]          (W = 4, last window may be short)
+    stream:   [ w0 w0 w0 w0 | w1 w1 w1 w1 | w2 w2 w2 ... ]    (W = 4, the last may be short)
     window 1: encoder reads  w0 w0 w0 w0  → (h, c) ─┐
               decoder reads  <bos> w1 w1 w1    ←───┘   predicts  w1 w1 w1 w1
     window 0: no previous window: the decoder starts from the zero state
 
 Every token is a target exactly once (in its own window), predicted from the tokens before it only:
 the previous window through the encoder and its own window's earlier tokens through the decoder.
-A bidirectional encoder's two final states (per layer) are joined by the ``bridge``: concatenated and
-mapped back to ``H`` by a linear layer (``concat``), or added (``sum``).
+A bidirectional encoder's two final states (per layer) are joined by the ``bridge``: concatenated
+and mapped back to ``H`` by a linear layer (``concat``), or added (``sum``).
 """
 
 from __future__ import annotations
@@ -68,11 +68,11 @@ class Seq2SeqLM(nn.Module):
         if net.tie_weights:
             self.head.weight = self.embedding.weight
 
-    # --- building blocks ----------------------------------------------------------------------------
+    # --- building blocks ------------------------------------------------------------------------
 
     def _embed(self, idx: torch.Tensor) -> torch.Tensor:
         x = embedding_dropout(self.embedding, idx, self.net.embedding_dropout, self.training)
-        return locked_dropout(x, self.net.input_dropout, self.training, self.net.locked)  # (B, T, E)
+        return locked_dropout(x, self.net.input_dropout, self.training, self.net.locked)  # (B,T,E)
 
     def encode(self, src: torch.Tensor, has_src: torch.Tensor | None = None) -> LstmState:
         """The decoder's initial state from the previous windows ``src (B, W)``.
@@ -99,7 +99,8 @@ class Seq2SeqLM(nn.Module):
     ) -> tuple[torch.Tensor, LstmState]:
         """Decoder logits ``(B, T, V)`` for inputs ``tgt_in (B, T)`` from ``state``."""
         net = self.net
-        out, state = weight_dropped(self.decoder, net.weight_drop, self.training, self._embed(tgt_in), state)
+        x = self._embed(tgt_in)  # (B, T, E)
+        out, state = weight_dropped(self.decoder, net.weight_drop, self.training, x, state)
         out = locked_dropout(out, net.output_dropout, self.training, net.locked)  # (B, T, H)
         return self.head(out), state  # (B, T, V)
 
@@ -112,8 +113,8 @@ class Seq2SeqLM(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Teacher forcing: ``src (B, W)`` previous windows, ``tgt (B, T)`` the windows to predict.
 
-        The decoder reads ``<bos> tgt[:, :-1]``. Returns ``(logits (B, T, V), loss or None)``, the loss
-        against ``targets`` (normally ``tgt``; ``-100`` marks padding to ignore).
+        The decoder reads ``<bos> tgt[:, :-1]``. Returns ``(logits (B, T, V), loss or None)``, the
+        loss against ``targets`` (normally ``tgt``; ``-100`` marks padding to ignore).
         """
         bos = tgt.new_full((tgt.shape[0], 1), self.bos_id)
         tgt_in = torch.cat([bos, tgt[:, :-1]], dim=1)  # (B, T)
@@ -123,12 +124,12 @@ class Seq2SeqLM(nn.Module):
             loss = F.cross_entropy(logits.reshape(-1, self.vocab_size), targets.reshape(-1))
         return logits, loss
 
-    # --- reading a stream token by token (generation) -----------------------------------------------
+    # --- reading a stream token by token (generation) -------------------------------------------
 
     def stream(
         self, inputs: torch.Tensor, state: Seq2SeqStreamState | None
     ) -> tuple[torch.Tensor, Seq2SeqStreamState]:
-        """Read stream inputs ``(1, n)`` — ``<bos>`` then the tokens — and give logits ``(1, n, V)``.
+        """Read stream inputs ``(1, n)`` — ``<bos>`` then the tokens — giving logits ``(1, n, V)``.
 
         ``logits[0, i]`` is the distribution of the target after input ``i``. Window boundaries are
         handled here: at each one the previous window is encoded and the decoder restarts from
