@@ -8,7 +8,7 @@ BIN     := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export PYTHONHASHSEED := 0
 
-.PHONY: help setup setup-dev browser plots repro test test-fast gate smoke baseline smoke-baseline clean-venv
+.PHONY: help setup setup-dev browser plots report repro test test-fast gate smoke baseline smoke-baseline clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -44,6 +44,9 @@ browser:  ## Chromium for the plots check: installed from Debian's packages if m
 
 plots: setup tools/plots/node_modules  ## render every plot to dvc_plots/index.html, working offline
 	python -m seqlm.plots --out dvc_plots
+
+report: setup tools/plots/node_modules  ## leaderboard of the experiments: reports/leaderboard.md and its plots
+	python -m seqlm.report
 
 repro: setup  ## run the whole pipeline on the default params (dvc repro)
 	dvc repro

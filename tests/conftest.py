@@ -65,7 +65,7 @@ def tiny_text() -> str:
 # --- a throw-away copy of the project, driven with the real dvc -------------------------------------
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PROJECT_FILES = ("dvc.yaml", "params.yaml", "stages", "src", ".dvc/plots", ".dvc/config")
+PROJECT_FILES = ("dvc.yaml", "params.yaml", "gate.yaml", "stages", "src", ".dvc/plots", ".dvc/config")
 
 
 class DvcProject:
@@ -153,3 +153,29 @@ def dvc_project(tmp_path: Path, tiny_text: str) -> DvcProject:
     project.use_corpus(tiny_text * 4)
     project.git("commit", "-qam", "tiny corpus")
     return project
+
+
+# A network small enough to train in seconds: the point is the plumbing, not the figures.
+TINY = {
+    "ngram": {"max_order": 4},
+    "net": {"embedding_size": 16, "hidden_size": 24, "window": 16},
+    "train": {"epochs": 2, "batch_size": 4, "num_steps": 16, "warmup_steps": 2},
+    "generate": {"length": 20},
+}
+STAGES = ("download", "clean", "tokenize", "vocab", "corpus", "ngram", "train", "evaluate")
+
+
+def ran(output: str) -> list[str]:
+    """The stages a dvc repro / exp run printed as running, in pipeline order."""
+    return [s for s in STAGES if f"Running stage '{s}'" in output]
+
+
+@pytest.fixture
+def baseline(dvc_project: DvcProject) -> DvcProject:
+    """The whole pipeline with a tiny network, reproduced once and committed, as a user's repo would be."""
+    dvc_project.set_params(**TINY)
+    first = dvc_project.dvc("repro")
+    assert ran(first.stdout) == list(STAGES)
+    dvc_project.git("add", "-A")
+    dvc_project.git("commit", "-qm", "baseline")
+    return dvc_project

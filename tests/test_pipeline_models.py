@@ -1,0 +1,73 @@
+"""End to end: the neural stages and experiments with the real dvc, on the tiny corpus."""
+
+import json
+import time
+
+import pytest
+
+from seqlm.report import entries_from_exp_show, leaderboard_markdown, rank
+
+pytestmark = pytest.mark.slow
+
+from conftest import ran
+
+
+def exp_metrics(project) -> dict[str, dict]:
+    """``{experiment name: {"model": ..., "eval": ...}}`` from dvc exp show --json."""
+    out = {}
+    for entry in entries_from_exp_show(json.loads(project.dvc("exp", "show", "--json").stdout)):
+        out[entry.name] = {"model": entry.params.get("model"), "eval": entry.metrics.get("metrics/eval.json")}
+    return out
+
+
+def test_the_default_pipeline_writes_every_metric_in_the_shared_record_shape(baseline):
+    ev = json.loads((baseline.root / "metrics/eval.json").read_text())
+    ngram = json.loads((baseline.root / "metrics/ngram.json").read_text())
+    record = {"tokens", "nll", "perplexity", "bits_per_char", "oov"}
+    for metrics in (ev, ngram, ev["interpolation"]):
+        for split in ("val", "test"):
+            assert set(metrics[split]) >= record
+    assert ev["val"]["tokens"] == ngram["val"]["tokens"]  # both scored every val target once
+    assert 0.0 <= ev["interpolation"]["lambda"] <= 1.0
+    # the mixture with λ chosen on val is never worse on val than either model alone
+    assert ev["interpolation"]["val"]["nll"] <= min(ev["val"]["nll"], ngram["val"]["nll"]) + 1e-6
+    assert (baseline.root / "metrics/samples.md").read_text().count("time traveller") >= 2
+    assert (baseline.root / "dvclive/train/plots/metrics/val/perplexity.tsv").is_file()
+
+
+@pytest.mark.parametrize("model", ["rnn", "gru", "lstm", "seq2seq"])
+def test_each_model_runs_as_an_experiment_rerunning_only_train_and_evaluate(baseline, model):
+    params = ["-S", f"model={model}"] + (["-S", "net.bidirectional=true"] if model == "seq2seq" else [])
+    params += ["-S", "train.seed=1"]  # so that even `lstm` (the default) is a new experiment
+    run = baseline.dvc("exp", "run", *params)
+    assert ran(run.stdout) == ["train", "evaluate"]
+    [(name, exp)] = [(n, e) for n, e in exp_metrics(baseline).items() if n != "master" and n != "main"]
+    assert exp["model"] == model
+    assert exp["eval"]["test"]["perplexity"] > 1.0
+    assert exp["eval"]["interpolation"]["test"]["perplexity"] > 1.0
+
+
+def test_a_queue_of_two_models_runs_and_the_report_ranks_them(baseline, tmp_path):
+    baseline.dvc("exp", "run", "--queue", "-S", "model=rnn,gru")
+    baseline.dvc("queue", "start", "--jobs", "1")
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        status = baseline.dvc("queue", "status").stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(2)
+    baseline.dvc("queue", "stop", check=False)
+    exps = exp_metrics(baseline)
+    models = sorted(e["model"] for n, e in exps.items() if e["model"] != "lstm")
+    assert models == ["gru", "rnn"], f"queue status:\n{status}\nexperiments: {exps}"
+    for exp in exps.values():
+        assert exp["eval"]["val"]["perplexity"] > 1.0
+
+    entries = entries_from_exp_show(json.loads(baseline.dvc("exp", "show", "--json").stdout))
+    md = leaderboard_markdown(entries)
+    rows = [line for line in md.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert len(rows) == 3  # the committed baseline and the two experiments
+    vals = [e.metric("metrics/eval.json", "val.perplexity") for e in rank(entries)]
+    assert vals == sorted(vals)
+    for entry, row in zip(rank(entries), rows):
+        assert f"| {entry.params['model']} |" in row and f"{vals[rows.index(row)]:.3f}" in row
