@@ -162,12 +162,7 @@ TINY = {
     "train": {"epochs": 2, "batch_size": 4, "num_steps": 16, "warmup_steps": 2},
     "generate": {"length": 20},
 }
-STAGES = ("download", "clean", "tokenize", "vocab", "corpus", "ngram", "train", "evaluate")
-
-
-def ran(output: str) -> list[str]:
-    """The stages a dvc repro / exp run printed as running, in pipeline order."""
-    return [s for s in STAGES if f"Running stage '{s}'" in output]
+from pipeline_support import STAGES, ran  # noqa: E402  (shared with the end-to-end tests)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from seqlm.report import entries_from_exp_show, leaderboard_markdown, rank
 
 pytestmark = pytest.mark.slow
 
-from conftest import ran
+from pipeline_support import ran
 
 
 def exp_metrics(project) -> dict[str, dict]:
