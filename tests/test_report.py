@@ -30,7 +30,10 @@ EXP_SHOW = [
             {"name": "fast-gru", "executor": None,
              "revs": [{**record("b" * 40, {"model": "gru", "net": {"hidden_size": 256}, "generate": {"seed": 1}},
                                 4.0, 4.4), "name": "fast-gru", "error": None}]},
-            {"name": "big-rnn", "executor": None,
+            {"name": "still-queued", "executor": {"state": "queued", "name": "dvc-task"},
+             "revs": [{**record("d" * 40, {"model": "gru", "net": {"hidden_size": 8}}, 5.0, 5.2),
+                       "name": "still-queued", "error": None}]},
+            {"name": "big-rnn", "executor": {"state": "success", "name": "dvc-task"},
              "revs": [{**record("c" * 40, {"model": "rnn", "net": {"hidden_size": 512}, "generate": {"seed": 0}},
                                 6.0, 6.1), "name": "big-rnn", "error": None}]},
         ],
@@ -38,7 +41,7 @@ EXP_SHOW = [
 ]
 
 
-def test_every_baseline_and_experiment_becomes_an_entry_but_not_the_workspace():
+def test_every_finished_experiment_becomes_an_entry_but_not_the_workspace_or_the_queue():
     entries = entries_from_exp_show(EXP_SHOW)
     assert [e.name for e in entries] == ["main", "fast-gru", "big-rnn"]
     assert [e.baseline for e in entries] == [True, False, False]

@@ -73,14 +73,24 @@ def _entry(record: Mapping[str, Any], name: str, baseline: bool) -> Entry:
 
 
 def entries_from_exp_show(exp_show: Sequence[Mapping[str, Any]]) -> list[Entry]:
-    """The committed baselines and their experiments in ``dvc exp show --json`` output (not the
-    workspace, which is either a baseline or work in progress)."""
+    """The newest committed baseline and every experiment in ``dvc exp show --json [-A]`` output.
+
+    The workspace is left out (it is either the baseline or work in progress), and so are older
+    commits themselves, though not their experiments: ``-A`` keeps experiments queued on an earlier
+    commit in the table.
+    """
     entries: list[Entry] = []
+    first = True
     for top in exp_show:
         if top.get("rev") == "workspace" or top.get("error"):
             continue
-        entries.append(_entry(top, top.get("name") or str(top.get("rev"))[:7], baseline=True))
+        if first:
+            entries.append(_entry(top, top.get("name") or str(top.get("rev"))[:7], baseline=True))
+            first = False
         for exp in top.get("experiments") or []:
+            state = (exp.get("executor") or {}).get("state", "success")
+            if state != "success":  # queued, running or failed: no figures of its own yet
+                continue
             revs = exp.get("revs") or []
             if not revs or revs[0].get("error"):
                 continue
@@ -154,10 +164,11 @@ def leaderboard_markdown(entries: Sequence[Entry], plots_link: str | None = None
 
 
 def exp_show_json(root: Path) -> list[dict[str, Any]]:
-    """Run ``dvc exp show --json`` in ``root``."""
-    proc = subprocess.run(["dvc", "exp", "show", "--json"], cwd=root, capture_output=True, text=True)
+    """Run ``dvc exp show --json --all-commits`` in ``root`` (newest commit first)."""
+    proc = subprocess.run(["dvc", "exp", "show", "--json", "--all-commits"], cwd=root,
+                          capture_output=True, text=True)
     if proc.returncode != 0:
-        raise SeqlmError(f"`dvc exp show --json` failed:\n{proc.stderr.strip()}")
+        raise SeqlmError(f"`dvc exp show --json --all-commits` failed:\n{proc.stderr.strip()}")
     return json.loads(proc.stdout)
 
 
