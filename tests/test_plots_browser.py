@@ -39,6 +39,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 KNOWN_WARNINGS = (
     r"console\.warning: The (input|compiled) spec uses Vega(-Lite)? v5, but (the )?current version",
     r"console\.warning: WARN Infinite extent for field",
+    # DVC's bar_horizontal template binds zoom to a scale with a discrete domain (the systems)
+    r"console\.warning: WARN Scale bindings are currently only supported for scales with unbinned",
 )
 
 
@@ -160,15 +162,17 @@ def assert_zipf_draws_every_rank_and_count(check: PageCheck, root: Path) -> None
 
 
 @pytest.mark.slow
-def test_page_renders_every_declared_plot_offline_with_its_data(browser, dvc_project, tmp_path):
-    dvc_project.dvc("repro", "ngram")
+def test_page_renders_every_declared_plot_offline_with_its_data(browser, baseline, tmp_path):
+    dvc_project = baseline  # the whole tiny pipeline, reproduced: every declared plot has its data
     index = render_plots(dvc_project.root, Path("dvc_plots"))
     shot = tmp_path / "plots.png"
     check = check_page(index, chromium=browser, screenshot=shot)
 
     assert "cdn.jsdelivr" not in index.read_text()
     assert_loads_cleanly(check)
-    assert check.plot_divs == ["zipf", "metrics_ngram_orders_csv"]
+    assert set(check.plot_divs) == {
+        "learning_curves", "learning_rate", "zipf", "metrics_ngram_orders_csv", "metrics_bits_per_char_csv",
+    }
     assert_zipf_draws_every_rank_and_count(check, dvc_project.root)
     unigrams = read_csv(dvc_project.root / "data/freq/unigrams.csv")
     assert ("1", unigrams[0]["count"]) in {(r["rank"], r["count"]) for r in check.rows("zipf")}
