@@ -190,6 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from seqlm.plots import render_plots
 
             revs = [e.name if not e.baseline else e.rev for e in rank(entries)]
+            Path(args.plots).mkdir(parents=True, exist_ok=True)
             index = render_plots(root, Path(args.plots), revisions=revs)
             link = os.path.relpath(Path(index).resolve(), Path(args.out).resolve().parent)
         write_text(args.out, leaderboard_markdown(entries, link))
