@@ -155,14 +155,7 @@ def dvc_project(tmp_path: Path, tiny_text: str) -> DvcProject:
     return project
 
 
-# A network small enough to train in seconds: the point is the plumbing, not the figures.
-TINY = {
-    "ngram": {"max_order": 4},
-    "net": {"embedding_size": 16, "hidden_size": 24, "window": 16},
-    "train": {"epochs": 2, "batch_size": 4, "num_steps": 16, "warmup_steps": 2},
-    "generate": {"length": 20},
-}
-from pipeline_support import STAGES, ran  # noqa: E402  (shared with the end-to-end tests)
+from pipeline_support import STAGES, TINY, ran  # noqa: E402  (shared with the end-to-end tests)
 
 
 @pytest.fixture

@@ -151,10 +151,34 @@ def test_the_epoch_callback_can_stop_training(tmp_path, tiny_text) -> None:
     assert (result.epochs, result.stopped) == (2, "callback")
 
 
+def test_the_step_callback_sees_every_step_and_can_stop_training(tmp_path, tiny_text) -> None:
+    steps = []
+
+    def on_step(step: int, model) -> bool:
+        steps.append(step)
+        assert model.training
+        return step == 5
+
+    result, _, _, _ = run(tmp_path, tiny_text, on_step=on_step)
+    assert steps == [1, 2, 3, 4, 5] and (result.epochs, result.stopped) == (1, "callback")
+
+
 def test_a_batch_larger_than_the_train_split_is_a_clear_error(tmp_path, tiny_text) -> None:
     params = TrainParams(batch_size=512, num_steps=64)
     with pytest.raises(DataError, match="too short for one batch"):
         run(tmp_path, tiny_text, params=params)
+
+
+def test_an_untrained_model_starts_from_the_unigram_distribution() -> None:
+    from seqlm.models import build_model
+    from seqlm.train import init_output_bias
+
+    ids = np.array([2, 2, 2, 3, 3, 4] * 10)
+    model = build_model("lstm", NetParams(8, 16), 6, 1)
+    init_output_bias(model, ids)
+    probs = torch.softmax(model.head.bias, 0).detach().numpy()
+    expected = (np.bincount(ids, minlength=6) + 1) / (ids.size + 6)
+    np.testing.assert_allclose(probs, expected, rtol=1e-5)
 
 
 def test_the_learning_rate_warms_up_then_follows_a_cosine_to_min_lr() -> None:

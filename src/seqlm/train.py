@@ -10,6 +10,7 @@ split is read at evaluation), cut into minibatches by the textbook's iterators
     random: shuffled non-overlapping windows, every batch from the zero state
 
 Seq2seq trains on (previous window → window) pairs, shuffled, every epoch from a random offset.
+Every model starts with its output bias at the train split's unigram log-frequencies.
 
 After every epoch the model scores the val split under the convention
 (:func:`seqlm.neural_eval.target_logprobs`); the best epoch's weights are the checkpoint; training
@@ -36,7 +37,14 @@ from seqlm.checkpoint import save_checkpoint
 from seqlm.corpus import SplitData
 from seqlm.errors import DataError, ParamError
 from seqlm.logs import progress_disabled
-from seqlm.models import NetParams, Seq2SeqLM, build_model, count_parameters, detach_state
+from seqlm.models import (
+    NetParams,
+    RecurrentLM,
+    Seq2SeqLM,
+    build_model,
+    count_parameters,
+    detach_state,
+)
 from seqlm.neural_eval import target_logprobs
 from seqlm.perplexity import score_split
 from seqlm.vocab import Vocab
@@ -75,16 +83,16 @@ class TrainParams:
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int = 0
-    batch_size: int = 32
+    batch_size: int = 16
     num_steps: int = 64
     sampling: Literal["sequential", "random"] = "sequential"
     optimizer: Literal["sgd", "adam", "adamw"] = "adamw"
-    lr: float = 0.004
+    lr: float = 0.01
     momentum: float = 0.0
     weight_decay: float = 0.01
     clip: float = 1.0
     schedule: Literal["constant", "cosine", "plateau"] = "cosine"
-    warmup_steps: int = 100
+    warmup_steps: int = 30
     min_lr: float = 0.0
     plateau_factor: float = 0.5
     plateau_patience: int = 1
@@ -226,6 +234,17 @@ def seq2seq_batches_per_epoch(n_tokens: int, window: int, batch_size: int) -> in
 # --- optimisation ---------------------------------------------------------------------------------
 
 
+def init_output_bias(model: RecurrentLM | Seq2SeqLM, ids: np.ndarray) -> None:
+    """Start the output layer's bias at the train split's unigram log-frequencies (add-one).
+
+    The untrained model then predicts the unigram distribution instead of a uniform one, so the
+    first steps are not spent learning token frequencies.
+    """
+    counts = np.bincount(np.asarray(ids, dtype=np.int64), minlength=model.vocab_size) + 1.0
+    with torch.no_grad():
+        model.head.bias.copy_(torch.as_tensor(np.log(counts / counts.sum()), dtype=torch.float32))
+
+
 def make_optimizer(model: torch.nn.Module, params: TrainParams) -> torch.optim.Optimizer:
     """SGD, Adam or AdamW over the model's parameters."""
     if params.optimizer == "sgd":
@@ -325,15 +344,20 @@ def train(
     *,
     checkpoint_path: str | os.PathLike[str],
     on_epoch: Callable[[EpochRecord], bool | None] | None = None,
+    on_step: Callable[[int, torch.nn.Module], bool | None] | None = None,
 ) -> TrainResult:
     """Train ``model_name`` on the train split; the best val epoch is saved at ``checkpoint_path``.
 
     ``on_epoch`` is called with each epoch's record; returning True stops training there.
+    ``on_step`` is called after every optimizer step with the step count and the model (a benchmark
+    can validate more often than once an epoch); returning True stops training after that step.
     """
     seed_everything(params.seed, params.threads)
     device = resolve_device(params.device)
     bos_id = vocab.id_of("<bos>")
-    model = build_model(model_name, net, len(vocab), bos_id).to(device)
+    model = build_model(model_name, net, len(vocab), bos_id)
+    init_output_bias(model, train_split.ids)
+    model.to(device)
     n_params = count_parameters(model)
     rng = random.Random(params.seed)
     optimizer = make_optimizer(model, params)
@@ -381,7 +405,8 @@ def train(
             else lm_batches(stream, params, rng)
         )
         bar = _progress(per_epoch, epoch)
-        out_of_time = False
+        out_of_time = stop_requested = False
+        hook_seconds = 0.0  # time spent in on_step, not training
         for batch in batches:
             if is_seq2seq:
                 src, tgt, has_src = (torch.as_tensor(a, device=device) for a in batch)
@@ -414,12 +439,18 @@ def train(
                 bar.update(1)
                 bar.set_postfix(tok_s=f"{token_count / max(elapsed, 1e-9):,.0f}",
                                 ppl=f"{math.exp(loss_sum / token_count):.3f}", refresh=False)
+            if on_step is not None:
+                hook_start = time.perf_counter()
+                stop_requested = bool(on_step(step, model))
+                hook_seconds += time.perf_counter() - hook_start
+                if stop_requested:
+                    break
             if budget_s and time.perf_counter() - start >= budget_s and epoch < params.epochs:
                 out_of_time = True  # stop here; this partial epoch is still validated
                 break
         if bar is not None:
             bar.close()
-        epoch_train_seconds = time.perf_counter() - epoch_start
+        epoch_train_seconds = time.perf_counter() - epoch_start - hook_seconds
         train_seconds += epoch_train_seconds
         train_tokens += token_count
 
@@ -456,7 +487,7 @@ def train(
             epoch, record.train_perplexity, val.perplexity, val.bits_per_char,
             " *" if improved else "", record.lr, record.tokens_per_second, record.seconds,
         )
-        if on_epoch is not None and on_epoch(record):
+        if (on_epoch is not None and on_epoch(record)) or stop_requested:
             stopped = "callback"
             break
         if out_of_time:
