@@ -87,7 +87,7 @@ class TrainParams:
     num_steps: int = 64
     sampling: Literal["sequential", "random"] = "sequential"
     optimizer: Literal["sgd", "adam", "adamw"] = "adamw"
-    lr: float = 0.01
+    lr: float = 0.006
     momentum: float = 0.0
     weight_decay: float = 0.01
     clip: float = 1.0
