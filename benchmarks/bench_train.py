@@ -5,8 +5,8 @@ convention (:func:`seqlm.neural_eval.target_logprobs`). Printed for each: traini
 training wall time (validation excluded) until val perplexity first reaches ``--target`` (6.0), and
 the process CPU time to get there (less sensitive to other jobs on a shared machine; the project's
 epoch-end validation is taken out of it by its wall time, an approximation). Both runs are validated
-every 10 steps by default, so the crossing is seen within about 11k training tokens for either; torch
-is warmed up (untimed) before the first run, so neither pays the process's cold start.
+every 5 steps by default, so the crossing is seen within about 5k training tokens for either; a few
+untimed steps of each loop come first, so neither timed run pays the process's one-time costs.
 
 * project: :func:`seqlm.train.train` with ``params.yaml``'s ``model``/``net``/``train`` sections
   (without its wall-clock budget), validated every ``--project-eval-every`` steps;
@@ -185,15 +185,30 @@ def project_run(
             "train_seconds": wall, "cpu_seconds": cpu}
 
 
-def warm_up(seconds: float = 2.0) -> None:
-    """Untimed LSTM forward/backward passes, so neither run pays the process's cold start
-    (allocator and kernel first calls), whichever goes first."""
-    net = nn.LSTM(64, 256, batch_first=True)
-    x = torch.randn(16, 32, 64)
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        out, _ = net(x)
-        out.sum().backward()
+def warm_up(params_path: str, vocab: Vocab, train_split: SplitData, val_split: SplitData,
+            steps: int = 3) -> None:
+    """A few untimed steps and one validation of each loop, so neither timed run pays the process's
+    one-time costs (lazy imports — ``torch.use_deterministic_algorithms`` alone imports torch's
+    compiler stack, about 1.5 s — allocator growth, first kernel calls)."""
+    if steps <= 0:
+        return
+    model_name = load_model_name(params_path)
+    net = load_section(NetParams, "net", params_path)
+    params = dataclasses.replace(load_section(TrainParams, "train", params_path), budget_minutes=0.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        train(model_name, net, params, vocab, train_split, val_split,
+              checkpoint_path=Path(tmp) / "model.pt", on_step=lambda step, _: step >= steps)
+    bos = vocab.id_of("<bos>")
+    net_tb = TextbookLSTM(len(vocab))
+    updater = torch.optim.SGD(net_tb.parameters(), lr=1.0)
+    stream = np.concatenate([[bos], train_split.ids]).astype(np.int64)
+    for _, (x, y) in zip(range(steps), seq_data_iter_sequential(stream, 32, 35, random.Random(0))):
+        logits, _ = net_tb(torch.as_tensor(x))
+        loss = F.cross_entropy(logits.reshape(-1, len(vocab)), torch.as_tensor(y).T.reshape(-1))
+        updater.zero_grad()
+        loss.backward()
+        updater.step()
+    target_logprobs(net_tb, val_split.ids, bos)  # type: ignore[arg-type]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,12 +221,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--target", type=float, default=6.0, help="val perplexity to reach (default: %(default)s)")
     ap.add_argument("--project-minutes", type=float, default=10.0, help="time cap for the project")
     ap.add_argument("--textbook-minutes", type=float, default=20.0, help="time cap for the textbook loop")
-    ap.add_argument("--textbook-eval-every", type=int, default=10,
+    ap.add_argument("--textbook-eval-every", type=int, default=5,
                     help="textbook validation interval in steps (default: %(default)s)")
-    ap.add_argument("--project-eval-every", type=int, default=10,
+    ap.add_argument("--project-eval-every", type=int, default=5,
                     help="project validation interval in steps (default: %(default)s)")
-    ap.add_argument("--warm-up-seconds", type=float, default=2.0,
-                    help="untimed torch warm-up before the runs (default: %(default)s)")
+    ap.add_argument("--warm-up-steps", type=int, default=3,
+                    help="untimed steps of each loop before the timed runs (default: %(default)s)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0,
                     help="CPU threads for both runs (0: params.yaml's train.threads / torch's default); "
@@ -229,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; train {splits['train'].ids.size} "
           f"tokens, val {splits['val'].ids.size}; target val perplexity {args.target}", flush=True)
 
-    warm_up(args.warm_up_seconds)
+    warm_up(args.params, vocab, splits["train"], splits["val"], args.warm_up_steps)
     print("project (params.yaml):", flush=True)
     project = project_run(args.params, vocab, splits["train"], splits["val"], args.target,
                           args.project_minutes, args.threads, args.project_eval_every)

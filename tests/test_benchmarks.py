@@ -34,7 +34,7 @@ def test_the_training_benchmark_runs_both_loops_and_prints_the_comparison(tmp_pa
     # a target every run meets at its first validation: the plumbing, not the speed, is under test
     code = load_bench_train().main([
         "--text", str(text), "--params", str(params_file), "--target", "1000",
-        "--project-eval-every", "1", "--textbook-eval-every", "1", "--warm-up-seconds", "0",
+        "--project-eval-every", "1", "--textbook-eval-every", "1", "--warm-up-steps", "1",
         "--threads", "1",
     ])
     out = capsys.readouterr().out
