@@ -1,7 +1,7 @@
 """Benchmark: seqlm's training against the textbook's, on this machine (run by hand; not a test).
 
 Both train on the same train split and are scored on the same val split under the perplexity
-convention (:func:`seqlm.neural_eval.target_logprobs`). Printed for each: training tokens/s and the
+convention (:func:`seqlm.neural_eval.score`). Printed for each: training tokens/s and the
 training wall time (validation excluded) until val perplexity first reaches ``--target`` (6.0), and
 the process CPU time to get there (less sensitive to other jobs on a shared machine; the project's
 epoch-end validation is taken out of it by its wall time, an approximation). Both runs are validated
@@ -41,8 +41,7 @@ from seqlm.batching import seq_data_iter_sequential
 from seqlm.config import load_section
 from seqlm.corpus import SplitData, encode_split, load_split
 from seqlm.models import NetParams, load_model_name
-from seqlm.neural_eval import target_logprobs
-from seqlm.perplexity import score_split
+from seqlm.neural_eval import score
 from seqlm.train import EpochRecord, TrainParams, train
 from seqlm.vocab import Vocab, load_vocab
 
@@ -82,6 +81,26 @@ class TextbookLSTM(nn.Module):
         return logits.transpose(0, 1), state  # (B, T, V)
 
 
+def textbook_batches(vocab: Vocab, train_split: SplitData, rng: random.Random):
+    """One epoch of the textbook's sequential minibatches (batch 32 x 35) over ``<bos>`` + train."""
+    stream = np.concatenate([[vocab.id_of("<bos>")], train_split.ids]).astype(np.int64)
+    return seq_data_iter_sequential(stream, 32, 35, rng)
+
+
+def textbook_step(net: TextbookLSTM, updater: torch.optim.Optimizer, x: np.ndarray, y: np.ndarray,
+                  state):
+    """One d2l ``train_epoch_ch8`` step: state detached, SGD after clipping at 1; the new state."""
+    if state is not None:
+        state = tuple(s.detach() for s in state)
+    logits, state = net(torch.as_tensor(x), state)
+    loss = F.cross_entropy(logits.reshape(-1, net.vocab_size), torch.as_tensor(y).T.reshape(-1))
+    updater.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)  # d2l's grad_clipping(net, 1)
+    updater.step()
+    return state
+
+
 def textbook_run(
     vocab: Vocab, train_split: SplitData, val_split: SplitData, target: float, max_minutes: float,
     eval_every: int, seed: int,
@@ -92,28 +111,19 @@ def textbook_run(
     bos = vocab.id_of("<bos>")
     net = TextbookLSTM(len(vocab))
     updater = torch.optim.SGD(net.parameters(), lr=1.0)
-    stream = np.concatenate([[bos], train_split.ids]).astype(np.int64)
     train_seconds, cpu_seconds, tokens, step, reached, reached_cpu = 0.0, 0.0, 0, 0, math.nan, math.nan
     best = math.inf
     while train_seconds < max_minutes * 60 and math.isnan(reached):
         state = None
-        for x, y in seq_data_iter_sequential(stream, 32, 35, rng):
+        for x, y in textbook_batches(vocab, train_split, rng):
             t0, c0 = time.perf_counter(), time.process_time()
-            if state is not None:
-                state = tuple(s.detach() for s in state)
-            logits, state = net(torch.as_tensor(x), state)
-            loss = F.cross_entropy(logits.reshape(-1, len(vocab)), torch.as_tensor(y).T.reshape(-1))
-            updater.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)  # d2l's grad_clipping(net, 1)
-            updater.step()
+            state = textbook_step(net, updater, x, y, state)
             train_seconds += time.perf_counter() - t0
             cpu_seconds += time.process_time() - c0
             tokens += y.size
             step += 1
             if step % eval_every == 0:
-                lp = target_logprobs(net, val_split.ids, bos)  # type: ignore[arg-type]
-                ppl = score_split(lp, val_split.characters, val_split.oov).perplexity
+                ppl = score(net, val_split, bos)[0].perplexity  # type: ignore[arg-type]
                 best = min(best, ppl)
                 print(f"  textbook step {step}: val perplexity {ppl:.3f} after {train_seconds:.0f}s", flush=True)
                 if ppl <= target:
@@ -126,19 +136,22 @@ def textbook_run(
             "train_seconds": train_seconds, "cpu_seconds": cpu_seconds}
 
 
+def project_config(params_path: str, threads: int = 0) -> tuple[str, NetParams, TrainParams]:
+    """``model``, ``net`` and ``train`` from the params file, without ``train``'s wall-clock budget
+    (it would anneal the cosine by wall time, which a busy machine skews)."""
+    params = dataclasses.replace(load_section(TrainParams, "train", params_path), budget_minutes=0.0)
+    if threads:
+        params = dataclasses.replace(params, threads=threads)
+    return load_model_name(params_path), load_section(NetParams, "net", params_path), params
+
+
 def project_run(
     params_path: str, vocab: Vocab, train_split: SplitData, val_split: SplitData, target: float,
     max_minutes: float, threads: int = 0, eval_every: int = 10,
 ) -> dict[str, float]:
     """seqlm's training with params.yaml's settings, validated every ``eval_every`` steps (and at
     each epoch's end, as training does) until val perplexity <= target."""
-    model_name = load_model_name(params_path)
-    net = load_section(NetParams, "net", params_path)
-    params = load_section(TrainParams, "train", params_path)
-    # no budget inside train(): it would anneal the cosine by wall time, which a busy machine skews
-    params = dataclasses.replace(params, budget_minutes=0.0)
-    if threads:
-        params = dataclasses.replace(params, threads=threads)
+    model_name, net, params = project_config(params_path, threads)
     bos = vocab.id_of("<bos>")
     clock = {"start": time.perf_counter(), "cpu_start": time.process_time(),
              "excluded": 0.0, "excluded_cpu": 0.0, "hooks_this_epoch": 0.0, "best": math.inf,
@@ -162,8 +175,7 @@ def project_run(
         if step % eval_every:
             return False
         t0, c0 = time.perf_counter(), time.process_time()
-        lp = target_logprobs(model, val_split.ids, bos)
-        ppl = score_split(lp, val_split.characters, val_split.oov).perplexity
+        ppl = score(model, val_split, bos)[0].perplexity  # type: ignore[arg-type]
         clock["excluded"] += time.perf_counter() - t0  # validation is not training time
         clock["excluded_cpu"] += time.process_time() - c0
         clock["hooks_this_epoch"] += time.perf_counter() - t0
@@ -186,29 +198,22 @@ def project_run(
 
 
 def warm_up(params_path: str, vocab: Vocab, train_split: SplitData, val_split: SplitData,
-            steps: int = 3) -> None:
+            steps: int = 3, threads: int = 0) -> None:
     """A few untimed steps and one validation of each loop, so neither timed run pays the process's
     one-time costs (lazy imports — ``torch.use_deterministic_algorithms`` alone imports torch's
     compiler stack, about 1.5 s — allocator growth, first kernel calls)."""
     if steps <= 0:
         return
-    model_name = load_model_name(params_path)
-    net = load_section(NetParams, "net", params_path)
-    params = dataclasses.replace(load_section(TrainParams, "train", params_path), budget_minutes=0.0)
+    model_name, net, params = project_config(params_path, threads)
     with tempfile.TemporaryDirectory() as tmp:
         train(model_name, net, params, vocab, train_split, val_split,
               checkpoint_path=Path(tmp) / "model.pt", on_step=lambda step, _: step >= steps)
-    bos = vocab.id_of("<bos>")
     net_tb = TextbookLSTM(len(vocab))
     updater = torch.optim.SGD(net_tb.parameters(), lr=1.0)
-    stream = np.concatenate([[bos], train_split.ids]).astype(np.int64)
-    for _, (x, y) in zip(range(steps), seq_data_iter_sequential(stream, 32, 35, random.Random(0))):
-        logits, _ = net_tb(torch.as_tensor(x))
-        loss = F.cross_entropy(logits.reshape(-1, len(vocab)), torch.as_tensor(y).T.reshape(-1))
-        updater.zero_grad()
-        loss.backward()
-        updater.step()
-    target_logprobs(net_tb, val_split.ids, bos)  # type: ignore[arg-type]
+    state = None
+    for _, (x, y) in zip(range(steps), textbook_batches(vocab, train_split, random.Random(0))):
+        state = textbook_step(net_tb, updater, x, y, state)
+    score(net_tb, val_split, vocab.id_of("<bos>"))  # type: ignore[arg-type]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -244,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; train {splits['train'].ids.size} "
           f"tokens, val {splits['val'].ids.size}; target val perplexity {args.target}", flush=True)
 
-    warm_up(args.params, vocab, splits["train"], splits["val"], args.warm_up_steps)
+    warm_up(args.params, vocab, splits["train"], splits["val"], args.warm_up_steps, args.threads)
     print("project (params.yaml):", flush=True)
     project = project_run(args.params, vocab, splits["train"], splits["val"], args.target,
                           args.project_minutes, args.threads, args.project_eval_every)

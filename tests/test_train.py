@@ -122,9 +122,9 @@ def test_the_training_options_run(tmp_path, tiny_text, changes) -> None:
 
 
 def test_training_stops_after_patience_epochs_without_improvement(tmp_path, tiny_text, monkeypatch) -> None:
-    import seqlm.train
+    import seqlm.neural_eval
 
-    monkeypatch.setattr(seqlm.train, "target_logprobs", lambda model, ids, bos: np.full(ids.size, -1.0))
+    monkeypatch.setattr(seqlm.neural_eval, "target_logprobs", lambda model, ids, bos: np.full(ids.size, -1.0))
     params = TrainParams(**{**vars(TINY_TRAIN), "epochs": 10, "patience": 2})
     result, _, _, _ = run(tmp_path, tiny_text, params=params)
     assert (result.epochs, result.best_epoch, result.stopped) == (3, 1, "patience")

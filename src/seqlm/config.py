@@ -11,7 +11,7 @@ import dataclasses
 import os
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -82,6 +82,28 @@ def _check_type(section: str, key: str, value: Any, annotation: Any) -> Any:
             raise ParamError(f"{where} = {value!r} must be a string")
         return value
     raise TypeError(f"unsupported annotation {annotation!r} for {where}")  # programming error
+
+
+def check_integers(section: str, obj: object, minimums: Mapping[str, int]) -> None:
+    """Raise ParamError unless every ``obj.<key>`` is an integer >= ``minimums[key]``.
+
+    For the sections' ``__post_init__``: a dataclass built directly, not through :func:`build`,
+    gets the same checks and messages.
+    """
+    for key, low in minimums.items():
+        value = getattr(obj, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ParamError(f"{section}.{key} = {value!r} must be an integer >= {low}")
+
+
+def check_choices(section: str, obj: object, choices: Mapping[str, Sequence[str]]) -> None:
+    """Raise ParamError unless every ``obj.<key>`` is one of ``choices[key]``."""
+    for key, allowed in choices.items():
+        value = getattr(obj, key)
+        if value not in allowed:
+            raise ParamError(
+                f"{section}.{key} = {value!r} is not allowed; choose one of: {', '.join(allowed)}"
+            )
 
 
 def build(cls: type[T], section: str, values: Mapping[str, Any]) -> T:

@@ -39,8 +39,6 @@ __all__ = [
     "make_recurrent",
 ]
 
-LanguageModel = RecurrentLM | Seq2SeqLM
-
 
 def build_model(
     model: str, net: NetParams, vocab_size: int, bos_id: int

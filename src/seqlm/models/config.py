@@ -15,6 +15,7 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from seqlm.config import check_choices, check_integers
 from seqlm.errors import ParamError
 
 MODELS = ("rnn", "gru", "lstm", "seq2seq")
@@ -76,20 +77,11 @@ class NetParams:
     bridge: Literal["concat", "sum"] = "concat"
 
     def __post_init__(self) -> None:
-        for key in ("embedding_size", "hidden_size", "num_layers", "window"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ParamError(f"net.{key} = {value!r} must be an integer >= 1")
+        check_integers("net", self, dict.fromkeys(("embedding_size", "hidden_size", "num_layers",
+                                                   "window"), 1))
         for key in DROPOUTS:
             _check_fraction(key, getattr(self, key))
-        if self.cell not in CELLS:
-            raise ParamError(
-                f"net.cell = {self.cell!r} is not allowed; choose one of: {', '.join(CELLS)}"
-            )
-        if self.bridge not in BRIDGES:
-            raise ParamError(
-                f"net.bridge = {self.bridge!r} is not allowed; choose one of: {', '.join(BRIDGES)}"
-            )
+        check_choices("net", self, {"cell": CELLS, "bridge": BRIDGES})
         if self.tie_weights and self.embedding_size != self.hidden_size:
             raise ParamError(
                 f"net.tie_weights = true needs net.embedding_size == net.hidden_size (the output "

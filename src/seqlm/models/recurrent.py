@@ -30,6 +30,16 @@ def detach_state(state: State | None) -> State | None:
     return state.detach()
 
 
+def init_embedding_and_head(embedding: nn.Embedding, head: nn.Linear, tie: bool) -> None:
+    """Embedding and output weights uniform in ±0.1, output bias zero; with ``tie`` the output layer
+    shares the embedding matrix (``(V, H)`` with ``(V, E)``, E == H)."""
+    nn.init.uniform_(embedding.weight, -0.1, 0.1)
+    nn.init.uniform_(head.weight, -0.1, 0.1)
+    nn.init.zeros_(head.bias)
+    if tie:
+        head.weight = embedding.weight
+
+
 class RecurrentLM(nn.Module):
     """A left-to-right language model over token ids ``0 .. vocab_size − 1``."""
 
@@ -46,11 +56,7 @@ class RecurrentLM(nn.Module):
             mode, net.cell, net.embedding_size, net.hidden_size, net.num_layers, net.dropout
         )
         self.head = nn.Linear(net.hidden_size, vocab_size)
-        nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
-        nn.init.uniform_(self.head.weight, -0.1, 0.1)
-        nn.init.zeros_(self.head.bias)
-        if net.tie_weights:
-            self.head.weight = self.embedding.weight  # (V, H) shared with (V, E), E == H
+        init_embedding_and_head(self.embedding, self.head, net.tie_weights)
 
     def forward(
         self, idx: torch.Tensor, targets: torch.Tensor | None = None, state: State | None = None

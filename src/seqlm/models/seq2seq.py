@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from seqlm.models.cells import make_recurrent
 from seqlm.models.config import NetParams, check_net_for_model
+from seqlm.models.recurrent import init_embedding_and_head
 from seqlm.models.regularization import embedding_dropout, locked_dropout, weight_dropped
 
 LstmState = tuple[torch.Tensor, torch.Tensor]
@@ -62,11 +63,7 @@ class Seq2SeqLM(nn.Module):
             self.bridge_h = nn.Linear(2 * net.hidden_size, net.hidden_size)
             self.bridge_c = nn.Linear(2 * net.hidden_size, net.hidden_size)
         self.head = nn.Linear(net.hidden_size, vocab_size)
-        nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
-        nn.init.uniform_(self.head.weight, -0.1, 0.1)
-        nn.init.zeros_(self.head.bias)
-        if net.tie_weights:
-            self.head.weight = self.embedding.weight
+        init_embedding_and_head(self.embedding, self.head, net.tie_weights)
 
     # --- building blocks ------------------------------------------------------------------------
 
