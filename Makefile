@@ -43,10 +43,10 @@ browser:  ## Chromium for the plots check: installed from Debian's packages if m
 	  fi; }
 
 plots: setup tools/plots/node_modules  ## render every plot to dvc_plots/index.html, working offline
-	python -m seqlm.plots --out dvc_plots
+	python -m seqlm.ops.plots --out dvc_plots
 
 report: setup tools/plots/node_modules  ## leaderboard of the experiments: reports/leaderboard.md and its plots
-	python -m seqlm.report
+	python -m seqlm.ops.report
 
 repro: setup  ## run the whole pipeline on the default params (dvc repro)
 	dvc repro
@@ -58,16 +58,16 @@ test-fast: setup-dev  ## the tests without the end-to-end dvc runs
 	pytest -m "not slow"
 
 gate: setup  ## reproduce from a clean state and fail on regressions against the committed baseline
-	python -m seqlm.gate $(GATE_ARGS)
+	python -m seqlm.ops.gate $(GATE_ARGS)
 
 smoke: setup  ## the gate on the small configuration (gate/smoke/), a few minutes
-	python -m seqlm.gate --smoke $(GATE_ARGS)
+	python -m seqlm.ops.gate --smoke $(GATE_ARGS)
 
 baseline: setup  ## reproduce the full pipeline as the new baseline (then commit dvc.lock and metrics/)
-	python -m seqlm.gate --update
+	python -m seqlm.ops.gate --update
 
 smoke-baseline: setup  ## record a new smoke baseline in gate/smoke/ (then commit it)
-	python -m seqlm.gate --smoke --update
+	python -m seqlm.ops.gate --smoke --update
 
 clean-venv:  ## remove the environment
 	rm -rf $(VENV)

@@ -26,12 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from seqlm.clean import CleanParams, clean_text
+from seqlm.data.clean import CleanParams, clean_text
 from seqlm.ngram import count_stream, fit_ngram
 from seqlm.perplexity import score_split
-from seqlm.split import split_by_line
-from seqlm.tokens import count_characters, stream, tokenize_lines
-from seqlm.vocab import VocabParams, build_vocab
+from seqlm.data.split import split_by_line
+from seqlm.data.tokens import count_characters, stream, tokenize_lines
+from seqlm.data.vocab import VocabParams, build_vocab
 
 
 def best_of(repeats: int, fn):

@@ -1,14 +1,14 @@
 """Benchmark: seqlm's training against the textbook's, on this machine (run by hand; not a test).
 
 Both train on the same train split and are scored on the same val split under the perplexity
-convention (:func:`seqlm.neural_eval.score`). Printed for each: training tokens/s and the
+convention (:func:`seqlm.neural.evaluation.score`). Printed for each: training tokens/s and the
 training wall time (validation excluded) until val perplexity first reaches ``--target`` (6.0), and
 the process CPU time to get there (less sensitive to other jobs on a shared machine; the project's
 epoch-end validation is taken out of it by its wall time, an approximation). Both runs are validated
 every 5 steps by default, so the crossing is seen within about 5k training tokens for either; a few
 untimed steps of each loop come first, so neither timed run pays the process's one-time costs.
 
-* project: :func:`seqlm.train.train` with ``params.yaml``'s ``model``/``net``/``train`` sections
+* project: :func:`seqlm.neural.training.train` with ``params.yaml``'s ``model``/``net``/``train`` sections
   (without its wall-clock budget), validated every ``--project-eval-every`` steps;
 * textbook: the d2l ``train_ch8`` loop — one-hot inputs, ``nn.LSTM`` hidden 256, batch 32,
   num_steps 35, sequential partitioning with the state detached, SGD lr 1, gradient clipping 1 —
@@ -37,23 +37,23 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from seqlm.batching import seq_data_iter_sequential
-from seqlm.config import load_section
-from seqlm.corpus import SplitData, encode_split, load_split
-from seqlm.models import NetParams, load_model_name
-from seqlm.neural_eval import score
-from seqlm.train import EpochRecord, TrainParams, train
-from seqlm.vocab import Vocab, load_vocab
+from seqlm.neural.batching import seq_data_iter_sequential
+from seqlm.params import load_section
+from seqlm.data.corpus import SplitData, encode_split, load_split
+from seqlm.neural.models import NetParams, load_model_name
+from seqlm.neural.evaluation import score
+from seqlm.neural.training import EpochRecord, TrainParams, train
+from seqlm.data.vocab import Vocab, load_vocab
 
 DEFAULT_TEXT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "timemachine.txt"
 
 
 def in_memory_data(text_path: Path) -> tuple[Vocab, dict[str, SplitData]]:
     """The pipeline's char-level data with default params, built in memory."""
-    from seqlm.clean import CleanParams, clean_text
-    from seqlm.split import split_by_line
-    from seqlm.tokens import stream, tokenize_lines
-    from seqlm.vocab import VocabParams, build_vocab
+    from seqlm.data.clean import CleanParams, clean_text
+    from seqlm.data.split import split_by_line
+    from seqlm.data.tokens import stream, tokenize_lines
+    from seqlm.data.vocab import VocabParams, build_vocab
 
     lines = clean_text(text_path.read_bytes(), CleanParams())
     blocks = split_by_line(lines, 0.9, 0.05, 0.05)

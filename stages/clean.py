@@ -8,10 +8,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from seqlm.atomic import remove_outputs, write_text
-from seqlm.cli import parser, run_stage
-from seqlm.clean import CleanParams, clean_text
-from seqlm.config import load_section
+from seqlm.core.atomic import remove_outputs, write_text
+from seqlm.core.stage import parser, run_stage
+from seqlm.data.clean import CleanParams, clean_text
+from seqlm.params import load_section
 
 log = logging.getLogger("seqlm.stages.clean")
 

@@ -7,10 +7,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from seqlm.atomic import remove_outputs, save_npy, write_json, write_text
-from seqlm.cli import parser, run_stage
-from seqlm.config import load_section
-from seqlm.corpus import (
+from seqlm.core.atomic import remove_outputs, save_npy, write_json, write_text
+from seqlm.core.stage import parser, run_stage
+from seqlm.params import load_section
+from seqlm.data.corpus import (
     FREQ_TABLES,
     encode_split,
     freq_path,
@@ -18,9 +18,9 @@ from seqlm.corpus import (
     ids_path,
     tokens_path,
 )
-from seqlm.split import SPLITS
-from seqlm.tokens import TokenizeParams, read_token_file, stream
-from seqlm.vocab import load_vocab
+from seqlm.data.split import SPLITS
+from seqlm.data.tokens import TokenizeParams, read_token_file, stream
+from seqlm.data.vocab import load_vocab
 
 log = logging.getLogger("seqlm.stages.corpus")
 

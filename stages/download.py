@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from seqlm.cli import parser, run_stage
-from seqlm.config import load_section
-from seqlm.download import DownloadParams, fetch
+from seqlm.core.stage import parser, run_stage
+from seqlm.params import load_section
+from seqlm.data.download import DownloadParams, fetch
 
 
 def body(args: argparse.Namespace) -> None:

@@ -9,16 +9,16 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from seqlm.atomic import remove_outputs, write_json, write_text
-from seqlm.checkpoint import load_checkpoint
-from seqlm.cli import parser, run_stage
-from seqlm.config import load_section
-from seqlm.corpus import load_split
-from seqlm.errors import DataError
-from seqlm.generate import generate_samples, samples_markdown
-from seqlm.generate_params import GenerateParams
-from seqlm.models import NetParams, count_parameters, load_model_name
-from seqlm.neural_eval import score
+from seqlm.core.atomic import remove_outputs, write_json, write_text
+from seqlm.neural.checkpoint import load_checkpoint
+from seqlm.core.stage import parser, run_stage
+from seqlm.params import load_section
+from seqlm.data.corpus import load_split
+from seqlm.core.errors import DataError
+from seqlm.neural.generate import generate_samples, samples_markdown
+from seqlm.params import GenerateParams
+from seqlm.neural.models import NetParams, count_parameters, load_model_name
+from seqlm.neural.evaluation import score
 from seqlm.perplexity import (
     best_mixture_weight,
     load_target_logprobs,
@@ -26,8 +26,8 @@ from seqlm.perplexity import (
     save_target_logprobs,
     score_split,
 )
-from seqlm.tokens import TokenizeParams
-from seqlm.vocab import load_vocab
+from seqlm.data.tokens import TokenizeParams
+from seqlm.data.vocab import load_vocab
 
 log = logging.getLogger("seqlm.stages.evaluate")
 

@@ -8,13 +8,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from seqlm.atomic import remove_outputs
-from seqlm.clean import split_lines
-from seqlm.cli import parser, run_stage
-from seqlm.config import load_section
-from seqlm.corpus import tokens_path
-from seqlm.split import SPLITS, split_by_line
-from seqlm.tokens import TokenizeParams, stream, tokenize_lines, write_token_file
+from seqlm.core.atomic import remove_outputs
+from seqlm.data.clean import split_lines
+from seqlm.core.stage import parser, run_stage
+from seqlm.params import load_section
+from seqlm.data.corpus import tokens_path
+from seqlm.data.split import SPLITS, split_by_line
+from seqlm.data.tokens import TokenizeParams, stream, tokenize_lines, write_token_file
 
 log = logging.getLogger("seqlm.stages.tokenize")
 

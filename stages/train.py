@@ -7,14 +7,14 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from seqlm.atomic import remove_outputs, write_json
-from seqlm.cli import parser, run_stage
-from seqlm.config import load_section
-from seqlm.corpus import load_split
-from seqlm.models import NetParams, check_net_for_model, load_model_name
-from seqlm.tokens import TokenizeParams
-from seqlm.train import EpochRecord, TrainParams, train
-from seqlm.vocab import load_vocab
+from seqlm.core.atomic import remove_outputs, write_json
+from seqlm.core.stage import parser, run_stage
+from seqlm.params import load_section
+from seqlm.data.corpus import load_split
+from seqlm.neural.models import NetParams, check_net_for_model, load_model_name
+from seqlm.data.tokens import TokenizeParams
+from seqlm.neural.training import EpochRecord, TrainParams, train
+from seqlm.data.vocab import load_vocab
 
 log = logging.getLogger("seqlm.stages.train")
 

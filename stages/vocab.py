@@ -7,12 +7,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from seqlm.atomic import remove_outputs
-from seqlm.cli import parser, run_stage
-from seqlm.config import load_section
-from seqlm.corpus import tokens_path
-from seqlm.tokens import TokenizeParams, read_token_file, stream
-from seqlm.vocab import VocabParams, build_vocab, save_vocab
+from seqlm.core.atomic import remove_outputs
+from seqlm.core.stage import parser, run_stage
+from seqlm.params import load_section
+from seqlm.data.corpus import tokens_path
+from seqlm.data.tokens import TokenizeParams, read_token_file, stream
+from seqlm.data.vocab import VocabParams, build_vocab, save_vocab
 
 log = logging.getLogger("seqlm.stages.vocab")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from seqlm.download import MIRROR_ENV
+from seqlm.data.download import MIRROR_ENV
 from seqlm.textbook import TIME_MACHINE_SHA1
 
 os.environ.setdefault("SEQLM_NO_PROGRESS", "1")
@@ -45,7 +45,7 @@ def real_corpus() -> Path:
     path = Path(mirror) / "timemachine.txt"
     if not path.is_file():
         pytest.fail(f"{MIRROR_ENV}={mirror} holds no timemachine.txt")
-    from seqlm.download import sha1_of
+    from seqlm.data.download import sha1_of
 
     assert sha1_of(path) == TIME_MACHINE_SHA1, f"{path} is not the d2l copy"
     return path

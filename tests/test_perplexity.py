@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from seqlm.errors import DataError
+from seqlm.core.errors import DataError
 from seqlm.perplexity import (
     best_mixture_weight,
     load_target_logprobs,

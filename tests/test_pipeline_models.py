@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from seqlm.report import entries_from_exp_show, leaderboard_markdown, rank
+from seqlm.ops.report import entries_from_exp_show, leaderboard_markdown, rank
 
 pytestmark = pytest.mark.slow
 

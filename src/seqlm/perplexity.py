@@ -14,7 +14,7 @@ One convention, used by every evaluator (n-gram, RNN/GRU/LSTM, seq2seq, their in
   - ``nll``: the total negative log-likelihood in nats, ``-Σ log p``;
   - ``perplexity``: ``exp(nll / tokens)``;
   - ``bits_per_char``: ``nll / ln 2 / characters``, where ``characters`` is the length of the split's
-    running text (spaces between words included; see :mod:`seqlm.tokens`). It is the same text
+    running text (spaces between words included; see :mod:`seqlm.data.tokens`). It is the same text
     whatever the tokenization, so bits per character compares word- and character-level models,
     where perplexities per token do not.
 
@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from seqlm.errors import DataError
+from seqlm.core.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ def logprobs_path(directory: str | os.PathLike[str], split: str) -> Path:
 
 def save_target_logprobs(directory: str | os.PathLike[str], split: str, lp: np.ndarray) -> Path:
     """Save per-target natural-log probabilities (float64, one per target) for later mixing."""
-    from seqlm.atomic import save_npy
+    from seqlm.core.atomic import save_npy
 
     path = logprobs_path(directory, split)
     save_npy(path, np.asarray(lp, dtype=np.float64))

@@ -13,8 +13,8 @@ against seqlm. With the d2l copy of *The Time Machine*::
 
 Unlike the pipeline, the textbook glues lines together at character level (``"wells" + "i"``), has
 no train/val/test split and builds its vocabulary from all of the text. The pipeline's versions of
-these steps live in :mod:`seqlm.clean`, :mod:`seqlm.tokens` and :mod:`seqlm.vocab`.
-The textbook's minibatch iterators are in :mod:`seqlm.batching`.
+these steps live in :mod:`seqlm.data.clean`, :mod:`seqlm.data.tokens` and :mod:`seqlm.data.vocab`.
+The textbook's minibatch iterators are in :mod:`seqlm.neural.batching`.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import collections
 import os
 from pathlib import Path
 
-from seqlm.batching import seq_data_iter_random, seq_data_iter_sequential
-from seqlm.clean import clean_line
+from seqlm.neural.batching import seq_data_iter_random, seq_data_iter_sequential
+from seqlm.data.clean import clean_line
 
 __all__ = [
     "TIME_MACHINE_URL",
@@ -49,7 +49,7 @@ def time_machine_path() -> Path:
 
     The cache folder is ``$SEQLM_CACHE`` or ``~/.cache/seqlm``.
     """
-    from seqlm.download import DownloadParams, fetch, sha1_of
+    from seqlm.data.download import DownloadParams, fetch, sha1_of
 
     cache = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "seqlm")
     target = cache / "timemachine.txt"

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from seqlm.errors import ParamError
+from seqlm.core.errors import ParamError
 from seqlm.ngram.arpa import ArpaModel, read_arpa, write_arpa
 from seqlm.ngram.counts import NgramCounts, count_ngrams
 from seqlm.ngram.kneser_ney import FALLBACK_DISCOUNTS, KneserNeyModel, modified_kn_discounts
 from seqlm.ngram.laplace import LaplaceModel
 from seqlm.ngram.model import NgramModel
-from seqlm.ngram.params import AUTO, SMOOTHINGS, NgramParams
+from seqlm.params import AUTO, SMOOTHINGS, NgramParams
 from seqlm.ngram.sampling import generate, sampling_distribution
 from seqlm.ngram.sentences import SentenceVocab, fit_sentence_model, sentence_logprobs
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from seqlm.atomic import atomic_path
-from seqlm.errors import DataError
+from seqlm.core.atomic import atomic_path
+from seqlm.core.errors import DataError
 from seqlm.ngram.kneser_ney import KneserNeyModel
 
 NEVER = (

@@ -16,16 +16,16 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from seqlm.corpus import SplitData
-from seqlm.generate_params import GenerateParams
-from seqlm.logs import progress_disabled
+from seqlm.data.corpus import SplitData
+from seqlm.params import GenerateParams
+from seqlm.core.logs import progress_disabled
 from seqlm.ngram import count_stream, fit_ngram
 from seqlm.ngram.model import NgramModel
-from seqlm.ngram.params import NgramParams
+from seqlm.params import NgramParams
 from seqlm.ngram.sampling import generate
 from seqlm.perplexity import SplitScore, score_split
-from seqlm.tokens import tokenize_line
-from seqlm.vocab import BOS, EOS, PAD, UNK, Vocab
+from seqlm.data.tokens import tokenize_line
+from seqlm.data.vocab import BOS, EOS, PAD, UNK, Vocab
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqlm.errors import DataError
+from seqlm.core.errors import DataError
 
 KEY_LIMIT = 2**62  # keys must stay well inside int64
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from seqlm.errors import ParamError
+from seqlm.core.errors import ParamError
 from seqlm.ngram.counts import NgramCounts
 from seqlm.ngram.model import NgramModel
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from seqlm.errors import DataError
+from seqlm.core.errors import DataError
 from seqlm.ngram.counts import NgramCounts, flatten_sequences
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from seqlm.errors import ParamError
+from seqlm.core.errors import ParamError
 from seqlm.ngram.model import NgramModel
 
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqlm.errors import DataError
+from seqlm.core.errors import DataError
 from seqlm.ngram.counts import count_ngrams
 from seqlm.ngram.kneser_ney import KneserNeyModel
-from seqlm.vocab import BOS, EOS, PAD, UNK, Vocab
+from seqlm.data.vocab import BOS, EOS, PAD, UNK, Vocab
 
 ARPA_BOS = "<s>"
 ARPA_EOS = "</s>"

@@ -1,0 +1,1 @@
+"""Shared foundations: errors, logging, atomic writes and the stage runner."""

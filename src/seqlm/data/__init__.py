@@ -1,0 +1,1 @@
+"""The data stages: download, clean, split, tokens, vocabulary, corpus (ids and file formats)."""

@@ -1,0 +1,47 @@
+"""The train / val / test split: contiguous blocks of lines, by line index.
+
+This module owns the split. It runs on cleaned lines before any counting or tokenization, so every
+tokenization sees exactly the same text in each split, and the vocabulary can be built from the train
+block alone.
+"""
+
+from __future__ import annotations
+
+import math
+
+from seqlm.core.errors import DataError, ParamError
+
+SPLITS = ("train", "val", "test")
+
+
+def check_fractions(train: float, val: float, test: float) -> None:
+    """Fractions must each be in (0, 1) and sum to 1."""
+    for name, f in zip(SPLITS, (train, val, test)):
+        if not 0.0 < f < 1.0:
+            raise ParamError(f"tokenize.{name}_fraction = {f} must be strictly between 0 and 1")
+    total = train + val + test
+    if not math.isclose(total, 1.0, abs_tol=1e-9):
+        raise ParamError(
+            f"tokenize split fractions must sum to 1, got {train} + {val} + {test} = {total}"
+        )
+
+
+def split_by_line(lines: list[str], train: float, val: float, test: float) -> dict[str, list[str]]:
+    """Cut ``lines`` into three contiguous blocks: [0, b1), [b1, b2), [b2, n).
+
+    ``b1 = round(n * train)`` and ``b2 = round(n * (train + val))``. Every block must hold at least one
+    non-empty line, or the split is refused (a corpus too small for these fractions).
+    """
+    check_fractions(train, val, test)
+    n = len(lines)
+    b1 = round(n * train)
+    b2 = round(n * (train + val))
+    bounds = {"train": (0, b1), "val": (b1, b2), "test": (b2, n)}
+    blocks = {name: lines[lo:hi] for name, (lo, hi) in bounds.items()}
+    for name, (lo, hi) in bounds.items():
+        if not any(blocks[name]):
+            raise DataError(
+                f"the {name} split (lines {lo}..{hi} of {n}) has no text: the corpus has too few "
+                f"lines for fractions {train}/{val}/{test}"
+            )
+    return blocks

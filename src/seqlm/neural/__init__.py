@@ -1,0 +1,1 @@
+"""Neural language models: the models, batching, the training loop, evaluation, checkpoints."""

@@ -1,0 +1,146 @@
+"""Checkpoints: a model's ``state_dict`` plus what is needed to rebuild and trust it.
+
+A checkpoint is a plain dict saved with ``torch.save`` and read back with ``weights_only=True`` (no
+pickled code)::
+
+    {"format": 1, "model": "lstm", "net": {...NetParams...}, "vocab_size": 29,
+     "vocab_sha256": "...", "bos_id": 1, "state_dict": {...},
+     "epoch": 7, "best_val_perplexity": 3.91}
+
+Loading rebuilds the model from ``model`` + ``net`` and refuses a checkpoint trained with another
+vocabulary, or with another configuration than the one expected (``params.yaml``'s).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from seqlm.core.atomic import atomic_path
+from seqlm.params import build
+from seqlm.core.errors import DataError, ParamError
+from seqlm.neural.models import NetParams, RecurrentLM, Seq2SeqLM, build_model, check_model
+from seqlm.data.vocab import Vocab
+
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What a checkpoint says about itself, besides the weights."""
+
+    model: str
+    net: NetParams
+    vocab_size: int
+    vocab_sha256: str
+    bos_id: int
+    epoch: int
+    best_val_perplexity: float
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    model: RecurrentLM | Seq2SeqLM,
+    *,
+    model_name: str,
+    net: NetParams,
+    vocab: Vocab,
+    epoch: int,
+    best_val_perplexity: float,
+) -> None:
+    """Write the checkpoint atomically (tensors copied to the CPU)."""
+    payload = {
+        "format": FORMAT,
+        "model": model_name,
+        "net": net.to_dict(),
+        "vocab_size": len(vocab),
+        "vocab_sha256": vocab.checksum(),
+        "bos_id": vocab.id_of("<bos>"),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "epoch": int(epoch),
+        "best_val_perplexity": float(best_val_perplexity),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise DataError(f"checkpoint {str(path)!r} does not exist; run the train stage first")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a truncated or foreign file: say which
+        raise DataError(f"{str(path)!r} is not a readable seqlm checkpoint ({e})") from e
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise DataError(f"{str(path)!r} is not a seqlm checkpoint of format {FORMAT}")
+    return payload
+
+
+def _differences(saved: dict[str, Any], expected: dict[str, Any]) -> list[str]:
+    return [
+        f"{k}: checkpoint {saved.get(k)!r}, params {expected.get(k)!r}"
+        for k in sorted(set(saved) | set(expected))
+        if saved.get(k) != expected.get(k)
+    ]
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str],
+    vocab: Vocab,
+    *,
+    model_name: str | None = None,
+    net: NetParams | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[RecurrentLM | Seq2SeqLM, CheckpointInfo]:
+    """Rebuild the model saved at ``path``, in eval mode on ``device``.
+
+    Refused (DataError) when it was trained with another vocabulary than ``vocab``, or, when
+    ``model_name`` / ``net`` are given, with another model or ``net`` section than those.
+    """
+    p = Path(path)
+    payload = _read(p)
+    if payload["vocab_sha256"] != vocab.checksum() or payload["vocab_size"] != len(vocab):
+        raise DataError(
+            f"checkpoint {str(p)!r} was trained with another vocabulary ({payload['vocab_size']} "
+            f"entries, sha256 {payload['vocab_sha256'][:12]}…) than the one given ({len(vocab)} "
+            f"entries, sha256 {vocab.checksum()[:12]}…); retrain it (dvc repro train)"
+        )
+    saved_model = payload["model"]
+    try:
+        check_model(saved_model)
+        saved_net = build(NetParams, "net", payload["net"])
+    except ParamError as e:
+        raise DataError(
+            f"checkpoint {str(p)!r} holds a configuration seqlm cannot build: {e}"
+        ) from e
+    if model_name is not None and model_name != saved_model:
+        raise DataError(
+            f"checkpoint {str(p)!r} holds a {saved_model!r} model but params ask for "
+            f"{model_name!r}; retrain it (dvc repro train)"
+        )
+    if net is not None and saved_net != net:
+        diff = "; ".join(_differences(saved_net.to_dict(), net.to_dict()))
+        raise DataError(
+            f"checkpoint {str(p)!r} was trained with another net configuration ({diff}); "
+            f"retrain it (dvc repro train)"
+        )
+    model = build_model(saved_model, saved_net, payload["vocab_size"], payload["bos_id"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as e:
+        raise DataError(f"checkpoint {str(p)!r} does not fit its own configuration: {e}") from e
+    model.to(device).eval()
+    info = CheckpointInfo(
+        model=saved_model,
+        net=saved_net,
+        vocab_size=int(payload["vocab_size"]),
+        vocab_sha256=str(payload["vocab_sha256"]),
+        bos_id=int(payload["bos_id"]),
+        epoch=int(payload["epoch"]),
+        best_val_perplexity=float(payload["best_val_perplexity"]),
+    )
+    return model, info

@@ -1,0 +1,55 @@
+"""Neural language models: recurrent LMs (RNN, GRU, LSTM) and the seq2seq encoder–decoder.
+
+Build one from the top-level ``model`` key and the ``net`` section with :func:`build_model`. Every
+model reads a token stream that starts with ``<bos>`` through ``model.stream(inputs, state)`` and
+gives the logits of each next token; :func:`seqlm.neural.evaluation.target_logprobs` scores a split.
+"""
+
+from __future__ import annotations
+
+import torch.nn as nn
+
+from seqlm.neural.models.cells import ScratchRecurrent, make_recurrent
+from seqlm.params import (
+    CELLS,
+    MODELS,
+    RECURRENT_MODELS,
+    NetParams,
+    check_model,
+    check_net_for_model,
+    load_model_name,
+)
+from seqlm.neural.models.recurrent import RecurrentLM, detach_state
+from seqlm.neural.models.seq2seq import Seq2SeqLM
+
+__all__ = [
+    "CELLS",
+    "MODELS",
+    "RECURRENT_MODELS",
+    "NetParams",
+    "RecurrentLM",
+    "ScratchRecurrent",
+    "Seq2SeqLM",
+    "build_model",
+    "check_model",
+    "check_net_for_model",
+    "count_parameters",
+    "detach_state",
+    "load_model_name",
+    "make_recurrent",
+]
+
+
+def build_model(
+    model: str, net: NetParams, vocab_size: int, bos_id: int
+) -> RecurrentLM | Seq2SeqLM:
+    """A freshly initialised model; raises ParamError for an unknown model or a bad combination."""
+    check_net_for_model(model, net)
+    if model == "seq2seq":
+        return Seq2SeqLM(vocab_size, net, bos_id)
+    return RecurrentLM(model, vocab_size, net)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters, a tied matrix counted once."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

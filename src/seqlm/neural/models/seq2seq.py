@@ -1,0 +1,163 @@
+"""The notes' encoder–decoder as a language model over consecutive windows.
+
+The stream is cut into windows of ``W = net.window`` tokens. The encoder (an LSTM, optionally
+bidirectional, stacked) reads window ``k − 1``; its final state becomes the decoder's initial
+state; the decoder (an LSTM) predicts window ``k`` with teacher forcing, from a ``<bos>`` input::
+
+    stream:   [ w0 w0 w0 w0 | w1 w1 w1 w1 | w2 w2 w2 ... ]    (W = 4, the last may be short)
+    window 1: encoder reads  w0 w0 w0 w0  → (h, c) ─┐
+              decoder reads  <bos> w1 w1 w1    ←───┘   predicts  w1 w1 w1 w1
+    window 0: no previous window: the decoder starts from the zero state
+
+Every token is a target exactly once (in its own window), predicted from the tokens before it only:
+the previous window through the encoder and its own window's earlier tokens through the decoder.
+A bidirectional encoder's two final states (per layer) are joined by the ``bridge``: concatenated
+and mapped back to ``H`` by a linear layer (``concat``), or added (``sum``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from seqlm.neural.models.cells import make_recurrent
+from seqlm.params import NetParams, check_net_for_model
+from seqlm.neural.models.recurrent import init_embedding_and_head
+from seqlm.neural.models.regularization import embedding_dropout, locked_dropout, weight_dropped
+
+LstmState = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class Seq2SeqStreamState:
+    """Where a stream reader is: the next target's position, recent tokens, the decoder state."""
+
+    position: int = 0  # index in the stream of the next target
+    history: list[int] = field(default_factory=list)  # the last (at most W) tokens read
+    decoder_state: LstmState | None = None
+
+
+class Seq2SeqLM(nn.Module):
+    """Encoder–decoder LM (see the module docstring)."""
+
+    def __init__(self, vocab_size: int, net: NetParams, bos_id: int) -> None:
+        super().__init__()
+        check_net_for_model("seq2seq", net)
+        self.mode = "seq2seq"
+        self.vocab_size = vocab_size
+        self.net = net
+        self.bos_id = bos_id
+        self.window = net.window
+        self.embedding = nn.Embedding(vocab_size, net.embedding_size)  # shared by both sides
+        self.encoder = make_recurrent(
+            "lstm", net.cell, net.embedding_size, net.hidden_size, net.num_layers, net.dropout,
+            bidirectional=net.bidirectional,
+        )
+        self.decoder = make_recurrent(
+            "lstm", net.cell, net.embedding_size, net.hidden_size, net.num_layers, net.dropout
+        )
+        if net.bidirectional and net.bridge == "concat":
+            self.bridge_h = nn.Linear(2 * net.hidden_size, net.hidden_size)
+            self.bridge_c = nn.Linear(2 * net.hidden_size, net.hidden_size)
+        self.head = nn.Linear(net.hidden_size, vocab_size)
+        init_embedding_and_head(self.embedding, self.head, net.tie_weights)
+
+    # --- building blocks ------------------------------------------------------------------------
+
+    def _embed(self, idx: torch.Tensor) -> torch.Tensor:
+        x = embedding_dropout(self.embedding, idx, self.net.embedding_dropout, self.training)
+        return locked_dropout(x, self.net.input_dropout, self.training, self.net.locked)  # (B,T,E)
+
+    def encode(self, src: torch.Tensor, has_src: torch.Tensor | None = None) -> LstmState:
+        """The decoder's initial state from the previous windows ``src (B, W)``.
+
+        Rows where ``has_src`` is false (the stream's first window) get the zero state.
+        """
+        net = self.net
+        _, (h, c) = weight_dropped(self.encoder, net.weight_drop, self.training, self._embed(src))
+        if net.bidirectional:  # (L·2, B, H) → (L, B, H): join the two directions of each layer
+            h = h.view(net.num_layers, 2, *h.shape[1:])  # (L, 2, B, H)
+            c = c.view(net.num_layers, 2, *c.shape[1:])
+            if net.bridge == "concat":
+                h = self.bridge_h(torch.cat([h[:, 0], h[:, 1]], dim=-1))  # (L, B, H)
+                c = self.bridge_c(torch.cat([c[:, 0], c[:, 1]], dim=-1))
+            else:
+                h, c = h.sum(dim=1), c.sum(dim=1)  # (L, B, H)
+        if has_src is not None:
+            keep = has_src.to(h.dtype).view(1, -1, 1)  # (1, B, 1)
+            h, c = h * keep, c * keep
+        return h.contiguous(), c.contiguous()
+
+    def decode(
+        self, tgt_in: torch.Tensor, state: LstmState | None
+    ) -> tuple[torch.Tensor, LstmState]:
+        """Decoder logits ``(B, T, V)`` for inputs ``tgt_in (B, T)`` from ``state``."""
+        net = self.net
+        x = self._embed(tgt_in)  # (B, T, E)
+        out, state = weight_dropped(self.decoder, net.weight_drop, self.training, x, state)
+        out = locked_dropout(out, net.output_dropout, self.training, net.locked)  # (B, T, H)
+        return self.head(out), state  # (B, T, V)
+
+    def forward(
+        self,
+        src: torch.Tensor,
+        tgt: torch.Tensor,
+        has_src: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Teacher forcing: ``src (B, W)`` previous windows, ``tgt (B, T)`` the windows to predict.
+
+        The decoder reads ``<bos> tgt[:, :-1]``. Returns ``(logits (B, T, V), loss or None)``, the
+        loss against ``targets`` (normally ``tgt``; ``-100`` marks padding to ignore).
+        """
+        bos = tgt.new_full((tgt.shape[0], 1), self.bos_id)
+        tgt_in = torch.cat([bos, tgt[:, :-1]], dim=1)  # (B, T)
+        logits, _ = self.decode(tgt_in, self.encode(src, has_src))
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.reshape(-1, self.vocab_size), targets.reshape(-1))
+        return logits, loss
+
+    # --- reading a stream token by token (generation) -------------------------------------------
+
+    def stream(
+        self, inputs: torch.Tensor, state: Seq2SeqStreamState | None
+    ) -> tuple[torch.Tensor, Seq2SeqStreamState]:
+        """Read stream inputs ``(1, n)`` — ``<bos>`` then the tokens — giving logits ``(1, n, V)``.
+
+        ``logits[0, i]`` is the distribution of the target after input ``i``. Window boundaries are
+        handled here: at each one the previous window is encoded and the decoder restarts from
+        ``<bos>``, exactly as in :meth:`forward`.
+        """
+        if inputs.shape[0] != 1:
+            raise ValueError("Seq2SeqLM.stream reads one stream at a time (batch of 1)")
+        st = state if state is not None else Seq2SeqStreamState()
+        window = self.window
+        tokens = [int(t) for t in inputs[0].tolist()]
+        outputs = []
+        i = 0
+        while i < len(tokens):
+            # a segment of inputs whose targets all lie in one window: one decoder call
+            n = min(len(tokens) - i, window - st.position % window)
+            segment = []
+            for q in range(n):
+                position = st.position + q
+                if position > 0:  # input `position` is the token at `position - 1`
+                    st.history.append(tokens[i + q])
+                if position % window == 0:  # q == 0: a window starts; restart from <bos>
+                    previous = st.history[-window:]
+                    src = torch.tensor([previous], device=inputs.device)
+                    st.decoder_state = self.encode(src) if position > 0 else None
+                    segment.append(self.bos_id)
+                else:
+                    segment.append(tokens[i + q])
+            del st.history[:-window]
+            seg = torch.tensor([segment], device=inputs.device)  # (1, n)
+            logits, st.decoder_state = self.decode(seg, st.decoder_state)  # (1, n, V)
+            outputs.append(logits)
+            st.position += n
+            i += n
+        return torch.cat(outputs, dim=1), st

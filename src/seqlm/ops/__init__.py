@@ -1,0 +1,1 @@
+"""Tooling used by no stage: the reproduction gate, the leaderboard report, the plots page."""

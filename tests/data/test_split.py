@@ -1,0 +1,38 @@
+import pytest
+
+from seqlm.core.errors import DataError, ParamError
+from seqlm.data.split import split_by_line
+
+
+def test_the_split_is_three_contiguous_blocks_by_line_index():
+    lines = [f"line {i}" for i in range(20)]
+    blocks = split_by_line(lines, 0.8, 0.1, 0.1)
+    assert blocks["train"] == lines[:16]
+    assert blocks["val"] == lines[16:18]
+    assert blocks["test"] == lines[18:]
+
+
+def test_empty_lines_count_for_the_split_like_any_line():
+    lines = ["a", "", "b", "", "c", "", "d", "e", "", "g"]
+    blocks = split_by_line(lines, 0.5, 0.3, 0.2)
+    assert blocks["train"] == ["a", "", "b", "", "c"]
+    assert blocks["val"] == ["", "d", "e"]
+    assert blocks["test"] == ["", "g"]
+
+
+@pytest.mark.parametrize(
+    "fractions, message",
+    [
+        ((0.9, 0.05, 0.1), "must sum to 1"),
+        ((0.5, 0.0, 0.5), "val_fraction = 0.0 must be strictly between 0 and 1"),
+        ((-0.1, 0.6, 0.5), "train_fraction = -0.1"),
+    ],
+)
+def test_bad_fractions_are_refused(fractions, message):
+    with pytest.raises(ParamError, match=message):
+        split_by_line(["a"] * 10, *fractions)
+
+
+def test_a_split_without_text_is_refused():
+    with pytest.raises(DataError, match=r"the val split \(lines 9..9 of 10\) has no text"):
+        split_by_line(["a"] * 10, 0.9, 0.04, 0.06)

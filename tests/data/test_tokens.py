@@ -1,0 +1,51 @@
+import pytest
+
+from seqlm.core.errors import DataError, ParamError
+from seqlm.data.tokens import (
+    TokenizeParams,
+    count_characters,
+    read_token_file,
+    running_text,
+    stream,
+    tokenize_lines,
+    write_token_file,
+)
+
+LINES = ["the time", "", "machine by"]
+
+
+def test_word_streams_are_the_words_in_order():
+    token_lines = tokenize_lines(LINES, "word")
+    assert token_lines == [["the", "time"], ["machine", "by"]]
+    assert stream(token_lines, "word") == ["the", "time", "machine", "by"]
+
+
+def test_char_streams_put_one_space_between_lines():
+    token_lines = tokenize_lines(LINES, "char")
+    assert "".join(stream(token_lines, "char")) == "the time machine by"
+
+
+def test_both_tokenizations_share_one_running_text_and_character_count():
+    for token in ("word", "char"):
+        token_lines = tokenize_lines(LINES, token)
+        assert running_text(token_lines, token) == "the time machine by"
+        assert count_characters(token_lines, token) == 19
+
+
+def test_an_unknown_tokenization_lists_the_choices():
+    with pytest.raises(ParamError, match="tokenize.token = 'bpe' is not a tokenization; choose one of: word, char"):
+        TokenizeParams(token="bpe")
+
+
+def test_token_files_round_trip(tmp_path):
+    token_lines = tokenize_lines(LINES, "char")
+    path = tmp_path / "train.jsonl"
+    write_token_file(path, token_lines)
+    assert read_token_file(path) == token_lines
+
+
+def test_a_malformed_token_file_names_the_line(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('["a"]\n{"x": 1}\n')
+    with pytest.raises(DataError, match="bad.jsonl:2: expected a JSON list of strings"):
+        read_token_file(path)

@@ -1,0 +1,79 @@
+"""Checkpoints round-trip as state_dict + config, and refuse another vocabulary or configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from seqlm.neural.checkpoint import load_checkpoint, save_checkpoint
+from seqlm.core.errors import DataError
+from seqlm.neural.models import NetParams, build_model
+from seqlm.neural.evaluation import target_logprobs
+from seqlm.data.vocab import Vocab
+
+VOCAB = Vocab(("<unk>", "<bos>", " ", "e", "t", "a"), (0, 0, 4, 3, 2, 1))
+NET = NetParams(embedding_size=8, hidden_size=8, num_layers=2, tie_weights=True, window=4)
+
+
+def saved(tmp_path: Path, model_name: str = "lstm", net: NetParams = NET) -> tuple[Path, torch.nn.Module]:
+    torch.manual_seed(0)
+    model = build_model(model_name, net, len(VOCAB), VOCAB.id_of("<bos>"))
+    path = tmp_path / "model" / "model.pt"
+    save_checkpoint(path, model, model_name=model_name, net=net, vocab=VOCAB, epoch=3, best_val_perplexity=4.5)
+    return path, model
+
+
+@pytest.mark.parametrize("model_name", ["rnn", "gru", "lstm", "seq2seq"])
+def test_a_checkpoint_loads_back_into_the_same_model(tmp_path: Path, model_name: str) -> None:
+    path, model = saved(tmp_path, model_name)
+    loaded, info = load_checkpoint(path, VOCAB, model_name=model_name, net=NET)
+    assert (info.model, info.net, info.epoch, info.best_val_perplexity) == (model_name, NET, 3, 4.5)
+    assert info.vocab_sha256 == VOCAB.checksum() and info.bos_id == 1
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[key], value, atol=0, rtol=0)
+    ids = np.array([2, 3, 4, 5, 2, 3, 0, 4, 4], dtype=np.int32)
+    np.testing.assert_array_equal(target_logprobs(loaded, ids, 1), target_logprobs(model, ids, 1))
+    assert not loaded.training
+
+
+def test_a_checkpoint_is_plain_data_that_loads_with_weights_only(tmp_path: Path) -> None:
+    path, _ = saved(tmp_path)
+    payload = torch.load(path, weights_only=True)
+    assert set(payload) >= {"state_dict", "model", "net", "vocab_sha256", "epoch", "best_val_perplexity"}
+    assert payload["net"]["hidden_size"] == 8
+
+
+def test_a_checkpoint_from_another_vocabulary_is_refused(tmp_path: Path) -> None:
+    path, _ = saved(tmp_path)
+    other = Vocab(("<unk>", "<bos>", " ", "e", "t", "o"), (0, 0, 4, 3, 2, 1))  # same size, other tokens
+    with pytest.raises(DataError, match="another vocabulary.*retrain"):
+        load_checkpoint(path, other)
+
+
+def test_a_checkpoint_from_another_configuration_is_refused_naming_the_difference(tmp_path: Path) -> None:
+    path, _ = saved(tmp_path)
+    with pytest.raises(DataError, match="num_layers: checkpoint 2, params 1"):
+        load_checkpoint(path, VOCAB, net=NetParams(8, 8, 1, tie_weights=True, window=4))
+    with pytest.raises(DataError, match="holds a 'lstm' model but params ask for 'gru'"):
+        load_checkpoint(path, VOCAB, model_name="gru")
+
+
+def test_a_missing_or_foreign_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope.pt", VOCAB)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    with pytest.raises(DataError, match="not a seqlm checkpoint"):
+        load_checkpoint(foreign, VOCAB)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a zip")
+    with pytest.raises(DataError, match="not a readable seqlm checkpoint"):
+        load_checkpoint(garbage, VOCAB)
+
+
+def test_saving_leaves_no_temporary_files(tmp_path: Path) -> None:
+    path, _ = saved(tmp_path)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model.pt"]

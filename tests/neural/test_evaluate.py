@@ -1,0 +1,110 @@
+"""The evaluate stage scores val and test by the convention, mixes with the n-gram on val, writes samples."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seqlm.data.corpus import load_split
+from seqlm.perplexity import save_target_logprobs
+from seqlm.data.vocab import load_vocab
+from test_train import write_tiny_pipeline
+
+NGRAM_SAMPLES = "- greedy: **time traveller** and the time\n"
+
+
+@pytest.fixture
+def trained(tmp_path: Path, tiny_text: str) -> dict[str, Path]:
+    """A tiny pipeline after the train stage, with an n-gram stand-in's outputs in data/ngram."""
+    from stages import train as train_stage
+
+    paths = write_tiny_pipeline(tmp_path, tiny_text)
+    paths["checkpoint"] = tmp_path / "data" / "model" / "model.pt"
+    paths["ngram"] = tmp_path / "data" / "ngram"
+    argv = ["--params", str(paths["params"]), "--vocab", str(paths["vocab"]),
+            "--corpus-dir", str(paths["corpus"]), "--tokens-dir", str(paths["tokens"]),
+            "--checkpoint", str(paths["checkpoint"]), "--metrics", str(tmp_path / "metrics" / "train.json"),
+            "--live-dir", str(tmp_path / "dvclive")]
+    assert train_stage.main(argv) == 0
+    vocab = load_vocab(paths["vocab"])
+    rng = np.random.default_rng(0)
+    for split in ("val", "test"):  # an n-gram stand-in: a random proper distribution per target
+        ids = load_split(paths["corpus"], paths["tokens"], split, "char").ids
+        probs = rng.dirichlet(np.ones(len(vocab)), size=ids.size)
+        save_target_logprobs(paths["ngram"], split, np.log(probs[np.arange(ids.size), ids]))
+    (paths["ngram"] / "samples.txt").write_text(NGRAM_SAMPLES)
+    return paths
+
+
+def evaluate_argv(paths: dict[str, Path], tmp_path: Path, *extra: str) -> list[str]:
+    return ["--params", str(paths["params"]), "--vocab", str(paths["vocab"]),
+            "--corpus-dir", str(paths["corpus"]), "--tokens-dir", str(paths["tokens"]),
+            "--checkpoint", str(paths["checkpoint"]), "--ngram-dir", str(paths["ngram"]),
+            "--metrics", str(tmp_path / "metrics" / "eval.json"),
+            "--samples", str(tmp_path / "metrics" / "samples.md"),
+            "--bpc-table", str(tmp_path / "metrics" / "bits_per_char.csv"), *extra]
+
+
+def test_the_evaluate_stage_reports_val_test_and_the_interpolation(trained, tmp_path: Path) -> None:
+    from stages import evaluate
+
+    assert evaluate.main(evaluate_argv(trained, tmp_path, "--logprobs-dir", str(tmp_path / "lp"))) == 0
+    metrics = json.loads((tmp_path / "metrics" / "eval.json").read_text())
+    assert set(metrics) == {"model", "val", "test", "parameters", "tokens_per_second", "interpolation"}
+    record_keys = {"tokens", "nll", "perplexity", "bits_per_char", "oov", "characters"}
+    for split in ("val", "test"):
+        assert set(metrics[split]) == record_keys
+        assert set(metrics["interpolation"][split]) == record_keys
+        n = load_split(trained["corpus"], trained["tokens"], split, "char").ids.size
+        assert metrics[split]["tokens"] == n == np.load(tmp_path / "lp" / f"{split}_logprobs.npy").size
+    train = json.loads((tmp_path / "metrics" / "train.json").read_text())
+    assert metrics["val"]["perplexity"] == pytest.approx(train["best_val_perplexity"], rel=1e-12)
+    lam = metrics["interpolation"]["lambda"]
+    assert 0.0 <= lam <= 1.0
+    ngram_val = np.load(trained["ngram"] / "val_logprobs.npy")
+    ngram_ppl = math.exp(-ngram_val.mean())
+    assert metrics["interpolation"]["val"]["perplexity"] <= min(metrics["val"]["perplexity"], ngram_ppl) + 1e-9
+    table = (tmp_path / "metrics" / "bits_per_char.csv").read_text().splitlines()
+    assert table[0] == "system,val_bits_per_char,test_bits_per_char"
+    systems = {row.split(",")[0]: float(row.split(",")[2]) for row in table[1:]}
+    model = metrics["model"]
+    assert list(systems) == [model, "ngram", f"{model}+ngram"]
+    assert systems[model] == pytest.approx(metrics["test"]["bits_per_char"], abs=1e-6)
+    assert systems[f"{model}+ngram"] == pytest.approx(metrics["interpolation"]["test"]["bits_per_char"], abs=1e-6)
+
+
+def test_the_samples_file_holds_neural_and_ngram_samples(trained, tmp_path: Path) -> None:
+    from stages import evaluate
+
+    assert evaluate.main(evaluate_argv(trained, tmp_path)) == 0
+    text = (tmp_path / "metrics" / "samples.md").read_text()
+    assert "## Neural model (lstm)" in text
+    assert text.count("**the time**") == 2 and "greedy" in text and "sampled" in text
+    assert NGRAM_SAMPLES.strip() in text
+    assert evaluate.main(evaluate_argv(trained, tmp_path)) == 0
+    assert (tmp_path / "metrics" / "samples.md").read_text() == text  # seeded: the same samples again
+
+
+def test_evaluate_refuses_a_checkpoint_trained_with_other_params(trained, tmp_path: Path, capsys) -> None:
+    import yaml
+
+    from stages import evaluate
+
+    params = yaml.safe_load(trained["params"].read_text())
+    params["net"]["hidden_size"] = 32
+    trained["params"].write_text(yaml.safe_dump(params))
+    assert evaluate.main(evaluate_argv(trained, tmp_path)) == 1
+    assert "hidden_size: checkpoint 16, params 32" in capsys.readouterr().err
+    assert not (tmp_path / "metrics" / "eval.json").exists()
+
+
+def test_evaluate_refuses_ngram_scores_of_other_targets(trained, tmp_path: Path, capsys) -> None:
+    from stages import evaluate
+
+    save_target_logprobs(trained["ngram"], "test", np.full(3, -1.0))
+    assert evaluate.main(evaluate_argv(trained, tmp_path)) == 1
+    assert "the n-gram scored 3 test targets" in capsys.readouterr().err

