@@ -1,27 +1,30 @@
-"""Typed parameters: one frozen dataclass per ``params.yaml`` section, all of them here.
+"""Typed parameters: one frozen pydantic model per ``params.yaml`` section, all of them here.
 
-``load_section`` reads one section and builds its dataclass. Unknown keys, missing required keys and
-values of the wrong type are errors that name the key, so a typo in ``params.yaml`` (or in
-``dvc exp run -S``) fails loudly instead of being ignored.
+Every section is a :class:`~seqlm.core.schema.Section`: strict types (a string is not a number, a
+bool is not an integer; an integer where a float is expected becomes a float; a YAML list becomes a
+tuple), no unknown keys, frozen. ``load_section`` reads one section of the file; building a section
+directly (``TrainParams(epochs=2)``) runs the same checks. A refusal is a ParamError naming the key,
+the bad value and what is allowed, so a typo in ``params.yaml`` (or in ``dvc exp run -S``) fails
+loudly instead of being ignored.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import os
-import types
 import typing
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+import urllib.parse
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
 
 import yaml
+from pydantic import Field, field_validator, model_validator
 
 from seqlm.core.errors import ParamError
+from seqlm.core.schema import Allowed, Count, Listed, NonNegative, NonNegativeInt, Positive, Section
+from seqlm.data.split import check_fractions
 
-T = TypeVar("T")
+S = TypeVar("S", bound=Section)
 
 DEFAULT_PARAMS = "params.yaml"
 
@@ -37,113 +40,111 @@ def read_params(path: str | os.PathLike[str] = DEFAULT_PARAMS) -> dict[str, Any]
     return data
 
 
-def _check_type(section: str, key: str, value: Any, annotation: Any) -> Any:
-    """Return ``value`` converted to ``annotation`` where that is lossless, else raise ParamError."""
-    origin = typing.get_origin(annotation)
-    where = f"{section}.{key}"
-    if annotation is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        errors = []
-        for option in typing.get_args(annotation):
-            if option is type(None):
-                if value is None:
-                    return None
-                continue
-            try:
-                return _check_type(section, key, value, option)
-            except ParamError as e:
-                errors.append(str(e))
-        raise ParamError(f"{where} = {value!r} has the wrong type: expected {annotation}")
-    if origin is typing.Literal:
-        allowed = typing.get_args(annotation)
-        if value not in allowed:
-            raise ParamError(
-                f"{where} = {value!r} is not allowed; choose one of: {', '.join(map(str, allowed))}"
-            )
-        return value
-    if origin in (tuple, list):
-        if not isinstance(value, (list, tuple)):
-            raise ParamError(f"{where} = {value!r} must be a list")
-        (item_type, *_rest) = typing.get_args(annotation) or (Any,)
-        return tuple(_check_type(section, key, v, item_type) for v in value)
-    if annotation is bool:
-        if not isinstance(value, bool):
-            raise ParamError(f"{where} = {value!r} must be true or false")
-        return value
-    if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ParamError(f"{where} = {value!r} must be an integer")
-        return value
-    if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ParamError(f"{where} = {value!r} must be a number")
-        return float(value)
-    if annotation is str:
-        if not isinstance(value, str):
-            raise ParamError(f"{where} = {value!r} must be a string")
-        return value
-    raise TypeError(f"unsupported annotation {annotation!r} for {where}")  # programming error
-
-
-def check_integers(section: str, obj: object, minimums: Mapping[str, int]) -> None:
-    """Raise ParamError unless every ``obj.<key>`` is an integer >= ``minimums[key]``.
-
-    For the sections' ``__post_init__``: a dataclass built directly, not through :func:`build`,
-    gets the same checks and messages.
-    """
-    for key, low in minimums.items():
-        value = getattr(obj, key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ParamError(f"{section}.{key} = {value!r} must be an integer >= {low}")
-
-
-def check_choices(section: str, obj: object, choices: Mapping[str, Sequence[str]]) -> None:
-    """Raise ParamError unless every ``obj.<key>`` is one of ``choices[key]``."""
-    for key, allowed in choices.items():
-        value = getattr(obj, key)
-        if value not in allowed:
-            raise ParamError(
-                f"{section}.{key} = {value!r} is not allowed; choose one of: {', '.join(allowed)}"
-            )
-
-
-def build(cls: type[T], section: str, values: Mapping[str, Any]) -> T:
-    """Build dataclass ``cls`` from ``values``, naming any unknown, missing or mistyped key."""
+def build(cls: type[S], section: str, values: Mapping[str, Any]) -> S:
+    """Validate ``values``, params section ``section``, into ``cls`` (which names its keys)."""
     if not isinstance(values, Mapping):
         raise ParamError(f"params section {section!r} must be a mapping, got {values!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise ParamError(
-            f"unknown key(s) in params section {section!r}: {', '.join(unknown)}; "
-            f"allowed: {', '.join(sorted(fields))}"
-        )
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for name, f in fields.items():
-        if name in values:
-            kwargs[name] = _check_type(section, name, values[name], hints[name])
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ParamError(f"params section {section!r} is missing required key {name!r}")
-    return cls(**kwargs)
+    return cls(**{str(key): value for key, value in values.items()})
 
 
-def load_section(cls: type[T], section: str, path: str | os.PathLike[str] = DEFAULT_PARAMS) -> T:
-    """Read section ``section`` of the params file into dataclass ``cls``."""
+def load_section(cls: type[S], section: str, path: str | os.PathLike[str] = DEFAULT_PARAMS) -> S:
+    """Read section ``section`` of the params file into ``cls``."""
     params = read_params(path)
     if section not in params:
         raise ParamError(f"params file {str(path)!r} has no section {section!r}")
     return build(cls, section, params[section] or {})
 
 
+def choices(literal: Any) -> tuple[str, ...]:
+    """The values of a ``Literal`` type, in order."""
+    return typing.get_args(literal)
+
+
+# --- data sections ------------------------------------------------------------------------------
+
+SCHEMES = ("http", "https", "file")
+TokenKind = Literal["word", "char"]
+TOKEN_KINDS = choices(TokenKind)
+RESERVED_CHOICES = ("<pad>", "<bos>", "<eos>")
+"""Tokens ``vocab.reserved`` may place after ``<unk>`` (always index 0)."""
+
+
+class DownloadParams(Section):
+    """The ``download`` section: the corpus URL and its sha1, checked on every fetch."""
+
+    section: ClassVar[str] = "download"
+    url: str
+    sha1: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{40}$"), Allowed("is not a 40-digit hex sha1")]
+    timeout_s: Positive = 30.0
+    retries: NonNegativeInt = 3
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        scheme = urllib.parse.urlparse(url).scheme
+        if scheme not in SCHEMES:
+            raise ParamError(
+                f"download.url = {url!r} has scheme {scheme!r}; allowed: {', '.join(SCHEMES)}"
+            )
+        return url
+
+
+class CleanParams(Section):
+    """The ``clean`` section."""
+
+    section: ClassVar[str] = "clean"
+    strip_gutenberg: bool = False
+
+
+class TokenizeParams(Section):
+    """The ``tokenize`` section: the token kind and the split fractions (they sum to 1)."""
+
+    section: ClassVar[str] = "tokenize"
+    token: Annotated[
+        TokenKind, Allowed(f"is not a tokenization; choose one of: {', '.join(TOKEN_KINDS)}")
+    ] = "char"
+    train_fraction: float = 0.90
+    val_fraction: float = 0.05
+    test_fraction: float = 0.05
+
+    @model_validator(mode="after")
+    def _fractions_sum_to_one(self) -> Self:
+        check_fractions(self.train_fraction, self.val_fraction, self.test_fraction)
+        return self
+
+
+class VocabParams(Section):
+    """The ``vocab`` section: tokens seen fewer than ``min_freq`` times become ``<unk>``."""
+
+    section: ClassVar[str] = "vocab"
+    min_freq: Annotated[int, Field(ge=1), Allowed("must be >= 1")] = 1
+    reserved: Listed[str] = ("<bos>",)
+
+    @field_validator("reserved")
+    @classmethod
+    def _known_reserved(cls, reserved: tuple[str, ...]) -> tuple[str, ...]:
+        for tok in reserved:
+            if tok not in RESERVED_CHOICES:
+                raise ParamError(
+                    f"vocab.reserved has {tok!r}; allowed: {', '.join(RESERVED_CHOICES)} "
+                    f"(<unk> is always index 0)"
+                )
+        if len(set(reserved)) != len(reserved):
+            raise ParamError(f"vocab.reserved = {list(reserved)} lists a token twice")
+        return reserved
+
+
 # --- model and net ------------------------------------------------------------------------------
 
-MODELS = ("rnn", "gru", "lstm", "seq2seq")
+Model = Literal["rnn", "gru", "lstm", "seq2seq"]
+MODELS = choices(Model)
 RECURRENT_MODELS = ("rnn", "gru", "lstm")
-CELLS = ("fused", "scratch")
-BRIDGES = ("concat", "sum")
+Cell = Literal["fused", "scratch"]
+CELLS = choices(Cell)
+Bridge = Literal["concat", "sum"]
+BRIDGES = choices(Bridge)
 DROPOUTS = ("dropout", "embedding_dropout", "input_dropout", "output_dropout", "weight_drop")
+Dropout = Annotated[float, Field(ge=0, lt=1), Allowed("must be in [0, 1) (a dropout probability)")]
 
 
 def check_model(name: object) -> str:
@@ -153,13 +154,7 @@ def check_model(name: object) -> str:
     return name
 
 
-def _check_fraction(key: str, value: float) -> None:
-    if not 0.0 <= value < 1.0:
-        raise ParamError(f"net.{key} = {value} must be in [0, 1) (a dropout probability)")
-
-
-@dataclass(frozen=True)
-class NetParams:
+class NetParams(Section):
     """The ``net`` section of ``params.yaml``.
 
     * ``embedding_size``, ``hidden_size``, ``num_layers``: the network's shape;
@@ -182,37 +177,35 @@ class NetParams:
       ``concat`` (concatenate, then a linear map per layer) or ``sum``.
     """
 
-    embedding_size: int = 128
-    hidden_size: int = 512
-    num_layers: int = 1
-    dropout: float = 0.0
-    embedding_dropout: float = 0.05
-    input_dropout: float = 0.1
-    output_dropout: float = 0.3
-    weight_drop: float = 0.25
+    section: ClassVar[str] = "net"
+    embedding_size: Count = 128
+    hidden_size: Count = 512
+    num_layers: Count = 1
+    dropout: Dropout = 0.0
+    embedding_dropout: Dropout = 0.05
+    input_dropout: Dropout = 0.1
+    output_dropout: Dropout = 0.3
+    weight_drop: Dropout = 0.25
     locked: bool = True
     tie_weights: bool = False
-    cell: Literal["fused", "scratch"] = "fused"
+    cell: Cell = "fused"
     bidirectional: bool = False
-    window: int = 64
-    bridge: Literal["concat", "sum"] = "concat"
+    window: Count = 64
+    bridge: Bridge = "concat"
 
-    def __post_init__(self) -> None:
-        check_integers("net", self, dict.fromkeys(("embedding_size", "hidden_size", "num_layers",
-                                                   "window"), 1))
-        for key in DROPOUTS:
-            _check_fraction(key, getattr(self, key))
-        check_choices("net", self, {"cell": CELLS, "bridge": BRIDGES})
+    @model_validator(mode="after")
+    def _tied_sizes_match(self) -> Self:
         if self.tie_weights and self.embedding_size != self.hidden_size:
             raise ParamError(
                 f"net.tie_weights = true needs net.embedding_size == net.hidden_size (the output "
                 f"layer reuses the embedding matrix), got {self.embedding_size} and "
                 f"{self.hidden_size}; make them equal or set tie_weights: false"
             )
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values (for checkpoints and logs)."""
-        return asdict(self)
+        return self.model_dump()
 
 
 def check_net_for_model(model: str, net: NetParams) -> None:
@@ -241,14 +234,17 @@ def load_model_name(path: str | os.PathLike[str]) -> str:
 
 # --- train ---------------------------------------------------------------------------------------
 
-DEVICES = ("auto", "cpu", "cuda")
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "cosine", "plateau")
-SAMPLINGS = ("sequential", "random")
+Device = Literal["auto", "cpu", "cuda"]
+DEVICES = choices(Device)
+Optimizer = Literal["sgd", "adam", "adamw"]
+OPTIMIZERS = choices(Optimizer)
+Schedule = Literal["constant", "cosine", "plateau"]
+SCHEDULES = choices(Schedule)
+Sampling = Literal["sequential", "random"]
+SAMPLINGS = choices(Sampling)
 
 
-@dataclass(frozen=True)
-class TrainParams:
+class TrainParams(Section):
     """The ``train`` section of ``params.yaml``.
 
     * ``seed``: seeds weights, dropout masks and batch order (same params → same metrics);
@@ -270,55 +266,39 @@ class TrainParams:
       per step (0 = off, 0.999 = roughly the last thousand steps).
     """
 
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: int = 0
-    batch_size: int = 16
-    num_steps: int = 64
-    sampling: Literal["sequential", "random"] = "sequential"
-    optimizer: Literal["sgd", "adam", "adamw"] = "adamw"
-    lr: float = 0.006
-    momentum: float = 0.0
-    weight_decay: float = 0.01
-    clip: float = 1.0
-    schedule: Literal["constant", "cosine", "plateau"] = "cosine"
-    warmup_steps: int = 30
-    min_lr: float = 0.0
-    plateau_factor: float = 0.5
-    plateau_patience: int = 1
-    epochs: int = 30
-    patience: int = 0
-    budget_minutes: float = 0.0
-    average: float = 0.0
+    section: ClassVar[str] = "train"
+    seed: NonNegativeInt = 0
+    device: Device = "auto"
+    threads: NonNegativeInt = 0
+    batch_size: Count = 16
+    num_steps: Count = 64
+    sampling: Sampling = "sequential"
+    optimizer: Optimizer = "adamw"
+    lr: Positive = 0.006
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    weight_decay: NonNegative = 0.01
+    clip: NonNegative = 1.0
+    schedule: Schedule = "cosine"
+    warmup_steps: NonNegativeInt = 30
+    min_lr: NonNegative = 0.0
+    plateau_factor: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    plateau_patience: Count = 1
+    epochs: Count = 30
+    patience: NonNegativeInt = 0
+    budget_minutes: NonNegative = 0.0
+    average: Annotated[float, Field(ge=0, lt=1), Allowed("must be in [0, 1) (0 = off)")] = 0.0
 
-    def __post_init__(self) -> None:
-        check_integers("train", self, {"batch_size": 1, "num_steps": 1, "epochs": 1, "seed": 0,
-                                       "threads": 0, "warmup_steps": 0, "patience": 0,
-                                       "plateau_patience": 1})
-        check_choices("train", self, {"device": DEVICES, "optimizer": OPTIMIZERS,
-                                      "schedule": SCHEDULES, "sampling": SAMPLINGS})
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ParamError(f"train.lr = {self.lr} must be a number > 0")
-        for key in ("momentum", "weight_decay", "clip", "min_lr", "budget_minutes"):
-            value = getattr(self, key)
-            if not (math.isfinite(value) and value >= 0):
-                raise ParamError(f"train.{key} = {value} must be a number >= 0")
-        if self.momentum >= 1:
-            raise ParamError(f"train.momentum = {self.momentum} must be in [0, 1)")
-        if not 0 < self.plateau_factor < 1:
-            raise ParamError(f"train.plateau_factor = {self.plateau_factor} must be in (0, 1)")
+    @model_validator(mode="after")
+    def _min_lr_below_lr(self) -> Self:
         if self.min_lr > self.lr:
             raise ParamError(f"train.min_lr = {self.min_lr} must not exceed train.lr = {self.lr}")
-        if not 0 <= self.average < 1:
-            raise ParamError(f"train.average = {self.average} must be in [0, 1) (0 = off)")
-
-
+        return self
 
 
 # --- generate ------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class GenerateParams:
+
+class GenerateParams(Section):
     """Sampling settings.
 
     * ``prefixes``: texts to continue (cleaned text: lower-case letters and spaces); ``""`` starts
@@ -329,84 +309,44 @@ class GenerateParams:
     * ``seed``: seeds the numpy Generator, so samples are reproducible.
     """
 
-    prefixes: tuple[str, ...] = ("time traveller", "the time machine")
-    length: int = 200
-    temperature: float = 1.0
-    top_k: int = 0
-    seed: int = 0
+    section: ClassVar[str] = "generate"
+    prefixes: Listed[str] = ("time traveller", "the time machine")
+    length: Count = 200
+    temperature: Positive = 1.0
+    top_k: Annotated[int, Field(ge=0), Allowed("must be an integer >= 0 (0 = off)")] = 0
+    seed: NonNegativeInt = 0
 
-    def __post_init__(self) -> None:
-        if isinstance(self.prefixes, str) or not isinstance(self.prefixes, (tuple, list)):
-            raise ParamError(f"generate.prefixes = {self.prefixes!r} must be a list of strings")
-        if not self.prefixes:
+    @field_validator("prefixes")
+    @classmethod
+    def _some_prefix(cls, prefixes: tuple[str, ...]) -> tuple[str, ...]:
+        if not prefixes:
             raise ParamError('generate.prefixes is empty; list at least one prefix ("" is allowed)')
-        for prefix in self.prefixes:
-            if not isinstance(prefix, str):
-                raise ParamError(f"generate.prefixes has {prefix!r}; every prefix must be a string")
-        object.__setattr__(self, "prefixes", tuple(self.prefixes))
-        if _not_int(self.length) or self.length < 1:
-            raise ParamError(f"generate.length = {self.length!r} must be an integer >= 1")
-        t = self.temperature
-        if (
-            isinstance(t, bool)
-            or not isinstance(t, (int, float))
-            or not (math.isfinite(t) and t > 0)
-        ):
-            raise ParamError(f"generate.temperature = {t!r} must be a number > 0")
-        if _not_int(self.top_k) or self.top_k < 0:
-            raise ParamError(f"generate.top_k = {self.top_k!r} must be an integer >= 0 (0 = off)")
-        if _not_int(self.seed) or self.seed < 0:
-            raise ParamError(f"generate.seed = {self.seed!r} must be an integer >= 0")
-
-
-def _not_int(value: object) -> bool:
-    return isinstance(value, bool) or not isinstance(value, int)
+        return prefixes
 
 
 # --- ngram ---------------------------------------------------------------------------------------
 
-SMOOTHINGS = ("kneser_ney", "laplace")
+Smoothing = Literal["kneser_ney", "laplace"]
+SMOOTHINGS = choices(Smoothing)
 AUTO = "auto"
 
 
-@dataclass(frozen=True)
-class NgramParams:
+class NgramParams(Section):
     """How the n-gram baseline is fitted.
 
     ``order`` is an integer ``>= 1`` or ``"auto"``: the order in ``1 .. max_order`` with the lowest
     val perplexity. ``laplace_alpha`` is only read when ``smoothing`` is ``laplace``.
     """
 
-    order: int | str = AUTO
-    max_order: int = 10
-    smoothing: str = "kneser_ney"
-    laplace_alpha: float = 1.0
-
-    def __post_init__(self) -> None:
-        if isinstance(self.order, bool) or not (
-            self.order == AUTO or (isinstance(self.order, int) and self.order >= 1)
-        ):
-            raise ParamError(
-                f"ngram.order = {self.order!r} is not allowed; use an integer >= 1 or {AUTO!r}"
-            )
-        if (
-            isinstance(self.max_order, bool)
-            or not isinstance(self.max_order, int)
-            or self.max_order < 1
-        ):
-            raise ParamError(f"ngram.max_order = {self.max_order!r} must be an integer >= 1")
-        if self.smoothing not in SMOOTHINGS:
-            raise ParamError(
-                f"ngram.smoothing = {self.smoothing!r} is not a smoothing; "
-                f"choose one of: {', '.join(SMOOTHINGS)}"
-            )
-        alpha = self.laplace_alpha
-        if (
-            isinstance(alpha, bool)
-            or not isinstance(alpha, (int, float))
-            or not (math.isfinite(alpha) and alpha > 0)
-        ):
-            raise ParamError(f"ngram.laplace_alpha = {alpha!r} must be a number > 0")
+    section: ClassVar[str] = "ngram"
+    order: Annotated[
+        Count | Literal["auto"], Allowed(f"is not allowed; use an integer >= 1 or {AUTO!r}")
+    ] = AUTO
+    max_order: Count = 10
+    smoothing: Annotated[
+        Smoothing, Allowed(f"is not a smoothing; choose one of: {', '.join(SMOOTHINGS)}")
+    ] = "kneser_ney"
+    laplace_alpha: Positive = 1.0
 
     def orders_to_try(self) -> list[int]:
         """The orders the stage fits: ``1 .. max_order`` for ``auto``, else just ``order``."""

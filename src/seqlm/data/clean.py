@@ -8,20 +8,13 @@ same whatever the tokenization.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from seqlm.core.errors import DataError
+from seqlm.params import CleanParams
 
 NON_LETTERS = re.compile("[^A-Za-z]+")
 GUTENBERG_START = re.compile(r"^\s*\*\*\*\s*START OF", re.IGNORECASE)
 GUTENBERG_END = re.compile(r"^\s*\*\*\*\s*END OF", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class CleanParams:
-    """The ``clean`` section of ``params.yaml``."""
-
-    strip_gutenberg: bool = False
 
 
 def decode(raw: bytes) -> str:
@@ -53,7 +46,9 @@ def strip_gutenberg(lines: list[str]) -> list[str]:
         )
     end = next((i for i in range(start + 1, len(lines)) if GUTENBERG_END.match(lines[i])), None)
     if end is None:
-        raise DataError("the text has a '*** START OF ...' line but no '*** END OF ...' line after it")
+        raise DataError(
+            "the text has a '*** START OF ...' line but no '*** END OF ...' line after it"
+        )
     return lines[start + 1 : end]
 
 

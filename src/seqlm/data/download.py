@@ -17,7 +17,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -26,39 +25,14 @@ from tqdm import tqdm
 from seqlm.core.atomic import atomic_path
 from seqlm.core.errors import DownloadError
 from seqlm.core.logs import progress_disabled
+from seqlm.params import DownloadParams
 
 log = logging.getLogger(__name__)
 
 MIRROR_ENV = "SEQLM_MIRROR"
 """Environment variable naming a directory of pre-fetched files (offline mirror)."""
 
-SCHEMES = ("http", "https", "file")
 CHUNK = 1 << 16
-
-
-@dataclass(frozen=True)
-class DownloadParams:
-    """The ``download`` section of ``params.yaml``."""
-
-    url: str
-    sha1: str
-    timeout_s: float = 30.0
-    retries: int = 3
-
-    def __post_init__(self) -> None:
-        from seqlm.core.errors import ParamError
-
-        scheme = urllib.parse.urlparse(self.url).scheme
-        if scheme not in SCHEMES:
-            raise ParamError(
-                f"download.url = {self.url!r} has scheme {scheme!r}; allowed: {', '.join(SCHEMES)}"
-            )
-        if len(self.sha1) != 40 or any(c not in "0123456789abcdef" for c in self.sha1.lower()):
-            raise ParamError(f"download.sha1 = {self.sha1!r} is not a 40-digit hex sha1")
-        if self.timeout_s <= 0:
-            raise ParamError(f"download.timeout_s = {self.timeout_s} must be > 0")
-        if self.retries < 0:
-            raise ParamError(f"download.retries = {self.retries} must be >= 0")
 
 
 def sha1_of(path: str | os.PathLike[str]) -> str:
@@ -89,7 +63,9 @@ def mirror_file(url: str, mirror: str | None = None) -> Path | None:
 
 def _copy_stream(src: BinaryIO, dst: BinaryIO, total: int | None, desc: str) -> int:
     written = 0
-    with tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=progress_disabled()) as bar:
+    with tqdm(
+        total=total, unit="B", unit_scale=True, desc=desc, disable=progress_disabled()
+    ) as bar:
         for chunk in iter(lambda: src.read(CHUNK), b""):
             dst.write(chunk)
             written += len(chunk)
@@ -118,8 +94,14 @@ def _fetch_http(url: str, dst: Path, timeout_s: float, retries: int) -> None:
                     f"{getattr(e, 'reason', e)}"
                 ) from e
             reason = str(getattr(e, "reason", e))
-        log.warning("attempt %d/%d for %s failed (%s); retrying in %.0fs",
-                    attempt + 1, retries + 1, url, reason, delay)
+        log.warning(
+            "attempt %d/%d for %s failed (%s); retrying in %.0fs",
+            attempt + 1,
+            retries + 1,
+            url,
+            reason,
+            delay,
+        )
         time.sleep(delay)
         delay *= 2
 

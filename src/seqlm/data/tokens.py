@@ -19,29 +19,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from seqlm.core.errors import DataError, ParamError
-from seqlm.data.split import check_fractions
-
-TOKEN_KINDS = ("word", "char")
-TokenKind = Literal["word", "char"]
-
-
-@dataclass(frozen=True)
-class TokenizeParams:
-    """The ``tokenize`` section of ``params.yaml``."""
-
-    token: str = "char"
-    train_fraction: float = 0.90
-    val_fraction: float = 0.05
-    test_fraction: float = 0.05
-
-    def __post_init__(self) -> None:
-        check_token_kind(self.token)
-        check_fractions(self.train_fraction, self.val_fraction, self.test_fraction)
+from seqlm.params import TOKEN_KINDS
+from seqlm.params import TokenizeParams as TokenizeParams  # re-exported: the section of this step
 
 
 def check_token_kind(token: str) -> None:

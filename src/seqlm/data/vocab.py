@@ -19,34 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from seqlm.core.errors import DataError, ParamError
+from seqlm.core.errors import DataError
+from seqlm.params import VocabParams
 
 UNK = "<unk>"
 PAD = "<pad>"
 BOS = "<bos>"
 EOS = "<eos>"
-RESERVED_CHOICES = (PAD, BOS, EOS)
 HEADER = "token\tcount"
-
-
-@dataclass(frozen=True)
-class VocabParams:
-    """The ``vocab`` section of ``params.yaml``."""
-
-    min_freq: int = 1
-    reserved: tuple[str, ...] = (BOS,)
-
-    def __post_init__(self) -> None:
-        if self.min_freq < 1:
-            raise ParamError(f"vocab.min_freq = {self.min_freq} must be >= 1")
-        for tok in self.reserved:
-            if tok not in RESERVED_CHOICES:
-                raise ParamError(
-                    f"vocab.reserved has {tok!r}; allowed: {', '.join(RESERVED_CHOICES)} "
-                    f"({UNK} is always index 0)"
-                )
-        if len(set(self.reserved)) != len(self.reserved):
-            raise ParamError(f"vocab.reserved = {list(self.reserved)} lists a token twice")
 
 
 @dataclass(frozen=True)

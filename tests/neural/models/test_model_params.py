@@ -7,9 +7,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from seqlm.params import load_section
 from seqlm.core.errors import ParamError
-from seqlm.neural.models import MODELS, NetParams, build_model, check_model, check_net_for_model, load_model_name
+from seqlm.neural.models import (
+    MODELS,
+    NetParams,
+    build_model,
+    check_model,
+    check_net_for_model,
+    load_model_name,
+)
+from seqlm.params import build, load_section
 
 
 def write_params(tmp_path: Path, params: dict) -> Path:
@@ -42,16 +49,20 @@ def test_a_bidirectional_language_model_is_refused_because_it_sees_the_future(mo
     with pytest.raises(ParamError, match="net.bidirectional.*left-to-right.*seq2seq"):
         check_net_for_model(model, NetParams(bidirectional=True))
     with pytest.raises(ParamError, match="bidirectional"):
-        build_model(model, NetParams(8, 8, bidirectional=True), 5, 1)
+        build_model(model, NetParams(embedding_size=8, hidden_size=8, bidirectional=True), 5, 1)
 
 
 def test_bidirectional_is_the_seq2seq_encoders_option() -> None:
-    model = build_model("seq2seq", NetParams(8, 8, bidirectional=True), 5, 1)
+    model = build_model(
+        "seq2seq", NetParams(embedding_size=8, hidden_size=8, bidirectional=True), 5, 1
+    )
     assert model.encoder.bidirectional and not model.decoder.bidirectional
 
 
 def test_tying_weights_needs_equal_embedding_and_hidden_sizes() -> None:
-    with pytest.raises(ParamError, match=r"tie_weights.*embedding_size == net.hidden_size.*got 64 and 128"):
+    with pytest.raises(
+        ParamError, match=r"tie_weights.*embedding_size == net.hidden_size.*got 64 and 128"
+    ):
         NetParams(embedding_size=64, hidden_size=128, tie_weights=True)
 
 
@@ -79,7 +90,22 @@ def test_an_unknown_net_key_is_an_error(tmp_path: Path) -> None:
         load_section(NetParams, "net", write_params(tmp_path, {"net": {"hiden_size": 3}}))
 
 
-def test_the_net_section_loads_into_its_dataclass(tmp_path: Path) -> None:
-    net = load_section(NetParams, "net", write_params(tmp_path, {"net": {"hidden_size": 32, "cell": "scratch"}}))
+def test_the_net_section_loads_into_its_model(tmp_path: Path) -> None:
+    path = write_params(tmp_path, {"net": {"hidden_size": 32, "cell": "scratch"}})
+    net = load_section(NetParams, "net", path)
     assert net == NetParams(hidden_size=32, cell="scratch")
-    assert NetParams(**net.to_dict()) == net
+
+
+def test_a_checkpoints_plain_net_values_rebuild_the_same_params() -> None:
+    net = NetParams(embedding_size=16, hidden_size=16, tie_weights=True, dropout=0.5)
+    values = net.to_dict()
+    assert all(isinstance(v, (int, float, bool, str)) for v in values.values())
+    assert build(NetParams, "net", values) == net
+
+
+def test_net_values_are_checked_strictly(tmp_path: Path) -> None:
+    with pytest.raises(ParamError, match="net.hidden_size = '32' must be an integer"):
+        load_section(NetParams, "net", write_params(tmp_path, {"net": {"hidden_size": "32"}}))
+    with pytest.raises(ParamError, match="net.locked = 'yes' must be true or false"):
+        NetParams(locked="yes")
+    assert NetParams(dropout=0).dropout == 0.0
