@@ -9,12 +9,12 @@ from collections.abc import Sequence
 
 from seqlm.core.atomic import remove_outputs, write_json
 from seqlm.core.stage import parser, run_stage
-from seqlm.params import load_section
 from seqlm.data.corpus import load_split
-from seqlm.neural.models import NetParams, check_net_for_model, load_model_name
 from seqlm.data.tokens import TokenizeParams
-from seqlm.neural.training import EpochRecord, TrainParams, train
 from seqlm.data.vocab import load_vocab
+from seqlm.neural.loop import EpochRecord, train
+from seqlm.neural.models import NetParams, check_net_for_model, load_model_name
+from seqlm.params import TrainParams, load_section
 
 log = logging.getLogger("seqlm.stages.train")
 
@@ -30,8 +30,9 @@ def body(args: argparse.Namespace) -> None:
     train_split = load_split(args.corpus_dir, args.tokens_dir, "train", token)
     val_split = load_split(args.corpus_dir, args.tokens_dir, "val", token)
     log.info("model %s, net %s", model_name, net.to_dict())
-    log.info("train: %s; val: %s; vocabulary of %d",
-             train_split.stats(), val_split.stats(), len(vocab))
+    log.info(
+        "train: %s; val: %s; vocabulary of %d", train_split.stats(), val_split.stats(), len(vocab)
+    )
 
     from dvclive import Live  # slow to import: only when the stage runs
 
@@ -47,15 +48,26 @@ def body(args: argparse.Namespace) -> None:
             live.next_step()
 
         result = train(
-            model_name, net, params, vocab, train_split, val_split,
-            checkpoint_path=args.checkpoint, on_epoch=on_epoch,
+            model_name,
+            net,
+            params,
+            vocab,
+            train_split,
+            val_split,
+            checkpoint_path=args.checkpoint,
+            on_epoch=on_epoch,
         )
     write_json(args.metrics, result.to_metrics())
     log.info(
         "best val perplexity %.4f (%.4f bits/char) at epoch %d of %d (stopped: %s), %.1f min, "
         "%.0f tokens/s",
-        result.best_val_perplexity, result.best_val_bits_per_char, result.best_epoch, result.epochs,
-        result.stopped, result.train_seconds / 60, result.tokens_per_second,
+        result.best_val_perplexity,
+        result.best_val_bits_per_char,
+        result.best_epoch,
+        result.epochs,
+        result.stopped,
+        result.train_seconds / 60,
+        result.tokens_per_second,
     )
 
 

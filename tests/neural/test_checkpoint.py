@@ -8,21 +8,25 @@ import numpy as np
 import pytest
 import torch
 
-from seqlm.neural.checkpoint import load_checkpoint, save_checkpoint
 from seqlm.core.errors import DataError
-from seqlm.neural.models import NetParams, build_model
-from seqlm.neural.evaluation import target_logprobs
 from seqlm.data.vocab import Vocab
+from seqlm.neural.checkpoint import load_checkpoint, save_checkpoint
+from seqlm.neural.evaluation import target_logprobs
+from seqlm.neural.models import NetParams, build_model
 
 VOCAB = Vocab(("<unk>", "<bos>", " ", "e", "t", "a"), (0, 0, 4, 3, 2, 1))
 NET = NetParams(embedding_size=8, hidden_size=8, num_layers=2, tie_weights=True, window=4)
 
 
-def saved(tmp_path: Path, model_name: str = "lstm", net: NetParams = NET) -> tuple[Path, torch.nn.Module]:
+def saved(
+    tmp_path: Path, model_name: str = "lstm", net: NetParams = NET
+) -> tuple[Path, torch.nn.Module]:
     torch.manual_seed(0)
     model = build_model(model_name, net, len(VOCAB), VOCAB.id_of("<bos>"))
     path = tmp_path / "model" / "model.pt"
-    save_checkpoint(path, model, model_name=model_name, net=net, vocab=VOCAB, epoch=3, best_val_perplexity=4.5)
+    save_checkpoint(
+        path, model, model_name=model_name, net=net, vocab=VOCAB, epoch=3, best_val_perplexity=4.5
+    )
     return path, model
 
 
@@ -42,21 +46,33 @@ def test_a_checkpoint_loads_back_into_the_same_model(tmp_path: Path, model_name:
 def test_a_checkpoint_is_plain_data_that_loads_with_weights_only(tmp_path: Path) -> None:
     path, _ = saved(tmp_path)
     payload = torch.load(path, weights_only=True)
-    assert set(payload) >= {"state_dict", "model", "net", "vocab_sha256", "epoch", "best_val_perplexity"}
+    assert set(payload) >= {
+        "state_dict",
+        "model",
+        "net",
+        "vocab_sha256",
+        "epoch",
+        "best_val_perplexity",
+    }
     assert payload["net"]["hidden_size"] == 8
 
 
 def test_a_checkpoint_from_another_vocabulary_is_refused(tmp_path: Path) -> None:
     path, _ = saved(tmp_path)
-    other = Vocab(("<unk>", "<bos>", " ", "e", "t", "o"), (0, 0, 4, 3, 2, 1))  # same size, other tokens
+    other = Vocab(
+        ("<unk>", "<bos>", " ", "e", "t", "o"), (0, 0, 4, 3, 2, 1)
+    )  # same size, other tokens
     with pytest.raises(DataError, match="another vocabulary.*retrain"):
         load_checkpoint(path, other)
 
 
-def test_a_checkpoint_from_another_configuration_is_refused_naming_the_difference(tmp_path: Path) -> None:
+def test_a_checkpoint_from_another_configuration_is_refused_naming_the_difference(
+    tmp_path: Path,
+) -> None:
     path, _ = saved(tmp_path)
+    net = NetParams(embedding_size=8, hidden_size=8, num_layers=1, tie_weights=True, window=4)
     with pytest.raises(DataError, match="num_layers: checkpoint 2, params 1"):
-        load_checkpoint(path, VOCAB, net=NetParams(8, 8, 1, tie_weights=True, window=4))
+        load_checkpoint(path, VOCAB, net=net)
     with pytest.raises(DataError, match="holds a 'lstm' model but params ask for 'gru'"):
         load_checkpoint(path, VOCAB, model_name="gru")
 

@@ -1,1 +1,2 @@
-"""Neural language models: the models, batching, the training loop, evaluation, checkpoints."""
+"""Neural language models: the models, batching, the training loop, optimisation, evaluation,
+checkpoints and generation."""

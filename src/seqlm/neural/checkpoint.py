@@ -21,10 +21,10 @@ from typing import Any
 import torch
 
 from seqlm.core.atomic import atomic_path
-from seqlm.params import build
 from seqlm.core.errors import DataError, ParamError
-from seqlm.neural.models import NetParams, RecurrentLM, Seq2SeqLM, build_model, check_model
 from seqlm.data.vocab import Vocab
+from seqlm.neural.models import NetParams, NeuralLM, build_model, check_model
+from seqlm.params import build
 
 FORMAT = 1
 
@@ -44,7 +44,7 @@ class CheckpointInfo:
 
 def save_checkpoint(
     path: str | os.PathLike[str],
-    model: RecurrentLM | Seq2SeqLM,
+    model: torch.nn.Module,
     *,
     model_name: str,
     net: NetParams,
@@ -95,7 +95,7 @@ def load_checkpoint(
     model_name: str | None = None,
     net: NetParams | None = None,
     device: str | torch.device = "cpu",
-) -> tuple[RecurrentLM | Seq2SeqLM, CheckpointInfo]:
+) -> tuple[NeuralLM, CheckpointInfo]:
     """Rebuild the model saved at ``path``, in eval mode on ``device``.
 
     Refused (DataError) when it was trained with another vocabulary than ``vocab``, or, when

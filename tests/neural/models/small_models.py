@@ -18,7 +18,10 @@ CONFIGS = {
     "lstm-scratch": ("lstm", {"cell": "scratch"}),
     "gru-scratch-2-layers": ("gru", {"cell": "scratch", "num_layers": 2}),
     "seq2seq": ("seq2seq", {"window": 5}),
-    "seq2seq-bidirectional-concat": ("seq2seq", {"window": 4, "bidirectional": True, "num_layers": 2}),
+    "seq2seq-bidirectional-concat": (
+        "seq2seq",
+        {"window": 4, "bidirectional": True, "num_layers": 2},
+    ),
     "seq2seq-bidirectional-sum": ("seq2seq", {"window": 6, "bidirectional": True, "bridge": "sum"}),
 }
 

@@ -11,7 +11,9 @@ from seqlm.neural.models import ScratchRecurrent, make_recurrent
 def fused_and_scratch(mode: str, num_layers: int, bidirectional: bool = False):
     torch.manual_seed(0)
     fused = make_recurrent(mode, "fused", 5, 7, num_layers, bidirectional=bidirectional).double()
-    scratch = make_recurrent(mode, "scratch", 5, 7, num_layers, bidirectional=bidirectional).double()
+    scratch = make_recurrent(
+        mode, "scratch", 5, 7, num_layers, bidirectional=bidirectional
+    ).double()
     scratch.load_state_dict(fused.state_dict())  # same keys, same shapes: interchangeable
     return fused.eval(), scratch.eval()
 
@@ -28,7 +30,9 @@ def assert_states_close(a, b) -> None:
 
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("mode", ["rnn", "gru", "lstm"])
-def test_scratch_cells_give_the_same_outputs_and_final_states_as_torch(mode: str, num_layers: int) -> None:
+def test_scratch_cells_give_the_same_outputs_and_final_states_as_torch(
+    mode: str, num_layers: int
+) -> None:
     fused, scratch = fused_and_scratch(mode, num_layers)
     x = torch.randn(3, 11, 5, dtype=torch.float64)  # (B, T, I)
     for state in (None, random_state(mode, num_layers)):
@@ -86,7 +90,12 @@ def test_lstm_cell_is_the_notes_equations() -> None:
     h, c = torch.randn(1, 3), torch.randn(1, 3)
     xw, w_hh, b_hh = torch.randn(1, 12), torch.randn(12, 3), torch.randn(12)
     pre = xw + h @ w_hh.T + b_hh
-    i, f, u, o = pre[:, 0:3].sigmoid(), pre[:, 3:6].sigmoid(), pre[:, 6:9].tanh(), pre[:, 9:12].sigmoid()
+    i, f, u, o = (
+        pre[:, 0:3].sigmoid(),
+        pre[:, 3:6].sigmoid(),
+        pre[:, 6:9].tanh(),
+        pre[:, 9:12].sigmoid(),
+    )
     c_expected = f * c + i * u
     h_new, c_new = lstm_cell(xw, h, c, w_hh, b_hh)
     torch.testing.assert_close(c_new, c_expected)

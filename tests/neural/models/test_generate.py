@@ -5,19 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from seqlm.neural.generate import generate_ids, generate_samples, samples_markdown
-from seqlm.params import GenerateParams
-from seqlm.neural.models import NetParams, build_model
-from seqlm.data.vocab import Vocab
 from small_models import BOS_ID, small_model
+
+from seqlm.data.vocab import Vocab
+from seqlm.neural.generate import generate_ids, generate_samples, samples_markdown
+from seqlm.neural.models import NetParams, build_model
+from seqlm.params import GenerateParams
 
 VOCAB = Vocab(("<unk>", "<bos>", " ", "e", "t", "a", "h", "i", "m"), (0, 0, 5, 4, 3, 3, 2, 2, 1))
 
 
 def char_model(name: str = "lstm", **net):
     torch.manual_seed(0)
-    return build_model(name, NetParams(8, 16, **net), len(VOCAB), VOCAB.id_of("<bos>")).eval()
+    net_params = NetParams(embedding_size=8, hidden_size=16, **net)
+    return build_model(name, net_params, len(VOCAB), VOCAB.id_of("<bos>")).eval()
 
 
 @pytest.mark.parametrize("name", ["lstm", "seq2seq"])
@@ -29,7 +30,9 @@ def test_the_same_seed_gives_the_same_samples(name: str) -> None:
     assert a == b
     assert [s.prefix for s in a] == ["time", "time", "", ""]
     assert all(len(s.continuation.replace("<unk>", "?")) == 15 for s in a)  # 15 tokens
-    other = generate_samples(model, VOCAB, "char", GenerateParams(prefixes=("time", ""), length=15, seed=4))
+    other = generate_samples(
+        model, VOCAB, "char", GenerateParams(prefixes=("time", ""), length=15, seed=4)
+    )
     assert [s.continuation for s in other if s.method != "greedy"] != [
         s.continuation for s in a if s.method != "greedy"
     ]
@@ -52,7 +55,9 @@ def test_samples_never_contain_bos_and_top_k_limits_the_choice() -> None:
     out = generate_ids(model, [2], 200, BOS_ID, greedy=False, rng=rng, top_k=1, banned_ids=[BOS_ID])
     greedy = generate_ids(model, [2], 200, BOS_ID, greedy=True, banned_ids=[BOS_ID])
     assert out == greedy  # top-1 sampling is greedy
-    sampled = generate_ids(model, [2], 300, BOS_ID, greedy=False, rng=rng, temperature=2.0, banned_ids=[BOS_ID])
+    sampled = generate_ids(
+        model, [2], 300, BOS_ID, greedy=False, rng=rng, temperature=2.0, banned_ids=[BOS_ID]
+    )
     assert BOS_ID not in sampled
 
 
@@ -70,11 +75,30 @@ def test_prefixes_are_cleaned_and_samples_read_as_markdown() -> None:
     assert samples[0].prefix == "the time"
     text = samples_markdown("Neural model (lstm)", samples, "char")
     assert text.startswith("## Neural model (lstm)")
-    assert "**the time**" in text and "greedy" in text and "sampled (temperature 1, top-k off)" in text
+    assert (
+        "**the time**" in text and "greedy" in text and "sampled (temperature 1, top-k off)" in text
+    )
 
 
 def test_each_prefix_is_sampled_independently_of_the_others() -> None:
     model = char_model()
-    alone = generate_samples(model, VOCAB, "char", GenerateParams(prefixes=("time",), length=12, seed=5))
-    after = generate_samples(model, VOCAB, "char", GenerateParams(prefixes=("the", "time"), length=12, seed=5))
+    alone = generate_samples(
+        model, VOCAB, "char", GenerateParams(prefixes=("time",), length=12, seed=5)
+    )
+    after = generate_samples(
+        model, VOCAB, "char", GenerateParams(prefixes=("the", "time"), length=12, seed=5)
+    )
     assert after[2:] == alone
+
+
+def test_the_neural_and_the_ngram_samples_read_a_prefix_the_same_way() -> None:
+    from seqlm.ngram import count_stream, fit_ngram
+    from seqlm.ngram.baseline import sample_texts
+
+    params = GenerateParams(prefixes=("The  TIME!",), length=5, seed=0)
+    neural = generate_samples(char_model(), VOCAB, "char", params)
+    train = VOCAB.encode("the time machine")
+    ngram = fit_ngram(count_stream(train, len(VOCAB), 2, VOCAB.id_of("<bos>")), 2)
+    ngram_text = sample_texts(ngram, VOCAB, "char", params)
+    assert neural[0].prefix == "the time"
+    assert "== prefix: 'The  TIME!' ==\nthe time" in ngram_text

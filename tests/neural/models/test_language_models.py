@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
 import torch
-
 from small_models import BOS_ID, CONFIGS, VOCAB_SIZE, small_model
-from seqlm.neural.models import NetParams, build_model
+
 from seqlm.neural.evaluation import target_logprobs
+from seqlm.neural.models import NetParams, build_model
+from seqlm.params import TrainParams
 
 ALL = list(CONFIGS)
 
@@ -30,12 +33,16 @@ def test_log_probabilities_depend_only_on_earlier_tokens(name: str, stream_ids: 
         changed = stream_ids.copy()
         changed[k] = (changed[k] + 1) % VOCAB_SIZE
         lp = target_logprobs(model, changed, BOS_ID)
-        np.testing.assert_array_equal(lp[:k], base[:k], err_msg=f"changing token {k} moved an earlier score")
+        np.testing.assert_array_equal(
+            lp[:k], base[:k], err_msg=f"changing token {k} moved an earlier score"
+        )
         assert lp[k] != base[k]  # the changed token itself is a different target
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_each_target_distribution_sums_to_one_over_the_vocabulary(name: str, stream_ids: np.ndarray) -> None:
+def test_each_target_distribution_sums_to_one_over_the_vocabulary(
+    name: str, stream_ids: np.ndarray
+) -> None:
     model = small_model(name)
     for t in (0, 5, 13):
         total = 0.0
@@ -47,7 +54,9 @@ def test_each_target_distribution_sums_to_one_over_the_vocabulary(name: str, str
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_reading_the_stream_token_by_token_gives_the_same_scores(name: str, stream_ids: np.ndarray) -> None:
+def test_reading_the_stream_token_by_token_gives_the_same_scores(
+    name: str, stream_ids: np.ndarray
+) -> None:
     model = small_model(name)
     expected = target_logprobs(model, stream_ids, BOS_ID)
     inputs = torch.tensor(np.concatenate([[BOS_ID], stream_ids[:-1]]), dtype=torch.long)[None]
@@ -59,7 +68,9 @@ def test_reading_the_stream_token_by_token_gives_the_same_scores(name: str, stre
     np.testing.assert_allclose(got, expected, atol=1e-6)
 
 
-def test_chunked_scoring_of_a_recurrent_lm_carries_the_state_exactly(stream_ids: np.ndarray) -> None:
+def test_chunked_scoring_of_a_recurrent_lm_carries_the_state_exactly(
+    stream_ids: np.ndarray,
+) -> None:
     model = small_model("lstm-2-layers")
     whole = target_logprobs(model, stream_ids, BOS_ID, chunk_size=1000)
     chunked = target_logprobs(model, stream_ids, BOS_ID, chunk_size=4)
@@ -76,10 +87,13 @@ def test_scoring_leaves_a_training_model_in_training_mode(stream_ids: np.ndarray
 
 @pytest.mark.parametrize("mode", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("num_layers", [1, 2])
-def test_fused_and_scratch_language_models_agree_on_logits_and_states(mode: str, num_layers: int) -> None:
+def test_fused_and_scratch_language_models_agree_on_logits_and_states(
+    mode: str, num_layers: int
+) -> None:
     torch.manual_seed(0)
-    fused = build_model(mode, NetParams(6, 8, num_layers, cell="fused"), VOCAB_SIZE, BOS_ID).eval()
-    scratch = build_model(mode, NetParams(6, 8, num_layers, cell="scratch"), VOCAB_SIZE, BOS_ID).eval()
+    shape = {"embedding_size": 6, "hidden_size": 8, "num_layers": num_layers}
+    fused = build_model(mode, NetParams(**shape, cell="fused"), VOCAB_SIZE, BOS_ID).eval()
+    scratch = build_model(mode, NetParams(**shape, cell="scratch"), VOCAB_SIZE, BOS_ID).eval()
     scratch.load_state_dict(fused.state_dict())
     idx = torch.randint(0, VOCAB_SIZE, (3, 10))
     logits_f, _, state_f = fused(idx)
@@ -90,23 +104,33 @@ def test_fused_and_scratch_language_models_agree_on_logits_and_states(mode: str,
 
 
 def test_tied_weights_share_one_matrix() -> None:
-    model = build_model("lstm", NetParams(8, 8, tie_weights=True), VOCAB_SIZE, BOS_ID)
+    tied = NetParams(embedding_size=8, hidden_size=8, tie_weights=True)
+    model = build_model("lstm", tied, VOCAB_SIZE, BOS_ID)
     assert model.head.weight is model.embedding.weight
-    untied = build_model("lstm", NetParams(8, 8), VOCAB_SIZE, BOS_ID)
+    untied = build_model("lstm", NetParams(embedding_size=8, hidden_size=8), VOCAB_SIZE, BOS_ID)
     n = sum(p.numel() for p in model.parameters())
     assert n == sum(p.numel() for p in untied.parameters()) - VOCAB_SIZE * 8
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru-scratch-2-layers", "seq2seq-bidirectional-concat"])
 def test_regularisers_are_active_in_training_and_off_in_evaluation(name: str) -> None:
-    model = small_model(name, embedding_dropout=0.3, input_dropout=0.3, output_dropout=0.3,
-                        weight_drop=0.5, dropout=0.3)
-    idx = torch.randint(2, VOCAB_SIZE, (2, 8))
+    model = small_model(
+        name,
+        embedding_dropout=0.3,
+        input_dropout=0.3,
+        output_dropout=0.3,
+        weight_drop=0.5,
+        dropout=0.3,
+    )
+    ids = torch.randint(2, VOCAB_SIZE, (40,)).numpy()
+    batch = next(
+        model.training_batches(
+            ids, BOS_ID, TrainParams(batch_size=2, num_steps=8), random.Random(0)
+        )
+    )
 
     def run():
-        if hasattr(model, "encode"):
-            return model(idx, idx)[0]
-        return model(idx)[0]
+        return model.batch_loss(batch, None)[0]
 
     model.train()
     torch.manual_seed(0)

@@ -1,15 +1,19 @@
 """Neural language models: recurrent LMs (RNN, GRU, LSTM) and the seq2seq encoder–decoder.
 
 Build one from the top-level ``model`` key and the ``net`` section with :func:`build_model`. Every
-model reads a token stream that starts with ``<bos>`` through ``model.stream(inputs, state)`` and
-gives the logits of each next token; :func:`seqlm.neural.evaluation.target_logprobs` scores a split.
+model is a :class:`NeuralLM`: it cuts its training batches, gives the loss of a batch, and scores a
+split under the perplexity convention (:func:`seqlm.neural.evaluation.target_logprobs`); it also
+reads a token stream that starts with ``<bos>`` through ``model.stream(inputs, state)`` (generation).
 """
 
 from __future__ import annotations
 
 import torch.nn as nn
 
+from seqlm.neural.models.base import Batch, NeuralLM
 from seqlm.neural.models.cells import ScratchRecurrent, make_recurrent
+from seqlm.neural.models.recurrent import RecurrentLM, detach_state
+from seqlm.neural.models.seq2seq import Seq2SeqLM
 from seqlm.params import (
     CELLS,
     MODELS,
@@ -19,14 +23,14 @@ from seqlm.params import (
     check_net_for_model,
     load_model_name,
 )
-from seqlm.neural.models.recurrent import RecurrentLM, detach_state
-from seqlm.neural.models.seq2seq import Seq2SeqLM
 
 __all__ = [
     "CELLS",
     "MODELS",
     "RECURRENT_MODELS",
+    "Batch",
     "NetParams",
+    "NeuralLM",
     "RecurrentLM",
     "ScratchRecurrent",
     "Seq2SeqLM",
@@ -40,9 +44,7 @@ __all__ = [
 ]
 
 
-def build_model(
-    model: str, net: NetParams, vocab_size: int, bos_id: int
-) -> RecurrentLM | Seq2SeqLM:
+def build_model(model: str, net: NetParams, vocab_size: int, bos_id: int) -> NeuralLM:
     """A freshly initialised model; raises ParamError for an unknown model or a bad combination."""
     check_net_for_model(model, net)
     if model == "seq2seq":

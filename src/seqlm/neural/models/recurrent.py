@@ -8,17 +8,31 @@
 The model reads left to right only: the logits at position ``t`` depend on ``idx[:, :t+1]`` and the
 state passed in, never on later positions, so ``logits[:, t]`` is a distribution over the token that
 follows ``idx[:, t]``.
+
+It trains on the train split preceded by ``<bos>`` (as every split is read at evaluation), cut into
+minibatches by the textbook's iterators (:mod:`seqlm.neural.batching`)::
+
+    sequential (default): rows continue across batches, the state is carried and detached
+        batch i:   row b = stream[o + b·L + i·T : ... + T]     (L = row length, T = num_steps)
+        state after batch i ──detach──> initial state of batch i+1  (truncated BPTT)
+    random: shuffled non-overlapping windows, every batch from the zero state
 """
 
 from __future__ import annotations
 
+import random
+from collections.abc import Iterator
+
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from seqlm.neural.batching import lm_batches, lm_batches_per_epoch
+from seqlm.neural.models.base import Batch, NeuralLM, streamed_logprobs
 from seqlm.neural.models.cells import State, make_recurrent
-from seqlm.params import RECURRENT_MODELS, NetParams, check_net_for_model
 from seqlm.neural.models.regularization import embedding_dropout, locked_dropout, weight_dropped
+from seqlm.params import RECURRENT_MODELS, NetParams, TrainParams, check_net_for_model
 
 
 def detach_state(state: State | None) -> State | None:
@@ -40,7 +54,7 @@ def init_embedding_and_head(embedding: nn.Embedding, head: nn.Linear, tie: bool)
         head.weight = embedding.weight
 
 
-class RecurrentLM(nn.Module):
+class RecurrentLM(NeuralLM):
     """A left-to-right language model over token ids ``0 .. vocab_size − 1``."""
 
     def __init__(self, mode: str, vocab_size: int, net: NetParams) -> None:
@@ -77,3 +91,32 @@ class RecurrentLM(nn.Module):
         """Read the next stream inputs ``(B, n)`` (the first ever is ``<bos>``): ``(B, n, V)``."""
         logits, _, state = self(inputs, state=state)
         return logits, state
+
+    # --- the NeuralLM interface -----------------------------------------------------------------
+
+    def batch_unit(self, params: TrainParams) -> str:
+        return f"rows of {params.num_steps}"
+
+    def batches_per_epoch(self, num_ids: int, params: TrainParams) -> int:
+        return lm_batches_per_epoch(num_ids + 1, params)  # the stream starts with <bos>
+
+    def training_batches(
+        self, ids: np.ndarray, bos_id: int, params: TrainParams, rng: random.Random
+    ) -> Iterator[Batch]:
+        stream = np.concatenate([[bos_id], np.asarray(ids, dtype=np.int64)])
+        continues = params.sampling != "random"
+        for x, y in lm_batches(stream, params, rng):
+            yield Batch((x, y), continues)
+
+    def batch_loss(
+        self, batch: Batch, state: State | None
+    ) -> tuple[torch.Tensor, int, State | None]:
+        x, y = (torch.as_tensor(a, dtype=torch.long, device=self.device) for a in batch.arrays)
+        _, loss, state = self(x, targets=y, state=state if batch.continues else None)
+        assert loss is not None
+        return loss, y.numel(), detach_state(state)
+
+    def split_logprobs(
+        self, ids: torch.Tensor, bos_id: int, *, chunk_size: int, windows_per_batch: int
+    ) -> torch.Tensor:
+        return streamed_logprobs(self.stream, ids, bos_id, chunk_size)

@@ -13,20 +13,30 @@ Every token is a target exactly once (in its own window), predicted from the tok
 the previous window through the encoder and its own window's earlier tokens through the decoder.
 A bidirectional encoder's two final states (per layer) are joined by the ``bridge``: concatenated
 and mapped back to ``H`` by a linear layer (``concat``), or added (``sum``).
+
+It trains on (previous window → window) pairs, shuffled, every epoch from a random offset
+(:func:`seqlm.neural.batching.window_pairs`); a split is scored all windows at once (they are
+independent given the previous window), in batches of windows, the last, short window padded and
+the padding's scores dropped.
 """
 
 from __future__ import annotations
 
+import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from seqlm.neural.batching import window_pairs, window_pairs_per_epoch
+from seqlm.neural.models.base import Batch, NeuralLM, gather_logprobs
 from seqlm.neural.models.cells import make_recurrent
-from seqlm.params import NetParams, check_net_for_model
 from seqlm.neural.models.recurrent import init_embedding_and_head
 from seqlm.neural.models.regularization import embedding_dropout, locked_dropout, weight_dropped
+from seqlm.params import NetParams, TrainParams, check_net_for_model
 
 LstmState = tuple[torch.Tensor, torch.Tensor]
 
@@ -40,7 +50,7 @@ class Seq2SeqStreamState:
     decoder_state: LstmState | None = None
 
 
-class Seq2SeqLM(nn.Module):
+class Seq2SeqLM(NeuralLM):
     """Encoder–decoder LM (see the module docstring)."""
 
     def __init__(self, vocab_size: int, net: NetParams, bos_id: int) -> None:
@@ -53,7 +63,12 @@ class Seq2SeqLM(nn.Module):
         self.window = net.window
         self.embedding = nn.Embedding(vocab_size, net.embedding_size)  # shared by both sides
         self.encoder = make_recurrent(
-            "lstm", net.cell, net.embedding_size, net.hidden_size, net.num_layers, net.dropout,
+            "lstm",
+            net.cell,
+            net.embedding_size,
+            net.hidden_size,
+            net.num_layers,
+            net.dropout,
             bidirectional=net.bidirectional,
         )
         self.decoder = make_recurrent(
@@ -161,3 +176,42 @@ class Seq2SeqLM(nn.Module):
             st.position += n
             i += n
         return torch.cat(outputs, dim=1), st
+
+    # --- the NeuralLM interface -----------------------------------------------------------------
+
+    def batch_unit(self, params: TrainParams) -> str:
+        return f"windows of {self.window}"
+
+    def batches_per_epoch(self, num_ids: int, params: TrainParams) -> int:
+        return window_pairs_per_epoch(num_ids, self.window, params.batch_size)
+
+    def training_batches(
+        self, ids: np.ndarray, bos_id: int, params: TrainParams, rng: random.Random
+    ) -> Iterator[Batch]:
+        stream = np.asarray(ids, dtype=np.int64)
+        for arrays in window_pairs(stream, self.window, params.batch_size, rng):
+            yield Batch(arrays, continues=False)
+
+    def batch_loss(self, batch: Batch, state: None) -> tuple[torch.Tensor, int, None]:
+        src, tgt, has_src = (torch.as_tensor(a, device=self.device) for a in batch.arrays)
+        _, loss = self(src, tgt, has_src, targets=tgt)
+        assert loss is not None
+        return loss, tgt.numel(), None
+
+    def split_logprobs(
+        self, ids: torch.Tensor, bos_id: int, *, chunk_size: int, windows_per_batch: int
+    ) -> torch.Tensor:
+        w = self.window
+        n = ids.numel()
+        num_windows = -(-n // w)
+        padded = torch.zeros(num_windows * w, dtype=ids.dtype, device=ids.device)
+        padded[:n] = ids
+        tgt = padded.view(num_windows, w)  # (K, W): window k
+        src = torch.cat([torch.zeros_like(tgt[:1]), tgt[:-1]])  # (K, W): window k − 1 (none: k = 0)
+        has_src = torch.arange(num_windows, device=ids.device) > 0  # (K,)
+        out = []
+        for start in range(0, num_windows, windows_per_batch):
+            sl = slice(start, start + windows_per_batch)
+            logits, _ = self(src[sl], tgt[sl], has_src[sl])  # (b, W, V)
+            out.append(gather_logprobs(logits, tgt[sl]).reshape(-1))
+        return torch.cat(out)[:n]  # (N,)

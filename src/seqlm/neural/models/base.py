@@ -1,0 +1,121 @@
+"""What every neural language model offers the training loop and the evaluator.
+
+:class:`NeuralLM` is the one interface: a model cuts an epoch of training batches out of a split's
+ids, gives the loss of one batch from the state the previous batch left, and scores a whole split
+under the perplexity convention. The loop (:mod:`seqlm.neural.loop`) and the evaluator
+(:mod:`seqlm.neural.evaluation`) call only these methods, so neither knows which model it holds::
+
+    for batch in model.training_batches(ids, bos_id, params, rng):
+        loss, targets, state = model.batch_loss(batch, state)   # state: carried or None
+    model.split_logprobs(ids, bos_id, ...)                        # one log-probability per target
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from seqlm.params import TrainParams
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One training minibatch: the arrays the model reads (token ids, ``(B, T)`` each, or flags)
+    and whether its rows continue the previous batch's rows (then its state is carried over)."""
+
+    arrays: tuple[np.ndarray, ...]
+    continues: bool
+
+
+def gather_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``log softmax(logits)[target]`` in float64: ``(B, T, V), (B, T) -> (B, T)``."""
+    logp = F.log_softmax(logits.double(), dim=-1)  # (B, T, V)
+    return logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T)
+
+
+def streamed_logprobs(
+    stream: Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]],
+    ids: torch.Tensor,
+    bos_id: int,
+    chunk_size: int,
+) -> torch.Tensor:
+    """Score ``ids (N,)`` read as one stream from ``<bos>`` by ``stream(inputs (1, n), state)``.
+
+    The stream is read in chunks of ``chunk_size`` that carry the state, so every target sees all
+    of the split before it (the chunking only bounds memory)::
+
+        inputs:  <bos> x1 x2 ... x2047 | x2048 ... | ...      state carried across the bar
+        targets:  x1   x2 x3 ... x2048 | x2049 ... | ...
+    """
+    inputs = torch.cat([ids.new_tensor([bos_id]), ids[:-1]])  # (N,) <bos> x1 .. x_{N-1}
+    out = []
+    state = None
+    for start in range(0, ids.numel(), chunk_size):
+        x = inputs[start : start + chunk_size].unsqueeze(0)  # (1, n)
+        y = ids[start : start + chunk_size].unsqueeze(0)  # (1, n)
+        logits, state = stream(x, state)  # (1, n, V)
+        out.append(gather_logprobs(logits, y)[0])
+    return torch.cat(out)  # (N,)
+
+
+class NeuralLM(nn.Module, ABC):
+    """A neural LM over token ids ``0 .. vocab_size − 1`` with a linear output layer ``head``."""
+
+    vocab_size: int
+    embedding: nn.Embedding
+    head: nn.Linear
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model's weights are."""
+        return next(self.parameters()).device
+
+    def init_output_bias(self, ids: np.ndarray) -> None:
+        """Start the output layer's bias at the unigram log-frequencies of ``ids`` (add-one).
+
+        The untrained model then predicts the unigram distribution instead of a uniform one, so
+        the first steps are not spent learning token frequencies.
+        """
+        counts = np.bincount(np.asarray(ids, dtype=np.int64), minlength=self.vocab_size) + 1.0
+        log_freq = torch.as_tensor(np.log(counts / counts.sum()), dtype=torch.float32)
+        with torch.no_grad():
+            self.head.bias.copy_(log_freq)
+
+    @abstractmethod
+    def batch_unit(self, params: TrainParams) -> str:
+        """What one row of a training batch is, for messages (e.g. ``rows of 64``)."""
+
+    @abstractmethod
+    def batches_per_epoch(self, num_ids: int, params: TrainParams) -> int:
+        """How many training batches an epoch over a split of ``num_ids`` tokens has at most."""
+
+    @abstractmethod
+    def training_batches(
+        self, ids: np.ndarray, bos_id: int, params: TrainParams, rng: random.Random
+    ) -> Iterator[Batch]:
+        """One epoch of training batches over a split's ``ids``, drawn with ``rng``."""
+
+    @abstractmethod
+    def batch_loss(self, batch: Batch, state: Any) -> tuple[torch.Tensor, int, Any]:
+        """``(mean cross-entropy, number of targets, state for the next batch)`` of one batch.
+
+        ``state`` is what the previous batch returned (``None`` at an epoch's start); the state
+        returned is cut from the graph (truncated BPTT)."""
+
+    @abstractmethod
+    def split_logprobs(
+        self, ids: torch.Tensor, bos_id: int, *, chunk_size: int, windows_per_batch: int
+    ) -> torch.Tensor:
+        """``log p(x_t | <bos>, x_1 .. x_{t-1})`` of every token of ``ids (N,)``: ``(N,)`` float64.
+
+        ``chunk_size`` bounds the tokens a streaming model reads per call, ``windows_per_batch``
+        the windows a windowed model reads per call (memory only: the numbers do not depend on
+        them for a streaming model)."""

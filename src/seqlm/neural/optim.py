@@ -1,0 +1,210 @@
+"""Optimisation from the ``train`` section: the optimizer, the learning-rate schedule, the average.
+
+The learning rate at optimizer step ``s`` (from 0), with ``W = warmup_steps``, is set by torch's
+schedulers::
+
+    warm-up (any schedule):  lr · (s + 1) / W                                   for s < W
+    constant:                lr
+    cosine:                  lr · (f + (1 − f) · ½ (1 + cos π p)),   f = min_lr / lr,
+                             p = max((s − W) / (total − W), spent fraction of the time budget) ≤ 1
+    plateau:                 lr · factor^k, never below min_lr (the warm-up too), after k cuts;
+                             a cut after plateau_patience epochs without a better val perplexity
+
+Warm-up then cosine (or constant) is a ``SequentialLR`` of two ``LambdaLR``; ``plateau`` is a
+warm-up ``LambdaLR`` and ``ReduceLROnPlateau`` (stepped with each epoch's val perplexity). The
+weight average is ``torch.optim.swa_utils.AveragedModel`` with an exponential moving average that
+starts from the initial weights and has a short memory at first: after ``n`` steps the old average
+weighs ``min(average, (1 + n) / (10 + n))``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler, ReduceLROnPlateau, SequentialLR
+from torch.optim.swa_utils import AveragedModel
+
+from seqlm.params import TrainParams
+
+
+def make_optimizer(model: torch.nn.Module, params: TrainParams) -> torch.optim.Optimizer:
+    """SGD, Adam or AdamW over the model's parameters."""
+    if params.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=params.lr,
+            momentum=params.momentum,
+            weight_decay=params.weight_decay,
+        )
+    if params.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+    # AdamW decays the matrices (weights, embeddings), not the biases
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    return torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": params.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=params.lr,
+    )
+
+
+def cosine_factor(
+    params: TrainParams, total_steps: int, time_fraction: Callable[[], float]
+) -> Callable[[int], float]:
+    """The cosine's multiplier of ``lr`` at step ``s`` after the warm-up.
+
+    It follows whichever is further along, the steps or the time budget (``time_fraction()`` of
+    ``budget_minutes`` spent), so a run on a slow or busy machine still anneals to ``min_lr``
+    before its budget ends (and is then no longer step-for-step reproducible).
+    """
+    span = max(total_steps - params.warmup_steps, 1)
+    floor = params.min_lr / params.lr
+
+    def factor(s: int) -> float:
+        progress = min(max(s / span, time_fraction()), 1.0)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+class Schedule:
+    """The learning rate of every optimizer step (see the module docstring).
+
+    Call :meth:`step` after every optimizer step and :meth:`end_epoch` with every epoch's val
+    perplexity. ``time_fraction()`` is the spent fraction of the time budget (0 without one).
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        params: TrainParams,
+        total_steps: int,
+        time_fraction: Callable[[], float] = lambda: 0.0,
+    ) -> None:
+        self.optimizer = optimizer
+        self.warmup_steps = params.warmup_steps
+        self.plateau: ReduceLROnPlateau | None = None
+        self.per_step: LRScheduler | None = None
+        if params.schedule == "plateau":
+            self.min_lr = params.min_lr
+            self.ramp_base = params.lr  # the warm-up's full rate (lowered by a cut during it)
+            if self.warmup_steps:
+                self.per_step = LambdaLR(optimizer, self._floored_warmup)
+            self.plateau = ReduceLROnPlateau(
+                optimizer,
+                mode="min",
+                factor=params.plateau_factor,
+                patience=params.plateau_patience - 1,  # torch cuts after more than `patience`
+                threshold=0.0,
+                min_lr=params.min_lr,
+                eps=0.0,
+            )
+            return
+        after = (
+            cosine_factor(params, total_steps, time_fraction)
+            if params.schedule == "cosine"
+            else lambda s: 1.0
+        )
+        if not self.warmup_steps:
+            self.per_step = LambdaLR(optimizer, after)
+            return
+        self.per_step = SequentialLR(
+            optimizer,
+            [LambdaLR(optimizer, self._warmup), LambdaLR(optimizer, after)],
+            milestones=[self.warmup_steps],
+        )
+
+    @property
+    def lr(self) -> float:
+        """The learning rate the next optimizer step uses."""
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def _warmup(self, s: int) -> float:
+        return (s + 1) / self.warmup_steps if s < self.warmup_steps else 1.0
+
+    def _floored_warmup(self, s: int) -> float:
+        return max(self._warmup(s), self.min_lr / self.ramp_base)
+
+    def step(self) -> None:
+        """After an optimizer step: the next step's rate (the plateau's warm-up ends at ``W``)."""
+        if self.per_step is None:
+            return
+        if self.plateau is None or self.per_step.last_epoch < self.warmup_steps:
+            self.per_step.step()
+
+    def end_epoch(self, val_perplexity: float) -> None:
+        """After an epoch's validation: reduce on plateau (``plateau`` schedule only)."""
+        if self.plateau is None:
+            return
+        before = self.lr
+        self.plateau.step(val_perplexity)
+        ramp = self.per_step
+        if ramp is not None and ramp.last_epoch < self.warmup_steps and self.lr != before:
+            # a cut during the warm-up scales the rest of the ramp too
+            ramp.base_lrs = [base * self.plateau.factor for base in ramp.base_lrs]
+            self.ramp_base *= self.plateau.factor
+
+
+def ema_avg_fn(decay: float) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``AveragedModel``'s ``avg_fn``: the exponential moving average with a short early memory."""
+
+    def average(averaged: torch.Tensor, current: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        steps = int(n)  # steps averaged so far, the initial weights counted as the first
+        d = min(decay, (1 + steps) / (10 + steps))
+        return averaged.mul(d).add_(current, alpha=1 - d)
+
+    return average
+
+
+def weight_average(model: torch.nn.Module, decay: float) -> AveragedModel | None:
+    """An exponential moving average of ``model``'s weights from its current (initial) weights,
+    updated with ``update_parameters(model)`` after each step; ``None`` for ``decay`` 0 (off)."""
+    if not decay:
+        return None
+    average = AveragedModel(model, avg_fn=ema_avg_fn(decay))
+    average.update_parameters(model)  # the first update copies: the average starts at the weights
+    return average
+
+
+class Updater:
+    """One optimizer step after another: gradients, clipping, the step, the schedule, the average.
+
+    ``steps`` counts the optimizer steps taken; ``evaluated`` is the model to validate and save:
+    the weight average when there is one, else the model itself.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        params: TrainParams,
+        total_steps: int,
+        time_fraction: Callable[[], float] = lambda: 0.0,
+    ) -> None:
+        self.model = model
+        self.clip = params.clip
+        self.optimizer = make_optimizer(model, params)
+        self.schedule = Schedule(self.optimizer, params, total_steps, time_fraction)
+        self.average = weight_average(model, params.average)
+        self.steps = 0
+
+    @property
+    def evaluated(self) -> torch.nn.Module:
+        return self.model if self.average is None else self.average.module
+
+    def update(self, loss: torch.Tensor) -> float:
+        """Step on ``loss``'s gradients; returns the learning rate the step used."""
+        lr = self.schedule.lr
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
+        self.optimizer.step()
+        self.schedule.step()
+        self.steps += 1
+        if self.average is not None:
+            self.average.update_parameters(self.model)
+        return lr
