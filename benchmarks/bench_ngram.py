@@ -26,12 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from seqlm.data.clean import CleanParams, clean_text
+from seqlm.data.corpus import prepare_text
+from seqlm.data.tokens import stream
 from seqlm.ngram import count_stream, fit_ngram
 from seqlm.perplexity import score_split
-from seqlm.data.split import split_by_line
-from seqlm.data.tokens import count_characters, stream, tokenize_lines
-from seqlm.data.vocab import VocabParams, build_vocab
 
 
 def best_of(repeats: int, fn):
@@ -66,12 +64,10 @@ def main() -> int:
     if not args.corpus or not Path(args.corpus).is_file():
         ap.error("give --corpus or set SEQLM_MIRROR to a folder holding timemachine.txt")
 
-    lines = clean_text(Path(args.corpus).read_bytes(), CleanParams())
-    blocks = split_by_line(lines, 0.9, 0.05, 0.05)
-    token_lines = {s: tokenize_lines(b, "char") for s, b in blocks.items()}
-    vocab = build_vocab(stream(token_lines["train"], "char"), VocabParams())
-    ids = {s: vocab.encode(stream(t, "char")) for s, t in token_lines.items()}
-    chars = {s: count_characters(t, "char") for s, t in token_lines.items()}
+    data = prepare_text(Path(args.corpus).read_bytes())  # default params: char tokens, 90/5/5
+    vocab, token_lines = data.vocab, data.token_lines
+    ids = {s: d.ids for s, d in data.splits.items()}
+    chars = {s: d.characters for s, d in data.splits.items()}
     bos = vocab.id_of("<bos>")
     print(
         f"Time Machine, characters: train {ids['train'].size}, val {ids['val'].size}, "

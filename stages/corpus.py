@@ -9,7 +9,6 @@ from collections.abc import Sequence
 
 from seqlm.core.atomic import remove_outputs, save_npy, write_json, write_text
 from seqlm.core.stage import parser, run_stage
-from seqlm.params import load_section
 from seqlm.data.corpus import (
     FREQ_TABLES,
     encode_split,
@@ -19,8 +18,9 @@ from seqlm.data.corpus import (
     tokens_path,
 )
 from seqlm.data.split import SPLITS
-from seqlm.data.tokens import TokenizeParams, read_token_file, stream
+from seqlm.data.tokens import read_token_file, stream
 from seqlm.data.vocab import load_vocab
+from seqlm.params import TokenizeParams, load_section
 
 log = logging.getLogger("seqlm.stages.corpus")
 
@@ -51,7 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--tokens-dir", required=True, help="the tokenize stage's folder")
     ap.add_argument("--vocab", required=True, help="vocabulary TSV")
     ap.add_argument("--out-dir", required=True, help="folder for {train,val,test}.npy token ids")
-    ap.add_argument("--freq-dir", required=True, help="folder for the train n-gram frequency tables")
+    ap.add_argument(
+        "--freq-dir", required=True, help="folder for the train n-gram frequency tables"
+    )
     ap.add_argument("--metrics", required=True, help="data statistics JSON")
     return run_stage(body, ap, argv)
 

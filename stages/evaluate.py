@@ -1,4 +1,5 @@
-"""Stage ``evaluate``: score the best checkpoint on val and test, mix with the n-gram, write samples."""
+"""Stage ``evaluate``: score the best checkpoint on val and test, mix with the n-gram, write samples
+and a 2-D map of the token embeddings."""
 
 from __future__ import annotations
 
@@ -9,85 +10,123 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from seqlm.core.atomic import remove_outputs, write_json, write_text
-from seqlm.neural.checkpoint import load_checkpoint
-from seqlm.core.stage import parser, run_stage
-from seqlm.params import load_section
-from seqlm.data.corpus import load_split
 from seqlm.core.errors import DataError
-from seqlm.neural.generate import generate_samples, samples_markdown
-from seqlm.params import GenerateParams
-from seqlm.neural.models import NetParams, count_parameters, load_model_name
+from seqlm.core.stage import parser, run_stage
+from seqlm.data.corpus import SplitData, load_split
+from seqlm.data.vocab import Vocab, load_vocab
+from seqlm.neural.checkpoint import load_checkpoint
+from seqlm.neural.embeddings import embedding_map_csv, embedding_matrix, embedding_pca
 from seqlm.neural.evaluation import score
+from seqlm.neural.generate import generate_samples, samples_markdown
+from seqlm.neural.models import NeuralLM, count_parameters
+from seqlm.params import (
+    GenerateParams,
+    NetParams,
+    TokenizeParams,
+    load_model_name,
+    load_section,
+)
 from seqlm.perplexity import (
+    SplitScore,
     best_mixture_weight,
     load_target_logprobs,
     mix_logprobs,
     save_target_logprobs,
-    score_split,
+    score_logprobs,
 )
-from seqlm.data.tokens import TokenizeParams
-from seqlm.data.vocab import load_vocab
 
 log = logging.getLogger("seqlm.stages.evaluate")
 
 NGRAM_SAMPLES = "samples.txt"
+SCORED = ("val", "test")
 
 
 def body(args: argparse.Namespace) -> None:
-    remove_outputs(args.metrics, args.samples, args.bpc_table)
+    remove_outputs(args.metrics, args.samples, args.bpc_table, args.embeddings)
     model_name = load_model_name(args.params)
     net = load_section(NetParams, "net", args.params)
     token = load_section(TokenizeParams, "tokenize", args.params).token
     gen = load_section(GenerateParams, "generate", args.params)
     vocab = load_vocab(args.vocab)
     model, info = load_checkpoint(args.checkpoint, vocab, model_name=model_name, net=net)
-    bos_id = vocab.id_of("<bos>")
-    log.info("checkpoint: %s from epoch %d (val perplexity %.4f at training)",
-             info.model, info.epoch, info.best_val_perplexity)
+    log.info(
+        "checkpoint: %s from epoch %d (val perplexity %.4f at training)",
+        info.model,
+        info.epoch,
+        info.best_val_perplexity,
+    )
 
+    splits = {s: load_split(args.corpus_dir, args.tokens_dir, s, token) for s in SCORED}
+    start = time.perf_counter()
+    neural = {s: score(model, splits[s], vocab.id_of("<bos>")) for s in SCORED}
+    seconds = time.perf_counter() - start
+    ngram = {s: ngram_logprobs(args.ngram_dir, splits[s], neural[s][1]) for s in SCORED}
     metrics: dict[str, object] = {"model": model_name, "parameters": count_parameters(model)}
-    neural, ngram = {}, {}
-    scored_tokens, start = 0, time.perf_counter()
-    for split_name in ("val", "test"):
-        split = load_split(args.corpus_dir, args.tokens_dir, split_name, token)
-        result, neural[split_name] = score(model, split, bos_id)
-        scored_tokens += result.tokens
-        metrics[split_name] = result.to_record()
-        log.info("%s: %s", split_name, result.to_record())
+    for s in SCORED:
+        metrics[s] = neural[s][0].to_record()
+        log.info("%s: %s", s, metrics[s])
         if args.logprobs_dir:
-            save_target_logprobs(args.logprobs_dir, split_name, neural[split_name])
-        ngram[split_name] = (load_target_logprobs(args.ngram_dir, split_name), split)
-        if ngram[split_name][0].shape != neural[split_name].shape:
-            raise DataError(
-                f"the n-gram scored {ngram[split_name][0].size} {split_name} targets, the neural model "
-                f"{neural[split_name].size}; rerun the ngram stage on the same data"
-            )
-    metrics["tokens_per_second"] = scored_tokens / (time.perf_counter() - start)
-
-    # p = λ·p_neural + (1 − λ)·p_ngram, λ chosen on val only
-    lam = best_mixture_weight(neural["val"], ngram["val"][0])
-    interpolation: dict[str, object] = {"lambda": lam}
-    for split_name in ("val", "test"):
-        lp_ngram, split = ngram[split_name]
-        mixed = mix_logprobs(neural[split_name], lp_ngram, lam)
-        interpolation[split_name] = score_split(mixed, split.characters, split.oov).to_record()
-    metrics["interpolation"] = interpolation
-    log.info("interpolation with the n-gram, lambda %.3f on val: val %.4f, test %.4f", lam,
-             interpolation["val"]["perplexity"], interpolation["test"]["perplexity"])  # type: ignore[index]
+            save_target_logprobs(args.logprobs_dir, s, neural[s][1])
+    metrics["tokens_per_second"] = sum(neural[s][0].tokens for s in SCORED) / seconds
+    lam, mixed = interpolate({s: neural[s][1] for s in SCORED}, ngram, splits)
+    metrics["interpolation"] = {"lambda": lam, **{s: mixed[s].to_record() for s in SCORED}}
     write_json(args.metrics, metrics)
-    ngram_metrics = {s: score_split(ngram[s][0], ngram[s][1].characters, ngram[s][1].oov) for s in ("val", "test")}
-    write_text(args.bpc_table, bits_per_char_csv([
-        (model_name, metrics["val"], metrics["test"]),  # type: ignore[arg-type]
-        ("ngram", ngram_metrics["val"].to_record(), ngram_metrics["test"].to_record()),
-        (f"{model_name}+ngram", interpolation["val"], interpolation["test"]),  # type: ignore[arg-type]
-    ]))
+    bits_per_char = {
+        model_name: [neural[s][0].bits_per_char for s in SCORED],
+        "ngram": [score_logprobs(splits[s], ngram[s]).bits_per_char for s in SCORED],
+        f"{model_name}+ngram": [mixed[s].bits_per_char for s in SCORED],
+    }
+    write_text(args.bpc_table, bits_per_char_csv(bits_per_char))
+    write_text(args.samples, samples_text(model, vocab, token, gen, model_name, args.ngram_dir))
+    write_text(
+        args.embeddings, embedding_map_csv(embedding_pca(embedding_matrix(model), vocab.tokens))
+    )
 
-    ngram_samples = Path(args.ngram_dir) / NGRAM_SAMPLES
+
+def ngram_logprobs(ngram_dir: str, split: SplitData, neural: np.ndarray) -> np.ndarray:
+    """The n-gram stage's log-probabilities of the split's targets, checked against the neural ones."""
+    lp = load_target_logprobs(ngram_dir, split.name)
+    if lp.shape != neural.shape:
+        raise DataError(
+            f"the n-gram scored {lp.size} {split.name} targets, the neural model "
+            f"{neural.size}; rerun the ngram stage on the same data"
+        )
+    return lp
+
+
+def interpolate(
+    neural: dict[str, np.ndarray], ngram: dict[str, np.ndarray], splits: dict[str, SplitData]
+) -> tuple[float, dict[str, SplitScore]]:
+    """``p = λ·p_neural + (1 − λ)·p_ngram`` with λ chosen on val only: λ and each split's score."""
+    lam = best_mixture_weight(neural["val"], ngram["val"])
+    mixed = {s: score_logprobs(splits[s], mix_logprobs(neural[s], ngram[s], lam)) for s in SCORED}
+    log.info(
+        "interpolation with the n-gram, lambda %.3f on val: val %.4f, test %.4f",
+        lam,
+        mixed["val"].perplexity,
+        mixed["test"].perplexity,
+    )
+    return lam, mixed
+
+
+def samples_text(
+    model: NeuralLM,
+    vocab: Vocab,
+    token: str,
+    gen: GenerateParams,
+    model_name: str,
+    ngram_dir: str,
+) -> str:
+    """``metrics/samples.md``: the neural model's samples, then the n-gram stage's."""
+    ngram_samples = Path(ngram_dir) / NGRAM_SAMPLES
     if not ngram_samples.is_file():
         raise DataError(f"the n-gram stage's samples {str(ngram_samples)!r} are missing; rerun it")
     samples = generate_samples(model, vocab, token, gen)
-    text = (
+    return (
         f"# Samples\n\nSettings: length {gen.length}, temperature {gen.temperature:g}, "
         f"top-k {gen.top_k or 'off'}, seed {gen.seed}.\n\n"
         + samples_markdown(f"Neural model ({model_name})", samples, token)
@@ -95,14 +134,14 @@ def body(args: argparse.Namespace) -> None:
         + ngram_samples.read_text(encoding="utf-8").rstrip("\n")
         + "\n```\n"
     )
-    write_text(args.samples, text)
 
 
-def bits_per_char_csv(rows: list[tuple[str, dict, dict]]) -> str:
+def bits_per_char_csv(systems: dict[str, list[float]]) -> str:
     """``system,val_bits_per_char,test_bits_per_char``: one row per scored system (a DVC bar plot)."""
-    lines = ["system,val_bits_per_char,test_bits_per_char"]
-    lines += [f"{name},{val['bits_per_char']:.6f},{test['bits_per_char']:.6f}" for name, val, test in rows]
-    return "\n".join(lines) + "\n"
+    table = pd.DataFrame.from_dict(
+        systems, orient="index", columns=["val_bits_per_char", "test_bits_per_char"]
+    )
+    return table.rename_axis("system").to_csv(float_format="%.6f", lineterminator="\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -111,13 +150,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--corpus-dir", required=True, help="the corpus stage's folder of split ids")
     ap.add_argument("--tokens-dir", required=True, help="the tokenize stage's folder")
     ap.add_argument("--checkpoint", required=True, help="the train stage's checkpoint (.pt)")
-    ap.add_argument("--ngram-dir", required=True, help="the ngram stage's folder ({split}_logprobs.npy, samples.txt)")
+    ap.add_argument(
+        "--ngram-dir",
+        required=True,
+        help="the ngram stage's folder ({split}_logprobs.npy, samples.txt)",
+    )
     ap.add_argument("--metrics", required=True, help="evaluation JSON")
     ap.add_argument("--samples", required=True, help="Markdown file of generated text")
-    ap.add_argument("--bpc-table", required=True,
-                    help="CSV of val/test bits per character of the model, the n-gram and their mixture")
-    ap.add_argument("--logprobs-dir", default=None,
-                    help="optional folder for the neural model's {split}_logprobs.npy")
+    ap.add_argument(
+        "--bpc-table",
+        required=True,
+        help="CSV of val/test bits per character of the model, the n-gram and their mixture",
+    )
+    ap.add_argument(
+        "--embeddings",
+        required=True,
+        help="CSV of the 2-D PCA map of the token embeddings (token, x, y; a DVC plot)",
+    )
+    ap.add_argument(
+        "--logprobs-dir",
+        default=None,
+        help="optional folder for the neural model's {split}_logprobs.npy",
+    )
     return run_stage(body, ap, argv)
 
 

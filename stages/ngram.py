@@ -9,19 +9,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from seqlm.core.atomic import remove_outputs, write_json, write_text
-from seqlm.core.stage import parser, run_stage
-from seqlm.params import load_section
-from seqlm.data.corpus import load_split, tokens_path
 from seqlm.core.errors import ParamError
-from seqlm.params import GenerateParams
+from seqlm.core.stage import parser, run_stage
+from seqlm.data.corpus import load_split, tokens_path
+from seqlm.data.split import SPLITS
+from seqlm.data.tokens import read_token_file
+from seqlm.data.vocab import load_vocab
 from seqlm.ngram import fit_sentence_model, write_arpa
 from seqlm.ngram.baseline import orders_csv, run_baseline
-from seqlm.params import NgramParams
 from seqlm.ngram.sentences import SentenceVocab
+from seqlm.params import GenerateParams, NgramParams, TokenizeParams, load_section
 from seqlm.perplexity import logprobs_path, save_target_logprobs
-from seqlm.data.split import SPLITS
-from seqlm.data.tokens import TokenizeParams, read_token_file
-from seqlm.data.vocab import load_vocab
 
 log = logging.getLogger("seqlm.stages.ngram")
 SAMPLES = "samples.txt"

@@ -9,10 +9,10 @@ from collections.abc import Sequence
 
 from seqlm.core.atomic import remove_outputs
 from seqlm.core.stage import parser, run_stage
-from seqlm.params import load_section
 from seqlm.data.corpus import tokens_path
-from seqlm.data.tokens import TokenizeParams, read_token_file, stream
-from seqlm.data.vocab import VocabParams, build_vocab, save_vocab
+from seqlm.data.tokens import read_token_file, stream
+from seqlm.data.vocab import build_vocab, save_vocab
+from seqlm.params import TokenizeParams, VocabParams, load_section
 
 log = logging.getLogger("seqlm.stages.vocab")
 
@@ -24,8 +24,13 @@ def body(args: argparse.Namespace) -> None:
     train = stream(read_token_file(tokens_path(args.tokens_dir, "train")), token)
     vocab = build_vocab(train, params)
     save_vocab(vocab, args.out)
-    log.info("vocabulary of %d entries from %d train tokens (min_freq %d); %d train tokens are <unk>",
-             len(vocab), len(train), params.min_freq, vocab.counts[0])
+    log.info(
+        "vocabulary of %d entries from %d train tokens (min_freq %d); %d train tokens are <unk>",
+        len(vocab),
+        len(train),
+        params.min_freq,
+        vocab.counts[0],
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

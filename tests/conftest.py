@@ -65,7 +65,15 @@ def tiny_text() -> str:
 # --- a throw-away copy of the project, driven with the real dvc -------------------------------------
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PROJECT_FILES = ("dvc.yaml", "params.yaml", "gate.yaml", "stages", "src", ".dvc/plots", ".dvc/config")
+PROJECT_FILES = (
+    "dvc.yaml",
+    "params.yaml",
+    "gate.yaml",
+    "stages",
+    "src",
+    ".dvc/plots",
+    ".dvc/config",
+)
 
 
 class DvcProject:
@@ -82,8 +90,10 @@ class DvcProject:
         self.env = {
             **os.environ,
             "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
-            "GIT_AUTHOR_NAME": "seqlm tests", "GIT_AUTHOR_EMAIL": "tests@seqlm.invalid",
-            "GIT_COMMITTER_NAME": "seqlm tests", "GIT_COMMITTER_EMAIL": "tests@seqlm.invalid",
+            "GIT_AUTHOR_NAME": "seqlm tests",
+            "GIT_AUTHOR_EMAIL": "tests@seqlm.invalid",
+            "GIT_COMMITTER_NAME": "seqlm tests",
+            "GIT_COMMITTER_EMAIL": "tests@seqlm.invalid",
             "SEQLM_NO_PROGRESS": "1",
             "DVC_NO_ANALYTICS": "1",
         }
@@ -108,7 +118,8 @@ class DvcProject:
         )
         if check and proc.returncode != 0:
             raise AssertionError(
-                f"{' '.join(cmd)} exited {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+                f"{' '.join(cmd)} exited {proc.returncode}\n"
+                f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
             )
         return proc
 

@@ -4,11 +4,14 @@ import numpy as np
 import pytest
 
 from seqlm.core.errors import DataError
+from seqlm.data.corpus import SplitData
 from seqlm.perplexity import (
     best_mixture_weight,
     load_target_logprobs,
     mix_logprobs,
     save_target_logprobs,
+    score_logprobs,
+    score_model,
     score_split,
 )
 
@@ -26,8 +29,12 @@ def test_bits_per_char_divides_by_the_running_texts_characters_not_tokens():
     assert score.perplexity == pytest.approx(2.0)
     assert score.bits_per_char == pytest.approx(4 / 19)
     assert score.to_record() == {
-        "tokens": 4, "nll": score.nll, "perplexity": score.perplexity,
-        "bits_per_char": score.bits_per_char, "oov": 1, "characters": 19,
+        "tokens": 4,
+        "nll": score.nll,
+        "perplexity": score.perplexity,
+        "bits_per_char": score.bits_per_char,
+        "oov": 1,
+        "characters": 19,
     }
 
 
@@ -59,3 +66,23 @@ def test_saved_log_probabilities_load_back(tmp_path):
     assert np.array_equal(load_target_logprobs(tmp_path, "val"), lp)
     with pytest.raises(DataError, match="no saved log-probabilities for split 'test'"):
         load_target_logprobs(tmp_path, "test")
+
+
+def test_every_model_is_scored_on_a_split_through_one_function():
+    split = SplitData(name="val", ids=np.array([1, 0, 2], np.int32), lines=1, characters=6, oov=1)
+    seen = []
+
+    def uniform_over_four(ids):
+        seen.append(ids)
+        return np.full(ids.shape, -math.log(4))
+
+    result, lp = score_model(uniform_over_four, split)
+    assert seen[0] is split.ids and lp.dtype == np.float64
+    assert result == score_split(lp, characters=6, oov=1) == score_logprobs(split, lp)
+    assert result.perplexity == pytest.approx(4.0) and result.tokens == 3
+
+
+def test_scores_need_exactly_one_log_probability_per_target():
+    split = SplitData(name="test", ids=np.array([1, 2, 3], np.int32), lines=1, characters=5, oov=0)
+    with pytest.raises(DataError, match="2 log-probabilities .* for 3 targets"):
+        score_logprobs(split, np.array([-1.0, -1.0]))

@@ -8,6 +8,10 @@ import numpy as np
 import pytest
 import yaml
 
+from seqlm.data.corpus import load_split, prepare_text, tokens_path
+from seqlm.data.tokens import read_token_file
+from seqlm.data.vocab import load_vocab
+from seqlm.params import CleanParams, TokenizeParams, VocabParams, load_section
 from stages import clean, corpus, download, tokenize, vocab
 
 BOOK = b"The Time Machine\n\nby H. G. Wells\n" + b"".join(
@@ -17,9 +21,17 @@ BOOK = b"The Time Machine\n\nby H. G. Wells\n" + b"".join(
 
 def write_params(tmp_path: Path, **sections) -> Path:
     params = {
-        "download": {"url": (tmp_path / "book.txt").as_uri(), "sha1": hashlib.sha1(BOOK).hexdigest()},
+        "download": {
+            "url": (tmp_path / "book.txt").as_uri(),
+            "sha1": hashlib.sha1(BOOK).hexdigest(),
+        },
         "clean": {"strip_gutenberg": False},
-        "tokenize": {"token": "char", "train_fraction": 0.8, "val_fraction": 0.1, "test_fraction": 0.1},
+        "tokenize": {
+            "token": "char",
+            "train_fraction": 0.8,
+            "val_fraction": 0.1,
+            "test_fraction": 0.1,
+        },
         "vocab": {"min_freq": 1, "reserved": ["<bos>"]},
     }
     for name, values in sections.items():
@@ -32,12 +44,42 @@ def write_params(tmp_path: Path, **sections) -> Path:
 def run_all(tmp_path: Path, params: Path) -> None:
     p = ["--params", str(params)]
     assert download.main([*p, "--out", str(tmp_path / "raw.txt")]) == 0
-    assert clean.main([*p, "--corpus", str(tmp_path / "raw.txt"), "--out", str(tmp_path / "lines.txt")]) == 0
-    assert tokenize.main([*p, "--lines", str(tmp_path / "lines.txt"), "--out-dir", str(tmp_path / "tok")]) == 0
-    assert vocab.main([*p, "--tokens-dir", str(tmp_path / "tok"), "--out", str(tmp_path / "vocab.tsv")]) == 0
-    assert corpus.main([*p, "--tokens-dir", str(tmp_path / "tok"), "--vocab", str(tmp_path / "vocab.tsv"),
-                        "--out-dir", str(tmp_path / "ids"), "--freq-dir", str(tmp_path / "freq"),
-                        "--metrics", str(tmp_path / "data.json")]) == 0
+    assert (
+        clean.main(
+            [*p, "--corpus", str(tmp_path / "raw.txt"), "--out", str(tmp_path / "lines.txt")]
+        )
+        == 0
+    )
+    assert (
+        tokenize.main(
+            [*p, "--lines", str(tmp_path / "lines.txt"), "--out-dir", str(tmp_path / "tok")]
+        )
+        == 0
+    )
+    assert (
+        vocab.main(
+            [*p, "--tokens-dir", str(tmp_path / "tok"), "--out", str(tmp_path / "vocab.tsv")]
+        )
+        == 0
+    )
+    assert (
+        corpus.main(
+            [
+                *p,
+                "--tokens-dir",
+                str(tmp_path / "tok"),
+                "--vocab",
+                str(tmp_path / "vocab.tsv"),
+                "--out-dir",
+                str(tmp_path / "ids"),
+                "--freq-dir",
+                str(tmp_path / "freq"),
+                "--metrics",
+                str(tmp_path / "data.json"),
+            ]
+        )
+        == 0
+    )
 
 
 @pytest.fixture
@@ -59,11 +101,31 @@ def test_the_data_stages_chain_into_consistent_outputs(book):
     assert (book / "freq" / "trigrams.csv").read_text().startswith("rank,ngram,count\n1,")
 
 
+@pytest.mark.parametrize("token", ["char", "word"])
+def test_the_data_stages_in_memory_leave_what_the_stages_write(book, token):
+    params = write_params(book, tokenize={"token": token})
+    run_all(book, params)
+    data = prepare_text(
+        BOOK,
+        load_section(TokenizeParams, "tokenize", params),
+        load_section(VocabParams, "vocab", params),
+        load_section(CleanParams, "clean", params),
+    )
+    assert data.vocab == load_vocab(book / "vocab.tsv")
+    for name, split in data.splits.items():
+        assert data.token_lines[name] == read_token_file(tokens_path(book / "tok", name))
+        on_disk = load_split(book / "ids", book / "tok", name, token)
+        assert np.array_equal(split.ids, on_disk.ids) and split.stats() == on_disk.stats()
+
+
 def test_the_vocab_is_built_from_the_train_split_only(book):
     # a word that appears only in the last lines (val/test) must not enter the vocabulary
     (book / "book.txt").write_bytes(BOOK + b"zyzzyva\n" * 2)
-    params = write_params(book, tokenize={"token": "word"},
-                          download={"sha1": hashlib.sha1(BOOK + b"zyzzyva\n" * 2).hexdigest()})
+    params = write_params(
+        book,
+        tokenize={"token": "word"},
+        download={"sha1": hashlib.sha1(BOOK + b"zyzzyva\n" * 2).hexdigest()},
+    )
     run_all(book, params)
     assert "zyzzyva" not in (book / "vocab.tsv").read_text()
     assert json.loads((book / "data.json").read_text())["test"]["oov"] == 2
@@ -81,29 +143,59 @@ def test_a_checksum_mismatch_fails_the_download_stage_with_nothing_written(book,
 def test_an_unknown_tokenization_fails_and_removes_stale_outputs(book, capsys):
     run_all(book, write_params(book))
     params = write_params(book, tokenize={"token": "subword"})
-    rc = tokenize.main(["--params", str(params), "--lines", str(book / "lines.txt"), "--out-dir", str(book / "tok")])
+    rc = tokenize.main(
+        [
+            "--params",
+            str(params),
+            "--lines",
+            str(book / "lines.txt"),
+            "--out-dir",
+            str(book / "tok"),
+        ]
+    )
     assert rc == 1
-    assert "tokenize.token = 'subword' is not a tokenization; choose one of: word, char" in capsys.readouterr().err
+    assert (
+        "tokenize.token = 'subword' is not a tokenization; choose one of: word, char"
+        in capsys.readouterr().err
+    )
     assert list((book / "tok").iterdir()) == []
 
 
 def test_an_unknown_params_key_is_named(book, capsys):
     params = write_params(book, vocab={"min_frequency": 2})
-    rc = vocab.main(["--params", str(params), "--tokens-dir", str(book), "--out", str(book / "v.tsv")])
+    rc = vocab.main(
+        ["--params", str(params), "--tokens-dir", str(book), "--out", str(book / "v.tsv")]
+    )
     assert rc == 1
     assert "unknown key(s) in params section 'vocab': min_frequency" in capsys.readouterr().err
 
 
 def test_a_corpus_without_letters_fails_the_clean_stage(book, capsys):
     (book / "raw.txt").write_bytes(b"1234\n")
-    rc = clean.main(["--params", str(write_params(book)), "--corpus", str(book / "raw.txt"),
-                     "--out", str(book / "lines.txt")])
+    rc = clean.main(
+        [
+            "--params",
+            str(write_params(book)),
+            "--corpus",
+            str(book / "raw.txt"),
+            "--out",
+            str(book / "lines.txt"),
+        ]
+    )
     assert rc == 1 and "no letters" in capsys.readouterr().err
     assert not (book / "lines.txt").exists()
 
 
 def test_a_corpus_too_small_to_split_fails_the_tokenize_stage(book, capsys):
     (book / "lines.txt").write_text("only\none\nline\n")
-    rc = tokenize.main(["--params", str(write_params(book)), "--lines", str(book / "lines.txt"),
-                        "--out-dir", str(book / "tok")])
+    rc = tokenize.main(
+        [
+            "--params",
+            str(write_params(book)),
+            "--lines",
+            str(book / "lines.txt"),
+            "--out-dir",
+            str(book / "tok"),
+        ]
+    )
     assert rc == 1 and "has no text: the corpus has too few lines" in capsys.readouterr().err

@@ -24,7 +24,18 @@ def test_read_time_machine_gives_the_books_lines(real_corpus):
 def test_the_word_vocab_matches_the_book(real_corpus):
     vocab = Vocab(tokenize(read_time_machine(real_corpus), "word"))
     assert len(vocab) == 4580
-    assert vocab.idx_to_token[:10] == ["<unk>", "the", "i", "and", "of", "a", "to", "was", "in", "that"]
+    assert vocab.idx_to_token[:10] == [
+        "<unk>",
+        "the",
+        "i",
+        "and",
+        "of",
+        "a",
+        "to",
+        "was",
+        "in",
+        "that",
+    ]
     assert vocab[["the", "i", "and"]] == [1, 2, 3]
 
 
@@ -54,7 +65,11 @@ def test_random_sampling_windows_are_shifted_by_one_and_never_overlap():
 
 
 def test_random_sampling_is_seeded():
-    run = lambda seed: [x.tolist() for x, _ in seq_data_iter_random(np.arange(50), 2, 4, random.Random(seed))]
+    def run(seed):
+        return [
+            x.tolist() for x, _ in seq_data_iter_random(np.arange(50), 2, 4, random.Random(seed))
+        ]
+
     assert run(1) == run(1)
     assert run(1) != run(2)
 
@@ -69,5 +84,8 @@ def test_sequential_batches_continue_each_row_exactly():
 
 
 def test_sequential_partitioning_uses_a_random_offset_when_given_an_rng():
-    firsts = {next(seq_data_iter_sequential(np.arange(200), 2, 5, random.Random(s)))[0][0, 0] for s in range(20)}
+    firsts = {
+        next(seq_data_iter_sequential(np.arange(200), 2, 5, random.Random(s)))[0][0, 0]
+        for s in range(20)
+    }
     assert len(firsts) > 1 and max(firsts) <= 5

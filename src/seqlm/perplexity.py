@@ -18,6 +18,9 @@ One convention, used by every evaluator (n-gram, RNN/GRU/LSTM, seq2seq, their in
     whatever the tokenization, so bits per character compares word- and character-level models,
     where perplexities per token do not.
 
+Every model is scored through :func:`score_model` (or :func:`score_logprobs` for log-probabilities
+already in hand, such as a mixture's): a function giving the targets' log-probabilities, and the split.
+
 Every metrics file that reports splits uses the record shape of :meth:`SplitScore.to_record`:
 ``{"val": {"tokens", "nll", "perplexity", "bits_per_char", "oov", "characters"}, "test": {...}}``.
 """
@@ -26,8 +29,10 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -71,6 +76,39 @@ def score_split(target_logprobs: np.ndarray, characters: int, oov: int) -> Split
     )
 
 
+class ScoredSplit(Protocol):
+    """What scoring needs of a split (:class:`seqlm.data.corpus.SplitData` is one)."""
+
+    @property
+    def ids(self) -> np.ndarray: ...  # (N,) the targets
+
+    @property
+    def characters(self) -> int: ...
+
+    @property
+    def oov(self) -> int: ...
+
+
+def score_logprobs(split: ScoredSplit, target_logprobs: np.ndarray) -> SplitScore:
+    """Score ``split`` from the log-probability of each of its targets (one per target, in order)."""
+    lp = np.asarray(target_logprobs)
+    if lp.shape != np.shape(split.ids):
+        raise DataError(
+            f"{lp.size} log-probabilities (shape {lp.shape}) for {np.size(split.ids)} targets; "
+            "need exactly one per target"
+        )
+    return score_split(lp, split.characters, split.oov)
+
+
+def score_model(
+    target_logprobs: Callable[[np.ndarray], np.ndarray], split: ScoredSplit
+) -> tuple[SplitScore, np.ndarray]:
+    """Score a model on a split: ``target_logprobs(ids)`` gives each target's natural-log probability
+    from a fresh start; returns the score and those log-probabilities (float64)."""
+    lp = np.asarray(target_logprobs(split.ids), dtype=np.float64)
+    return score_logprobs(split, lp), lp
+
+
 def oov_count(ids: np.ndarray, unk_id: int = 0) -> int:
     """How many targets are ``<unk>``."""
     return int(np.count_nonzero(np.asarray(ids) == unk_id))
@@ -81,8 +119,9 @@ def mix_logprobs(lp_a: np.ndarray, lp_b: np.ndarray, weight_a: float) -> np.ndar
     if not 0.0 <= weight_a <= 1.0:
         raise ValueError(f"mixture weight must be in [0, 1], got {weight_a}")
     with np.errstate(divide="ignore"):
-        la, lb = math.log(weight_a) if weight_a > 0 else -np.inf, (
-            math.log1p(-weight_a) if weight_a < 1 else -np.inf
+        la, lb = (
+            math.log(weight_a) if weight_a > 0 else -np.inf,
+            (math.log1p(-weight_a) if weight_a < 1 else -np.inf),
         )
     return np.logaddexp(la + np.asarray(lp_a, np.float64), lb + np.asarray(lp_b, np.float64))
 

@@ -1,9 +1,21 @@
+"""The corpus stage's logic: split statistics, reading a split back, frequency tables, and the
+data stages run in memory."""
+
 import numpy as np
 
 from seqlm.core.atomic import save_npy
-from seqlm.data.corpus import encode_split, freq_table_csv, ids_path, load_split, ngram_counts, tokens_path
+from seqlm.data.corpus import (
+    encode_split,
+    freq_table,
+    freq_table_csv,
+    ids_path,
+    load_split,
+    prepare_text,
+    tokens_path,
+)
 from seqlm.data.tokens import tokenize_lines, write_token_file
-from seqlm.data.vocab import VocabParams, build_vocab
+from seqlm.data.vocab import build_vocab
+from seqlm.params import TokenizeParams, VocabParams
 
 
 def test_split_statistics_count_lines_tokens_characters_and_oov():
@@ -25,11 +37,34 @@ def test_a_split_reads_back_as_it_was_written(tmp_path):
     assert (back.lines, back.characters, back.oov) == (2, 7, 1)
 
 
-def test_ngram_counts_are_by_count_then_first_occurrence():
-    assert ngram_counts(list("abab c"), 2)[:2] == [(("a", "b"), 2), (("b", "a"), 1)]
+def test_frequency_tables_rank_by_count_then_first_occurrence():
+    table = freq_table(list("abab c"), 2, "char")
+    assert table.columns.tolist() == ["rank", "ngram", "count"]
+    assert table.values.tolist() == [[1, "ab", 2], [2, "ba", 1], [3, "b ", 1], [4, " c", 1]]
+    assert freq_table(list("ab"), 3, "char").empty
 
 
 def test_frequency_tables_are_ranked_csv():
     csv = freq_table_csv(["the", "cat", "the", "dog"], 1, "word")
     assert csv.splitlines() == ["rank,ngram,count", "1,the,2", "2,cat,1", "3,dog,1"]
     assert freq_table_csv(["the", "cat", "the", "cat"], 2, "word").splitlines()[1] == "1,the cat,2"
+
+
+def test_a_csv_field_that_needs_quotes_is_quoted():
+    assert freq_table_csv(["a,b", "a,b"], 1, "word").splitlines()[1] == '1,"a,b",2'
+
+
+def test_the_data_stages_in_memory_give_splits_vocab_and_ids():
+    text = "The Time Machine\n\nby H. G. Wells\none two\nthree\nsix\nseven eight\nnine\nten\n"
+    split = TokenizeParams(token="word", train_fraction=0.6, val_fraction=0.2, test_fraction=0.2)
+    data = prepare_text(text, split)
+    assert data.token_lines["train"] == [
+        ["the", "time", "machine"],
+        ["by", "h", "g", "wells"],
+        ["one", "two"],
+        ["three"],
+    ]
+    assert data.vocab.tokens[:2] == ("<unk>", "<bos>") and "seven" not in data.vocab
+    assert data.splits["val"].ids.tolist() == [0, 0, 0]  # six seven eight: unseen in train
+    from_bytes = prepare_text(text.encode("utf-8"), split)
+    assert (from_bytes.vocab, from_bytes.token_lines) == (data.vocab, data.token_lines)

@@ -7,12 +7,13 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+from tiny_pipeline import write_tiny_pipeline
 
 from seqlm.data.corpus import load_split
-from seqlm.perplexity import save_target_logprobs
 from seqlm.data.vocab import load_vocab
-from test_train import write_tiny_pipeline
+from seqlm.perplexity import save_target_logprobs
 
 NGRAM_SAMPLES = "- greedy: **time traveller** and the time\n"
 
@@ -25,10 +26,8 @@ def trained(tmp_path: Path, tiny_text: str) -> dict[str, Path]:
     paths = write_tiny_pipeline(tmp_path, tiny_text)
     paths["checkpoint"] = tmp_path / "data" / "model" / "model.pt"
     paths["ngram"] = tmp_path / "data" / "ngram"
-    argv = ["--params", str(paths["params"]), "--vocab", str(paths["vocab"]),
-            "--corpus-dir", str(paths["corpus"]), "--tokens-dir", str(paths["tokens"]),
-            "--checkpoint", str(paths["checkpoint"]), "--metrics", str(tmp_path / "metrics" / "train.json"),
-            "--live-dir", str(tmp_path / "dvclive")]
+    metrics = tmp_path / "metrics" / "train.json"
+    argv = options(**data_options(paths), metrics=metrics, live_dir=tmp_path / "dvclive")
     assert train_stage.main(argv) == 0
     vocab = load_vocab(paths["vocab"])
     rng = np.random.default_rng(0)
@@ -40,41 +39,81 @@ def trained(tmp_path: Path, tiny_text: str) -> dict[str, Path]:
     return paths
 
 
+def options(**values: object) -> list[str]:
+    """A stage's command line: ``--name value`` for each keyword (``_`` in a name becomes ``-``)."""
+    return [
+        arg for name, value in values.items() for arg in (f"--{name.replace('_', '-')}", str(value))
+    ]
+
+
+def data_options(paths: dict[str, Path]) -> dict[str, Path]:
+    """The options the train and evaluate stages share: params, data and the checkpoint."""
+    return {
+        "params": paths["params"],
+        "vocab": paths["vocab"],
+        "corpus_dir": paths["corpus"],
+        "tokens_dir": paths["tokens"],
+        "checkpoint": paths["checkpoint"],
+    }
+
+
 def evaluate_argv(paths: dict[str, Path], tmp_path: Path, *extra: str) -> list[str]:
-    return ["--params", str(paths["params"]), "--vocab", str(paths["vocab"]),
-            "--corpus-dir", str(paths["corpus"]), "--tokens-dir", str(paths["tokens"]),
-            "--checkpoint", str(paths["checkpoint"]), "--ngram-dir", str(paths["ngram"]),
-            "--metrics", str(tmp_path / "metrics" / "eval.json"),
-            "--samples", str(tmp_path / "metrics" / "samples.md"),
-            "--bpc-table", str(tmp_path / "metrics" / "bits_per_char.csv"), *extra]
+    out = tmp_path / "metrics"
+    return [
+        *options(
+            **data_options(paths),
+            ngram_dir=paths["ngram"],
+            metrics=out / "eval.json",
+            samples=out / "samples.md",
+            bpc_table=out / "bits_per_char.csv",
+            embeddings=out / "embeddings.csv",
+        ),
+        *extra,
+    ]
 
 
 def test_the_evaluate_stage_reports_val_test_and_the_interpolation(trained, tmp_path: Path) -> None:
     from stages import evaluate
 
-    assert evaluate.main(evaluate_argv(trained, tmp_path, "--logprobs-dir", str(tmp_path / "lp"))) == 0
+    assert (
+        evaluate.main(evaluate_argv(trained, tmp_path, "--logprobs-dir", str(tmp_path / "lp"))) == 0
+    )
     metrics = json.loads((tmp_path / "metrics" / "eval.json").read_text())
-    assert set(metrics) == {"model", "val", "test", "parameters", "tokens_per_second", "interpolation"}
+    assert set(metrics) == {
+        "model",
+        "val",
+        "test",
+        "parameters",
+        "tokens_per_second",
+        "interpolation",
+    }
     record_keys = {"tokens", "nll", "perplexity", "bits_per_char", "oov", "characters"}
     for split in ("val", "test"):
         assert set(metrics[split]) == record_keys
         assert set(metrics["interpolation"][split]) == record_keys
         n = load_split(trained["corpus"], trained["tokens"], split, "char").ids.size
-        assert metrics[split]["tokens"] == n == np.load(tmp_path / "lp" / f"{split}_logprobs.npy").size
+        assert (
+            metrics[split]["tokens"] == n == np.load(tmp_path / "lp" / f"{split}_logprobs.npy").size
+        )
     train = json.loads((tmp_path / "metrics" / "train.json").read_text())
     assert metrics["val"]["perplexity"] == pytest.approx(train["best_val_perplexity"], rel=1e-12)
     lam = metrics["interpolation"]["lambda"]
     assert 0.0 <= lam <= 1.0
     ngram_val = np.load(trained["ngram"] / "val_logprobs.npy")
     ngram_ppl = math.exp(-ngram_val.mean())
-    assert metrics["interpolation"]["val"]["perplexity"] <= min(metrics["val"]["perplexity"], ngram_ppl) + 1e-9
+    assert (
+        metrics["interpolation"]["val"]["perplexity"]
+        <= min(metrics["val"]["perplexity"], ngram_ppl) + 1e-9
+    )
     table = (tmp_path / "metrics" / "bits_per_char.csv").read_text().splitlines()
     assert table[0] == "system,val_bits_per_char,test_bits_per_char"
     systems = {row.split(",")[0]: float(row.split(",")[2]) for row in table[1:]}
     model = metrics["model"]
     assert list(systems) == [model, "ngram", f"{model}+ngram"]
     assert systems[model] == pytest.approx(metrics["test"]["bits_per_char"], abs=1e-6)
-    assert systems[f"{model}+ngram"] == pytest.approx(metrics["interpolation"]["test"]["bits_per_char"], abs=1e-6)
+    assert systems[f"{model}+ngram"] == pytest.approx(
+        metrics["interpolation"]["test"]["bits_per_char"], abs=1e-6
+    )
 
 
 def test_the_samples_file_holds_neural_and_ngram_samples(trained, tmp_path: Path) -> None:
@@ -86,10 +125,31 @@ def test_the_samples_file_holds_neural_and_ngram_samples(trained, tmp_path: Path
     assert text.count("**the time**") == 2 and "greedy" in text and "sampled" in text
     assert NGRAM_SAMPLES.strip() in text
     assert evaluate.main(evaluate_argv(trained, tmp_path)) == 0
-    assert (tmp_path / "metrics" / "samples.md").read_text() == text  # seeded: the same samples again
+    assert (
+        tmp_path / "metrics" / "samples.md"
+    ).read_text() == text  # seeded: the same samples again
 
 
-def test_evaluate_refuses_a_checkpoint_trained_with_other_params(trained, tmp_path: Path, capsys) -> None:
+def test_the_embedding_map_has_one_labelled_point_per_token_and_is_deterministic(
+    trained, tmp_path: Path
+) -> None:
+    from stages import evaluate
+
+    assert evaluate.main(evaluate_argv(trained, tmp_path)) == 0
+    path = tmp_path / "metrics" / "embeddings.csv"
+    first = path.read_text(encoding="utf-8")
+    table = pd.read_csv(path, keep_default_na=False)
+    vocab = load_vocab(trained["vocab"])
+    assert table.columns.tolist() == ["token", "x", "y"]
+    assert table["token"].tolist() == [t.replace(" ", "␣") for t in vocab.tokens]
+    assert table[["x", "y"]].abs().to_numpy().max() > 0  # the points are spread, not all at 0
+    assert evaluate.main(evaluate_argv(trained, tmp_path)) == 0
+    assert path.read_text(encoding="utf-8") == first
+
+
+def test_evaluate_refuses_a_checkpoint_trained_with_other_params(
+    trained, tmp_path: Path, capsys
+) -> None:
     import yaml
 
     from stages import evaluate

@@ -6,10 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from seqlm.data.clean import CleanParams, clean_text
-from seqlm.params import build
 from seqlm.core.errors import DataError, ParamError
-from seqlm.params import GenerateParams
+from seqlm.data.corpus import prepare_text
 from seqlm.ngram import (
     FALLBACK_DISCOUNTS,
     KneserNeyModel,
@@ -20,12 +18,9 @@ from seqlm.ngram import (
     fit_ngram,
     generate,
     modified_kn_discounts,
-    sampling_distribution,
 )
+from seqlm.params import GenerateParams, TokenizeParams, build
 from seqlm.perplexity import oov_count, score_split
-from seqlm.data.split import split_by_line
-from seqlm.data.tokens import count_characters, stream, tokenize_lines
-from seqlm.data.vocab import VocabParams, build_vocab
 
 # A tiny vocabulary: 0 = <unk>, 1 = <bos>, 2 = a, 3 = b.
 UNK, BOS, A, B = 0, 1, 2, 3
@@ -232,14 +227,12 @@ def test_a_split_is_scored_from_a_fresh_start():
 
 
 def char_splits(text):
-    """The pipeline's data in memory: cleaned lines, split by line, char streams, vocab, ids."""
-    lines = clean_text(text.encode("utf-8"), CleanParams())
-    blocks = split_by_line(lines, 0.8, 0.1, 0.1)
-    token_lines = {s: tokenize_lines(b, "char") for s, b in blocks.items()}
-    vocab = build_vocab(stream(token_lines["train"], "char"), VocabParams())
-    ids = {s: vocab.encode(stream(t, "char")) for s, t in token_lines.items()}
-    chars = {s: count_characters(t, "char") for s, t in token_lines.items()}
-    return vocab, ids, chars
+    """The pipeline's char data in memory (80/10/10 by line): vocab, ids and characters per split."""
+    tokenize = TokenizeParams(token="char", train_fraction=0.8, val_fraction=0.1, test_fraction=0.1)
+    data = prepare_text(text, tokenize)
+    ids = {s: d.ids for s, d in data.splits.items()}
+    chars = {s: d.characters for s, d in data.splits.items()}
+    return data.vocab, ids, chars
 
 
 @pytest.mark.parametrize("smoothing, order", [("kneser_ney", 5), ("laplace", 2)])
@@ -327,15 +320,6 @@ def test_top_k_one_and_low_temperature_are_greedy():
     for token in greedy:
         assert token == int(np.argmax(model.distribution(context)))
         context.append(int(token))
-
-
-def test_sampling_distribution_applies_temperature_and_top_k():
-    p = np.array([0.1, 0.2, 0.3, 0.4])
-    np.testing.assert_allclose(sampling_distribution(p), p)
-    np.testing.assert_allclose(sampling_distribution(p, top_k=2), [0, 0, 3 / 7, 4 / 7])
-    hot = sampling_distribution(p, temperature=2.0)
-    np.testing.assert_allclose(hot, np.sqrt(p) / np.sqrt(p).sum())
-    np.testing.assert_allclose(sampling_distribution(p, banned_ids=[3]), [1 / 6, 2 / 6, 3 / 6, 0])
 
 
 @pytest.mark.parametrize(

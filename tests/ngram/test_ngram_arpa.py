@@ -5,8 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from seqlm.data.clean import CleanParams, clean_text
 from seqlm.core.errors import DataError
+from seqlm.data.corpus import prepare_text
+from seqlm.data.vocab import Vocab
 from seqlm.ngram import (
     SentenceVocab,
     fit_sentence_model,
@@ -14,17 +15,14 @@ from seqlm.ngram import (
     sentence_logprobs,
     write_arpa,
 )
-from seqlm.data.tokens import stream, tokenize_lines
-from seqlm.data.vocab import Vocab, VocabParams, build_vocab
+from seqlm.params import TokenizeParams
 
 
-def sentence_data(text, token, n_train):
-    """Cleaned non-empty lines as token lines: the first ``n_train`` to train on, then held out."""
-    lines = [line for line in clean_text(text.encode("utf-8"), CleanParams()) if line]
-    token_lines = tokenize_lines(lines, token)
-    train, held_out = token_lines[:n_train], token_lines[n_train:]
-    vocab = build_vocab(stream(train, token), VocabParams())
-    return vocab, train, held_out
+def sentence_data(text, token):
+    """The pipeline's data by line (60/20/20): vocab, train token lines, val + test token lines."""
+    split = TokenizeParams(token=token, train_fraction=0.6, val_fraction=0.2, test_fraction=0.2)
+    data = prepare_text(text, split)
+    return data.vocab, data.token_lines["train"], data.token_lines["val"] + data.token_lines["test"]
 
 
 def arpa_words(line, token):
@@ -35,7 +33,7 @@ def arpa_words(line, token):
 @pytest.fixture(params=[("char", 4), ("word", 3)], ids=["char-4gram", "word-3gram"])
 def fitted(request, tiny_text, tmp_path):
     token, order = request.param
-    vocab, train, held_out = sentence_data(tiny_text, token, n_train=12)
+    vocab, train, held_out = sentence_data(tiny_text, token)
     model = fit_sentence_model(train, vocab, order)
     path = write_arpa(model, SentenceVocab(vocab).arpa_names(), tmp_path / "model.arpa")
     return token, vocab, model, held_out, path
@@ -93,7 +91,7 @@ def test_arpa_holds_interpolated_probabilities_and_gammas_as_backoffs(fitted):
 
 
 def test_sentence_mode_resets_the_context_on_every_line(tiny_text):
-    vocab, train, held_out = sentence_data(tiny_text, "char", n_train=12)
+    vocab, train, held_out = sentence_data(tiny_text, "char")
     model = fit_sentence_model(train, vocab, 5)
     both = sentence_logprobs(model, vocab, held_out[:2])
     apart = np.concatenate([sentence_logprobs(model, vocab, [line]) for line in held_out[:2]])
@@ -103,7 +101,7 @@ def test_sentence_mode_resets_the_context_on_every_line(tiny_text):
 
 
 def test_sentence_distributions_sum_to_one_and_never_predict_the_begin_marker(tiny_text):
-    vocab, train, _ = sentence_data(tiny_text, "char", n_train=12)
+    vocab, train, _ = sentence_data(tiny_text, "char")
     model = fit_sentence_model(train, vocab, 4)
     sv = SentenceVocab(vocab)
     rng = np.random.default_rng(0)
@@ -127,7 +125,7 @@ def test_arpa_names_spell_markers_and_the_space_like_kenlm_input():
 
 
 def test_write_arpa_leaves_no_file_when_names_do_not_fit(tiny_text, tmp_path):
-    vocab, train, _ = sentence_data(tiny_text, "char", n_train=5)
+    vocab, train, _ = sentence_data(tiny_text, "char")
     model = fit_sentence_model(train, vocab, 2)
     with pytest.raises(DataError, match="one name per id"):
         write_arpa(model, ["a", "b"], tmp_path / "m.arpa")

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from seqlm.data.clean import CleanParams, clean_text
+from seqlm.data.corpus import prepare_text
 from seqlm.ngram import (
     SentenceVocab,
     count_stream,
@@ -18,9 +18,6 @@ from seqlm.ngram import (
     write_arpa,
 )
 from seqlm.perplexity import score_split
-from seqlm.data.split import split_by_line
-from seqlm.data.tokens import count_characters, stream, tokenize_lines
-from seqlm.data.vocab import VocabParams, build_vocab
 
 # KenLM lmplz -o 5 --discount_fallback on the train-split lines (characters separated by spaces, the
 # space written "_"), test-split perplexity per character with <s> as context and </s> not scored.
@@ -30,13 +27,10 @@ KENLM_TEST_PERPLEXITY = 4.1667
 @pytest.fixture(scope="module")
 def time_machine(real_corpus):
     """The pipeline's character data, built in memory exactly as the stages build it."""
-    lines = clean_text(real_corpus.read_bytes(), CleanParams())
-    blocks = split_by_line(lines, 0.9, 0.05, 0.05)
-    token_lines = {s: tokenize_lines(b, "char") for s, b in blocks.items()}
-    vocab = build_vocab(stream(token_lines["train"], "char"), VocabParams())
-    ids = {s: vocab.encode(stream(t, "char")) for s, t in token_lines.items()}
-    chars = {s: count_characters(t, "char") for s, t in token_lines.items()}
-    return vocab, token_lines, ids, chars
+    data = prepare_text(real_corpus.read_bytes())  # the default params: char tokens, 90/5/5
+    ids = {s: d.ids for s, d in data.splits.items()}
+    chars = {s: d.characters for s, d in data.splits.items()}
+    return data.vocab, data.token_lines, ids, chars
 
 
 def test_sentence_mode_matches_kenlm_published_test_perplexity(time_machine):

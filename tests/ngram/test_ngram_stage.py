@@ -9,28 +9,29 @@ import pytest
 import yaml
 
 from seqlm.core.atomic import save_npy
-from seqlm.data.clean import CleanParams, clean_text
-from seqlm.data.corpus import ids_path, tokens_path
-from seqlm.ngram import read_arpa
+from seqlm.data.corpus import ids_path, prepare_text, tokens_path
+from seqlm.data.tokens import write_token_file
+from seqlm.data.vocab import save_vocab
+from seqlm.ngram import count_stream, fit_ngram, read_arpa
+from seqlm.ngram.baseline import sample_texts
+from seqlm.params import GenerateParams, TokenizeParams
 from seqlm.perplexity import load_target_logprobs
-from seqlm.data.split import split_by_line
-from seqlm.data.tokens import stream, tokenize_lines, write_token_file
-from seqlm.data.vocab import VocabParams, build_vocab, save_vocab
 from stages import ngram
 
 TIMING_KEYS = ("fit_seconds", "score_seconds")
 
 
+def tokenize_params(token: str) -> TokenizeParams:
+    return TokenizeParams(token=token, train_fraction=0.8, val_fraction=0.1, test_fraction=0.1)
+
+
 def write_inputs(root: Path, text: str, token: str = "char", **ngram_params) -> list[str]:
     """Write the tokenize/vocab/corpus outputs for ``text`` and a params file; return the argv."""
-    lines = clean_text(text.encode("utf-8"), CleanParams())
-    blocks = split_by_line(lines, 0.8, 0.1, 0.1)
-    token_lines = {s: tokenize_lines(b, token) for s, b in blocks.items()}
-    vocab = build_vocab(stream(token_lines["train"], token), VocabParams())
-    save_vocab(vocab, root / "vocab.tsv")
-    for split, tl in token_lines.items():
+    data = prepare_text(text, tokenize_params(token))
+    save_vocab(data.vocab, root / "vocab.tsv")
+    for split, tl in data.token_lines.items():
         write_token_file(tokens_path(root / "tokens", split), tl)
-        save_npy(ids_path(root / "corpus", split), vocab.encode(stream(tl, token)))
+        save_npy(ids_path(root / "corpus", split), data.splits[split].ids)
     params = {
         "tokenize": {
             "token": token,
@@ -109,6 +110,23 @@ def test_the_stage_writes_metrics_orders_logprobs_and_samples(tmp_path, tiny_tex
     assert metrics["train"]["perplexity"] < metrics["val"]["perplexity"]
     samples = (tmp_path / "ngram" / "samples.txt").read_text()
     assert "== prefix: 'the time' ==\nthe time" in samples and "== prefix: '' ==" in samples
+
+
+@pytest.mark.parametrize(
+    "token, messy, clean", [("char", "The  TIME!", "the time"), ("word", " the TIME, ", "the time")]
+)
+def test_prefixes_are_cleaned_like_the_corpus_before_sampling(tiny_text, token, messy, clean):
+    data = prepare_text(tiny_text * 4, tokenize_params(token))
+    counts = count_stream(data.splits["train"].ids, len(data.vocab), 3, data.vocab.id_of("<bos>"))
+    model = fit_ngram(counts, 3)
+
+    def sample(prefix: str) -> str:
+        gen = GenerateParams(prefixes=(prefix,), length=30, seed=1)
+        return sample_texts(model, data.vocab, token, gen)
+
+    as_written, cleaned = sample(messy), sample(clean)
+    assert f"== prefix: {messy!r} ==\n{clean}" in as_written
+    assert as_written.replace(repr(messy), repr(clean)) == cleaned  # the same continuation
 
 
 def test_the_stage_is_deterministic(tmp_path, tiny_text):

@@ -1,25 +1,27 @@
 """The corpus stage's logic: token ids per split, data statistics, n-gram frequency tables.
 
 This module also owns reading a split back (:func:`load_split`): every evaluator gets the stream ids,
-the character count and the OOV count from here, so they all score the same targets.
+the character count and the OOV count from here, so they all score the same targets. And it runs the
+data stages in memory (:func:`prepare_text`): a text → its splits and vocabulary, exactly as the
+clean, tokenize, vocab and corpus stages would leave them with the same params.
 """
 
 from __future__ import annotations
 
-import collections
-import csv
-import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from seqlm.core.errors import DataError
-from seqlm.data.split import SPLITS
-from seqlm.data.tokens import count_characters, read_token_file, stream
-from seqlm.data.vocab import Vocab
+from seqlm.data.clean import clean_text
+from seqlm.data.split import SPLITS, split_by_line
+from seqlm.data.tokens import count_characters, read_token_file, stream, tokenize_lines
+from seqlm.data.vocab import Vocab, build_vocab
+from seqlm.params import CleanParams, TokenizeParams, VocabParams
 
 FREQ_TABLES = {1: "unigrams", 2: "bigrams", 3: "trigrams"}
 
@@ -33,6 +35,17 @@ class SplitData:
     lines: int  # non-empty lines
     characters: int  # length of the running text
     oov: int  # tokens mapped to <unk>
+
+    @classmethod
+    def of(cls, name: str, ids: np.ndarray, token_lines: list[list[str]], token: str) -> SplitData:
+        """A split from its stream ids and its token lines (which give the line and character counts)."""
+        return cls(
+            name=name,
+            ids=ids,
+            lines=len(token_lines),
+            characters=count_characters(token_lines, token),
+            oov=int(np.count_nonzero(ids == 0)),
+        )
 
     def stats(self) -> dict[str, float | int]:
         """The split's record in ``metrics/data.json``."""
@@ -51,14 +64,7 @@ def encode_split(name: str, token_lines: list[list[str]], token: str, vocab: Voc
     toks = stream(token_lines, token)
     if not toks:
         raise DataError(f"the {name} split has no tokens")
-    ids = vocab.encode(toks)
-    return SplitData(
-        name=name,
-        ids=ids,
-        lines=len(token_lines),
-        characters=count_characters(token_lines, token),
-        oov=int(np.count_nonzero(ids == 0)),
-    )
+    return SplitData.of(name, vocab.encode(toks), token_lines, token)
 
 
 def ids_path(corpus_dir: str | os.PathLike[str], split: str) -> Path:
@@ -84,28 +90,62 @@ def load_split(
         raise DataError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
     token_lines = read_token_file(tokens_path(tokens_dir, split))
     ids = np.load(ids_path(corpus_dir, split), allow_pickle=False)
-    return SplitData(
-        name=split,
-        ids=ids,
-        lines=len(token_lines),
-        characters=count_characters(token_lines, token),
-        oov=int(np.count_nonzero(ids == 0)),
+    return SplitData.of(split, ids, token_lines, token)
+
+
+def freq_table(toks: Sequence[str], n: int, token: str) -> pd.DataFrame:
+    """The n-grams of a token stream with their counts: columns ``rank, ngram, count``.
+
+    By descending count, ties in first-occurrence order; rank from 1; an n-gram's tokens are joined
+    as text (words with a space, characters glued).
+    """
+    tokens = pd.Series(list(toks), dtype=object)
+    size = max(len(tokens) - n + 1, 0)
+    parts = [tokens.iloc[i : i + size].reset_index(drop=True) for i in range(n)]
+    grams = parts[0].str.cat(parts[1:], sep=" " if token == "word" else "") if size else parts[0]
+    counts = grams.groupby(grams, sort=False).size()  # first-occurrence order
+    counts = counts.sort_values(ascending=False, kind="stable")
+    return pd.DataFrame(
+        {"rank": np.arange(1, counts.size + 1), "ngram": counts.index, "count": counts.to_numpy()}
     )
 
 
-def ngram_counts(toks: Sequence[str], n: int) -> list[tuple[tuple[str, ...], int]]:
-    """Counts of the n-grams of a token stream, by descending count, ties in first-occurrence order."""
-    grams = zip(*(toks[i:] for i in range(n)))
-    counter = collections.Counter(grams)
-    return sorted(counter.items(), key=lambda kv: kv[1], reverse=True)
-
-
 def freq_table_csv(toks: Sequence[str], n: int, token: str) -> str:
-    """The frequency table of n-grams as CSV: ``rank,ngram,count`` (rank from 1)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["rank", "ngram", "count"])
-    joiner = " " if token == "word" else ""
-    for rank, (gram, count) in enumerate(ngram_counts(toks, n), start=1):
-        w.writerow([rank, joiner.join(gram), count])
-    return buf.getvalue()
+    """The frequency table of n-grams (:func:`freq_table`) as CSV with a header row."""
+    return freq_table(toks, n, token).to_csv(index=False, lineterminator="\n")
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """A text's data as the data stages leave it."""
+
+    vocab: Vocab
+    token_lines: dict[str, list[list[str]]]  # split -> tokens of each non-empty line
+    splits: dict[str, SplitData]  # split -> ids and statistics
+
+
+def prepare_text(
+    text: str | bytes,
+    tokenize: TokenizeParams | None = None,
+    vocab: VocabParams | None = None,
+    clean: CleanParams | None = None,
+) -> PreparedData:
+    """The data stages in memory: what clean, tokenize, vocab and corpus make of ``text``.
+
+    Defaults are each section's defaults. The same params give the same splits and vocabulary
+    as the stages (they call the same functions), so tests and benchmarks need not rebuild them.
+    """
+    tokenize = tokenize if tokenize is not None else TokenizeParams()
+    raw = text.encode("utf-8") if isinstance(text, str) else text
+    lines = clean_text(raw, clean if clean is not None else CleanParams())
+    token_lines = tokenize_splits(lines, tokenize)
+    train_stream = stream(token_lines["train"], tokenize.token)
+    voc = build_vocab(train_stream, vocab if vocab is not None else VocabParams())
+    splits = {s: encode_split(s, tl, tokenize.token, voc) for s, tl in token_lines.items()}
+    return PreparedData(vocab=voc, token_lines=token_lines, splits=splits)
+
+
+def tokenize_splits(lines: list[str], params: TokenizeParams) -> dict[str, list[list[str]]]:
+    """Cut cleaned lines into train/val/test by line index, then tokenize each (the tokenize stage)."""
+    blocks = split_by_line(lines, params.train_fraction, params.val_fraction, params.test_fraction)
+    return {split: tokenize_lines(blocks[split], params.token) for split in SPLITS}

@@ -1,9 +1,9 @@
 """Text from a neural model: warm up on a prefix, then predict token by token (the textbook's
 ``predict_ch8``), greedily or by sampling with temperature and top-k, seeded.
 
-Sampling uses the same reshaping of the next-token distribution as the n-gram baseline
-(:func:`seqlm.ngram.sampling.sampling_distribution`) and a numpy ``Generator`` seeded from
-``generate.seed``, so the two models' samples are produced the same way.
+Prefixes, the choice of each next token and the text are those of every model in seqlm
+(:mod:`seqlm.sampling`), with a numpy ``Generator`` seeded from ``generate.seed``, so the neural and
+the n-gram samples are produced the same way.
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from seqlm.data.clean import clean_line
+from seqlm.data.vocab import BOS, Vocab
+from seqlm.neural.models import NeuralLM
 from seqlm.params import GenerateParams
-from seqlm.neural.models import RecurrentLM, Seq2SeqLM
-from seqlm.ngram.sampling import sampling_distribution
-from seqlm.data.tokens import tokenize_line
-from seqlm.data.vocab import BOS, EOS, PAD, Vocab
+from seqlm.sampling import banned_ids, join_tokens, next_id, read_prefix, separator
 
 
 @dataclass(frozen=True)
@@ -31,14 +29,9 @@ class Sample:
     continuation: str
 
 
-def join_tokens(tokens: Sequence[str], token: str) -> str:
-    """Text of a token sequence: characters glued, words with spaces."""
-    return "".join(tokens) if token == "char" else " ".join(tokens)
-
-
 @torch.no_grad()
 def generate_ids(
-    model: RecurrentLM | Seq2SeqLM,
+    model: NeuralLM,
     prefix_ids: Sequence[int],
     length: int,
     bos_id: int,
@@ -54,8 +47,6 @@ def generate_ids(
     Warm-up: the prefix is read in one call (its predictions are ignored); then each new token is
     the argmax (``greedy``) or a draw from the reshaped distribution, and is fed back in.
     """
-    if not greedy and rng is None:
-        raise ValueError("sampling needs a numpy Generator")
     was_training = model.training
     model.eval()
     try:
@@ -65,12 +56,14 @@ def generate_ids(
         out: list[int] = []
         for _ in range(length):
             probs = torch.softmax(logits[0, -1].double(), dim=-1).cpu().numpy()  # (V,)
-            if greedy:
-                probs[list(banned_ids)] = 0.0
-                nxt = int(np.argmax(probs))
-            else:
-                q = sampling_distribution(probs, temperature, top_k, banned_ids)
-                nxt = int(rng.choice(q.size, p=q))  # type: ignore[union-attr]
+            nxt = next_id(
+                probs,
+                greedy=greedy,
+                rng=rng,
+                temperature=temperature,
+                top_k=top_k,
+                banned_ids=banned_ids,
+            )
             out.append(nxt)
             logits, state = model.stream(torch.tensor([[nxt]], device=device), state)
     finally:
@@ -78,13 +71,8 @@ def generate_ids(
     return out
 
 
-def banned_ids(vocab: Vocab) -> list[int]:
-    """Markers that never occur inside a stream (``<bos>``, ``<eos>``, ``<pad>``): not generated."""
-    return [vocab.id_of(t) for t in (BOS, EOS, PAD) if t in vocab]
-
-
 def generate_samples(
-    model: RecurrentLM | Seq2SeqLM, vocab: Vocab, token: str, params: GenerateParams
+    model: NeuralLM, vocab: Vocab, token: str, params: GenerateParams
 ) -> list[Sample]:
     """A greedy and a sampled continuation of every prefix.
 
@@ -93,28 +81,35 @@ def generate_samples(
     """
     bos_id = vocab.id_of(BOS)
     method = f"sampled (temperature {params.temperature:g}, top-k {params.top_k or 'off'})"
+    banned = banned_ids(vocab)
     samples = []
     for prefix in params.prefixes:
-        toks = tokenize_line(clean_line(prefix), token)
-        prefix_ids = [vocab.index(t) for t in toks]
-        shown = join_tokens(toks, token)
+        shown = read_prefix(prefix, token, vocab)
         for greedy in (True, False):
             new = generate_ids(
-                model, prefix_ids, params.length, bos_id, greedy=greedy,
-                rng=np.random.default_rng(params.seed), temperature=params.temperature,
-                top_k=params.top_k, banned_ids=banned_ids(vocab),
+                model,
+                shown.ids.tolist(),
+                params.length,
+                bos_id,
+                greedy=greedy,
+                rng=np.random.default_rng(params.seed),
+                temperature=params.temperature,
+                top_k=params.top_k,
+                banned_ids=banned,
             )
             samples.append(
-                Sample(shown, "greedy" if greedy else method, join_tokens(vocab.decode(new), token))
+                Sample(
+                    shown.text,
+                    "greedy" if greedy else method,
+                    join_tokens(vocab.decode(new), token),
+                )
             )
     return samples
 
 
 def samples_markdown(title: str, samples: Sequence[Sample], token: str) -> str:
     """A readable Markdown section: each prefix in bold, then its continuation."""
-    sep = "" if token == "char" else " "
     lines = [f"## {title}", ""]
     for s in samples:
-        joiner = sep if s.prefix else ""
-        lines.append(f"- *{s.method}*: **{s.prefix}**{joiner}{s.continuation}")
+        lines.append(f"- *{s.method}*: **{s.prefix}**{separator(s.prefix, token)}{s.continuation}")
     return "\n".join(lines) + "\n"

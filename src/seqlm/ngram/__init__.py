@@ -5,7 +5,8 @@ Everything is vectorised over tokens (numpy): counting and scoring never loop ov
 * :func:`count_ngrams` → :class:`NgramCounts` (all orders up to ``max_order``, counted once);
 * :func:`fit_ngram` → a :class:`KneserNeyModel` or :class:`LaplaceModel` of one order;
 * ``model.target_logprobs(ids)`` scores a split under the convention of :mod:`seqlm.perplexity`;
-* ``model.distribution(context)`` gives ``p(· | context)`` over all ids; :func:`generate` samples;
+* ``model.distribution(context)`` gives ``p(· | context)`` over all ids; :func:`generate` samples
+  (the way every model does, :mod:`seqlm.sampling`);
 * sentence mode (:mod:`seqlm.ngram.sentences`) and ARPA export (:mod:`seqlm.ngram.arpa`) match
   KenLM.
 """
@@ -20,9 +21,9 @@ from seqlm.ngram.counts import NgramCounts, count_ngrams
 from seqlm.ngram.kneser_ney import FALLBACK_DISCOUNTS, KneserNeyModel, modified_kn_discounts
 from seqlm.ngram.laplace import LaplaceModel
 from seqlm.ngram.model import NgramModel
-from seqlm.params import AUTO, SMOOTHINGS, NgramParams
-from seqlm.ngram.sampling import generate, sampling_distribution
+from seqlm.ngram.sampling import generate
 from seqlm.ngram.sentences import SentenceVocab, fit_sentence_model, sentence_logprobs
+from seqlm.params import AUTO, SMOOTHINGS, NgramParams
 
 
 def count_stream(
@@ -73,7 +74,6 @@ __all__ = [
     "generate",
     "modified_kn_discounts",
     "read_arpa",
-    "sampling_distribution",
     "sentence_logprobs",
     "write_arpa",
 ]

@@ -11,7 +11,6 @@ The reader is small and plain (a dict per order); it is there for round-trip che
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -142,8 +141,3 @@ def read_arpa(path: str | os.PathLike[str]) -> ArpaModel:
     if not grams:
         raise DataError(f"{p} holds no n-grams")
     return ArpaModel(order=len(grams), grams=tuple(grams))
-
-
-def log10_to_ln(values: Sequence[float]) -> np.ndarray:
-    """Convert log10 probabilities to natural logs."""
-    return np.asarray(values, dtype=np.float64) * math.log(10)

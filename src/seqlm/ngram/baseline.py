@@ -16,16 +16,15 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from seqlm.data.corpus import SplitData
-from seqlm.params import GenerateParams
 from seqlm.core.logs import progress_disabled
+from seqlm.data.corpus import SplitData
+from seqlm.data.vocab import BOS, Vocab
 from seqlm.ngram import count_stream, fit_ngram
 from seqlm.ngram.model import NgramModel
-from seqlm.params import NgramParams
 from seqlm.ngram.sampling import generate
-from seqlm.perplexity import SplitScore, score_split
-from seqlm.data.tokens import tokenize_line
-from seqlm.data.vocab import BOS, EOS, PAD, UNK, Vocab
+from seqlm.params import GenerateParams, NgramParams
+from seqlm.perplexity import SplitScore, score_model
+from seqlm.sampling import banned_ids, join_tokens, read_prefix, separator
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +64,6 @@ class BaselineResult:
         }
 
 
-def score(model: NgramModel, split: SplitData) -> tuple[SplitScore, np.ndarray]:
-    """A split's score under the convention, and its per-target natural-log probabilities."""
-    lp = model.target_logprobs(split.ids)
-    return score_split(lp, split.characters, split.oov), lp
-
-
 def search_order(
     params: NgramParams, train: SplitData, val: SplitData, vocab: Vocab
 ) -> tuple[int, list[OrderScore]]:
@@ -81,7 +74,7 @@ def search_order(
     bar = tqdm(orders, desc="ngram orders", unit="order", disable=progress_disabled())
     for order in bar:
         model = fit_ngram(counts, order, params.smoothing, params.laplace_alpha)
-        s, _ = score(model, val)
+        s, _ = score_model(model.target_logprobs, val)
         rows.append(OrderScore(order, s.perplexity, s.bits_per_char))
         bar.set_postfix(order=order, val_ppl=f"{s.perplexity:.4f}")
         log.debug("order %d: val perplexity %.4f", order, s.perplexity)
@@ -104,46 +97,19 @@ def orders_csv(rows: list[OrderScore]) -> str:
     return buf.getvalue()
 
 
-def encode_prefix(prefix: str, token: str, vocab: Vocab) -> np.ndarray:
-    """A prefix's token ids, tokenized like the corpus (unknown tokens become ``<unk>``)."""
-    toks = tokenize_line(prefix, token)
-    unknown = sorted({t for t in toks if t not in vocab})
-    if unknown:
-        log.warning(
-            "prefix %r has tokens outside the vocabulary (%s); they become %s",
-            prefix,
-            ", ".join(map(repr, unknown)),
-            UNK,
-        )
-    return vocab.encode(toks).astype(np.int64)
-
-
-def render(ids: np.ndarray, token: str, vocab: Vocab) -> str:
-    """Token ids back to text: characters joined as they are, words with spaces."""
-    return ("" if token == "char" else " ").join(vocab.decode(ids))
-
-
-def banned_ids(vocab: Vocab) -> list[int]:
-    """Markers that never occur inside a stream, so samples should not contain them."""
-    return [vocab.id_of(t) for t in (BOS, EOS, PAD) if t in vocab]
-
-
 def sample_texts(model: NgramModel, vocab: Vocab, token: str, gen: GenerateParams) -> str:
-    """One sample per prefix, each from a fresh ``default_rng(seed)``: prefixes are independent."""
+    """One sample per prefix, each from a fresh ``default_rng(seed)``: prefixes are independent.
+
+    Each prefix is read like the corpus (:func:`seqlm.sampling.read_prefix`: cleaned, tokenized) and
+    shown cleaned, as the model saw it, under a header naming it as written in the params."""
     blocks = []
+    banned = banned_ids(vocab)
     for prefix in gen.prefixes:
+        shown = read_prefix(prefix, token, vocab)
         rng = np.random.default_rng(gen.seed)
-        new = generate(
-            model,
-            encode_prefix(prefix, token, vocab),
-            gen.length,
-            rng,
-            gen.temperature,
-            gen.top_k,
-            banned_ids(vocab),
-        )
-        sep = "" if token == "char" or not prefix else " "
-        blocks.append(f"== prefix: {prefix!r} ==\n{prefix}{sep}{render(new, token, vocab)}\n")
+        new = generate(model, shown.ids, gen.length, rng, gen.temperature, gen.top_k, banned)
+        text = shown.text + separator(shown.text, token) + join_tokens(vocab.decode(new), token)
+        blocks.append(f"== prefix: {prefix!r} ==\n{text}\n")
     header = (
         f"# {model.order}-gram {model.smoothing}; length {gen.length}, temperature "
         f"{gen.temperature}, top_k {gen.top_k}, seed {gen.seed}\n\n"
@@ -170,7 +136,7 @@ def run_baseline(
     t0 = time.perf_counter()
     scores, logprobs = {}, {}
     for split in ("val", "test", "train"):
-        scores[split], logprobs[split] = score(model, splits[split])
+        scores[split], logprobs[split] = score_model(model.target_logprobs, splits[split])
     score_seconds = time.perf_counter() - t0
     n_scored = sum(splits[s].ids.size for s in scores)
     log.info(

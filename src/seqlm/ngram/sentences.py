@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from seqlm.core.errors import DataError
+from seqlm.data.vocab import BOS, EOS, PAD, UNK, Vocab
 from seqlm.ngram.counts import count_ngrams
 from seqlm.ngram.kneser_ney import KneserNeyModel
-from seqlm.data.vocab import BOS, EOS, PAD, UNK, Vocab
 
 ARPA_BOS = "<s>"
 ARPA_EOS = "</s>"
