@@ -3,8 +3,8 @@
 import pytest
 
 from seqlm.core.errors import ParamError
-from seqlm.ops.gate import GateConfig, MetricTolerance, ReportedFigure, Snapshot, compare, load_config, smoke_params
-from seqlm.ops.gate import lock_outs
+from seqlm.ops.gate import GateConfig, MetricTolerance, ReportedFigure, load_config, smoke_params
+from seqlm.ops.snapshots import Snapshot, compare, lock_outs
 
 LOCK = """schema: '2.0'
 stages:
@@ -29,43 +29,70 @@ stages:
 CONFIG = GateConfig(
     data_stages=("clean", "corpus"),
     metrics=(
-        MetricTolerance(file="metrics/eval.json", key="test.perplexity", max_worse_pct=2.0),
-        MetricTolerance(file="metrics/eval.json", key="accuracy", max_worse_pct=1.0, better="higher"),
+        MetricTolerance(file="metrics/eval.json", key="test.perplexity", tolerance_pct=2.0),
+        MetricTolerance(
+            file="metrics/eval.json", key="accuracy", tolerance_pct=1.0, better="higher"
+        ),
     ),
     reported=(ReportedFigure(file="metrics/train.json", key="tokens_per_second"),),
 )
 
 
 def snapshot(lock: str = LOCK, ppl: float = 4.0, acc: float = 0.5) -> Snapshot:
-    return Snapshot(lock_outs(lock), {"metrics/eval.json": {"test": {"perplexity": ppl}, "accuracy": acc}})
+    return Snapshot(
+        lock_outs(lock), {"metrics/eval.json": {"test": {"perplexity": ppl}, "accuracy": acc}}
+    )
 
 
 def test_an_identical_reproduction_passes():
     assert compare(snapshot(), snapshot(), CONFIG) == []
 
 
-def test_a_metric_within_its_tolerance_passes_and_an_improvement_always_passes():
+def test_a_metric_within_its_tolerance_on_either_side_passes():
     assert compare(snapshot(ppl=4.0), snapshot(ppl=4.079), CONFIG) == []
-    assert compare(snapshot(ppl=4.0), snapshot(ppl=3.0, acc=0.9), CONFIG) == []
+    assert compare(snapshot(ppl=4.0), snapshot(ppl=3.921), CONFIG) == []
+    assert compare(snapshot(acc=0.5), snapshot(acc=0.504), CONFIG) == []
 
 
 def test_a_metric_worse_than_its_tolerance_fails_naming_the_values_and_the_tolerance():
     [r] = compare(snapshot(ppl=4.0), snapshot(ppl=4.2), CONFIG)
+    assert not r.improved and r.verdict == "worse than its tolerance"
     assert str(r) == (
         "REGRESSION metrics/eval.json:test.perplexity: committed 4, reproduced 4.2 (+5.00%) "
-        "(tolerance: +2%)"
+        "(tolerance: ±2%)"
     )
 
 
-def test_a_higher_is_better_metric_fails_when_it_drops():
-    [r] = compare(snapshot(acc=0.5), snapshot(acc=0.49), CONFIG)
-    assert "accuracy" in r.what and r.tolerance == "-1%"
+def test_a_metric_better_than_its_tolerance_fails_and_says_to_record_a_new_baseline():
+    [r] = compare(snapshot(ppl=4.0), snapshot(ppl=3.0), CONFIG)
+    assert r.improved
+    assert str(r).startswith(
+        "IMPROVED BEYOND TOLERANCE metrics/eval.json:test.perplexity: committed 4, reproduced 3 "
+        "(-25.00%) (tolerance: ±2%)"
+    )
+    assert str(r).endswith(
+        "if the improvement is intended, record a new baseline with `make baseline`"
+    )
+    assert "`make baseline`" in r.verdict
+
+
+def test_the_smoke_gate_names_its_own_baseline_command():
+    [r] = compare(snapshot(ppl=4.0), snapshot(ppl=3.0), CONFIG, record_with="make smoke-baseline")
+    assert str(r).endswith("record a new baseline with `make smoke-baseline`")
+
+
+def test_a_higher_is_better_metric_fails_when_it_drops_and_when_it_jumps():
+    [dropped] = compare(snapshot(acc=0.5), snapshot(acc=0.49), CONFIG)
+    assert "accuracy" in dropped.what and dropped.tolerance == "±1%" and not dropped.improved
+    [jumped] = compare(snapshot(acc=0.5), snapshot(acc=0.6), CONFIG)
+    assert "accuracy" in jumped.what and jumped.improved
 
 
 def test_a_changed_data_output_fails_naming_the_file_and_both_hashes():
     [r] = compare(snapshot(), snapshot(LOCK.replace("md5: aaa", "md5: zzz")), CONFIG)
     assert r.what == "data output data/clean/lines.txt (stage clean)"
     assert (r.committed, r.reproduced, r.tolerance) == ("hash aaa", "hash zzz", "byte-identical")
+    assert r.verdict == "changed"
 
 
 def test_outputs_of_stages_outside_the_data_stages_are_not_compared():
@@ -75,7 +102,7 @@ def test_outputs_of_stages_outside_the_data_stages_are_not_compared():
 def test_a_missing_metric_is_a_regression():
     reproduced = Snapshot(lock_outs(LOCK), {"metrics/eval.json": {"accuracy": 0.5}})
     [r] = compare(snapshot(), reproduced, CONFIG)
-    assert r.reproduced == "missing"
+    assert r.reproduced == "missing" and r.verdict == "missing"
 
 
 def test_the_committed_gate_configuration_loads(tmp_path):

@@ -19,19 +19,38 @@ def test_the_gate_passes_on_the_committed_baseline_and_prints_both_diffs(baselin
     assert "train_seconds" in result.stdout  # timings are reported beside the diff
 
 
-def test_the_gate_fails_when_a_committed_metric_is_beyond_its_tolerance(baseline):
-    path = baseline.root / "metrics/eval.json"
+def commit_test_perplexity(project, factor: float) -> float:
+    """Commit metrics/eval.json with its test perplexity scaled by ``factor``; return that value."""
+    path = project.root / "metrics/eval.json"
     metrics = json.loads(path.read_text())
-    committed = metrics["test"]["perplexity"] * 0.9  # a baseline 10% better than what reproduces
+    committed = metrics["test"]["perplexity"] * factor
     metrics["test"]["perplexity"] = committed
     path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    baseline.git("commit", "-qam", "a better test perplexity than the code gives")
+    project.git("commit", "-qam", f"a test perplexity {factor} times what the code gives")
+    return committed
+
+
+def test_the_gate_fails_when_a_metric_is_worse_than_its_tolerance(baseline):
+    committed = commit_test_perplexity(baseline, 0.9)  # the reproduction is 11% worse
 
     result = gate(baseline)
     assert result.returncode == 1
     [line] = [x for x in result.stderr.splitlines() if "eval.json:test.perplexity" in x]
-    assert line.startswith(f"REGRESSION metrics/eval.json:test.perplexity: committed {committed:.6g}, reproduced ")
-    assert "(+11.11%)" in line and line.endswith("(tolerance: +2%)")
+    assert line.startswith(
+        f"REGRESSION metrics/eval.json:test.perplexity: committed {committed:.6g}, reproduced "
+    )
+    assert "(+11.11%)" in line and line.endswith("(tolerance: ±2%)")
+    assert "**Gate failed**" in result.stdout
+
+
+def test_the_gate_fails_when_a_metric_is_better_than_its_tolerance(baseline):
+    commit_test_perplexity(baseline, 1.25)  # the reproduction is 20% better
+
+    result = gate(baseline)
+    assert result.returncode == 1
+    [line] = [x for x in result.stderr.splitlines() if "eval.json:test.perplexity" in x]
+    assert line.startswith("IMPROVED BEYOND TOLERANCE metrics/eval.json:test.perplexity: ")
+    assert "(-20.00%)" in line and line.endswith("record a new baseline with `make baseline`")
     assert "**Gate failed**" in result.stdout
 
 

@@ -2,8 +2,9 @@
 
 The fast tests use a stand-in node_modules. The slow ones run the real pipeline on the tiny corpus,
 render its plots with ``dvc plots show`` / ``dvc plots diff``, and open the page in headless
-Chromium. They fail (they never skip) where Chromium or the npm packages are missing: CI installs
-both with ``apt-get install -y chromium`` and ``npm ci --prefix tools/plots``.
+Chromium through Playwright. They fail (they never skip) where Chromium, Playwright or the npm
+packages are missing: ``make setup-dev`` installs them (Chromium from Debian's packages, Playwright
+from requirements-dev.lock, Vega with ``npm ci --prefix tools/plots``).
 """
 
 from __future__ import annotations
@@ -19,16 +20,20 @@ import yaml
 
 from seqlm.ops.plots import (
     BUNDLES,
-    CHROMIUM_HINT,
     NODE_MODULES,
-    PageCheck,
     PlotsError,
-    check_page,
-    chromium_path,
     dvc_render_versions,
     offline_template,
     plots_command,
     render_plots,
+)
+from seqlm.ops.plots_check import (
+    CHROMIUM_HINT,
+    PageCheck,
+    PlotState,
+    check_and_report,
+    check_page,
+    chromium_path,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -45,6 +50,7 @@ KNOWN_WARNINGS = (
 
 
 # --- fast: the template, from a stand-in node_modules ---------------------------------------------
+
 
 @pytest.fixture
 def fake_node_modules(tmp_path: Path) -> Path:
@@ -109,7 +115,38 @@ def test_plots_diff_gets_revisions_before_the_targets_option():
     assert show[4:] == ["show", "--html-template", "/t.html", "--out", "/out"]
 
 
+def test_a_page_check_lists_every_plot_that_did_not_draw_and_every_remote_request():
+    drawn = PlotState("zipf", None, marks=3, data={}, drawn=[])
+    check = PageCheck(
+        "file:///index.html",
+        errors=["console.error: boom"],
+        remote_requests=["https://cdn.jsdelivr.net/npm/vega@5"],
+        plot_divs=["zipf", "empty", "broken", "missing"],
+        plots={
+            "zipf": drawn,
+            "empty": PlotState("empty", None, marks=0, data={}, drawn=[]),
+            "broken": PlotState("broken", "Error: bad spec", marks=0, data={}, drawn=[]),
+        },
+    )
+    assert check.problems() == [
+        "console.error: boom",
+        "request left the machine: https://cdn.jsdelivr.net/npm/vega@5",
+        "plot 'empty' drew no marks",
+        "plot 'broken' failed: Error: bad spec",
+        "plot 'missing' was never embedded (its script did not run)",
+    ]
+    assert PageCheck("file:///index.html").problems() == ["the page holds no plot"]
+
+
+def test_a_missing_chromium_is_an_error_that_says_how_to_install_it(tmp_path):
+    page = tmp_path / "index.html"
+    page.write_text("<html></html>")
+    with pytest.raises(PlotsError, match=r"apt-get install -y chromium"):
+        check_page(page, chromium=str(tmp_path / "no-such-chromium"))
+
+
 # --- slow: the real pipeline, dvc and Chromium ----------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def browser() -> str:
@@ -134,6 +171,17 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 def dvc_yaml_plot(root: Path, plot_id: str) -> dict:
     plots = yaml.safe_load((root / "dvc.yaml").read_text())["plots"]
     return next(entry[plot_id] for entry in plots if plot_id in entry)
+
+
+def declared_plot_ids(root: Path) -> set[str]:
+    """The div id of every plot dvc.yaml declares: top-level plot ids, and each stage's plot files
+    with every character but letters and digits made ``_`` (as dvc-render names them)."""
+    dvc_yaml = yaml.safe_load((root / "dvc.yaml").read_text())
+    ids = {next(iter(entry)) for entry in dvc_yaml.get("plots", []) if isinstance(entry, dict)}
+    files = [entry for entry in dvc_yaml.get("plots", []) if isinstance(entry, str)]
+    for stage in dvc_yaml["stages"].values():
+        files += [next(iter(p)) if isinstance(p, dict) else p for p in stage.get("plots", [])]
+    return ids | {re.sub(r"[^A-Za-z0-9]", "_", path) for path in files}
 
 
 def ngram_plot_y_label(root: Path) -> str:
@@ -170,9 +218,8 @@ def test_page_renders_every_declared_plot_offline_with_its_data(browser, baselin
 
     assert "cdn.jsdelivr" not in index.read_text()
     assert_loads_cleanly(check)
-    assert set(check.plot_divs) == {
-        "learning_curves", "learning_rate", "zipf", "metrics_ngram_orders_csv", "metrics_bits_per_char_csv",
-    }
+    assert set(check.plot_divs) == declared_plot_ids(dvc_project.root)
+    assert {"learning_curves", "zipf", "metrics_ngram_orders_csv"} <= set(check.plot_divs)
     assert_zipf_draws_every_rank_and_count(check, dvc_project.root)
     unigrams = read_csv(dvc_project.root / "data/freq/unigrams.csv")
     assert ("1", unigrams[0]["count"]) in {(r["rank"], r["count"]) for r in check.rows("zipf")}
@@ -202,7 +249,7 @@ def test_plots_diff_draws_the_committed_and_the_workspace_revision(browser, dvc_
 
 
 @pytest.mark.slow
-def test_the_check_fails_the_cdn_page_dvc_writes_by_default(browser, tmp_path):
+def test_the_check_fails_the_cdn_page_dvc_writes_by_default(browser, tmp_path, capsys):
     from dvc_render import render_html
     from dvc_render.vega import VegaRenderer
 
@@ -214,3 +261,5 @@ def test_the_check_fails_the_cdn_page_dvc_writes_by_default(browser, tmp_path):
     assert any("cdn.jsdelivr.net/npm/vega@" in url for url in check.remote_requests)
     assert any("not rendered with seqlm's template" in error for error in check.errors)
     assert check.problems()
+    assert check_and_report(index) == 1  # what `seqlm plots --check` runs
+    assert "error: request left the machine: https://cdn.jsdelivr.net/" in capsys.readouterr().err

