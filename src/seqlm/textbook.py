@@ -23,8 +23,8 @@ import collections
 import os
 from pathlib import Path
 
-from seqlm.neural.batching import seq_data_iter_random, seq_data_iter_sequential
 from seqlm.data.clean import clean_line
+from seqlm.neural.batching import seq_data_iter_random, seq_data_iter_sequential
 
 __all__ = [
     "TIME_MACHINE_URL",

@@ -1,7 +1,7 @@
 import pytest
 
-from seqlm.data.clean import CleanParams, clean_line, clean_text, split_lines, strip_gutenberg
 from seqlm.core.errors import DataError
+from seqlm.data.clean import CleanParams, clean_line, clean_text, split_lines, strip_gutenberg
 
 
 def test_the_textbook_rule_keeps_only_lower_case_letters_and_single_spaces():

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from seqlm.data.download import DownloadParams, fetch, url_basename
 from seqlm.core.errors import DownloadError, ParamError
+from seqlm.data.download import DownloadParams, fetch, url_basename
 
 BODY = b"the time machine by h g wells\n"
 SHA1 = hashlib.sha1(BODY).hexdigest()

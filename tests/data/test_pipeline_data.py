@@ -19,7 +19,9 @@ def hashes(project) -> dict[str, str]:
     for path in sorted((project.root / "data").rglob("*")):
         if path.is_file():
             out[str(path.relative_to(project.root))] = hashlib.sha256(path.read_bytes()).hexdigest()
-    out["metrics/data.json"] = hashlib.sha256((project.root / "metrics/data.json").read_bytes()).hexdigest()
+    out["metrics/data.json"] = hashlib.sha256(
+        (project.root / "metrics/data.json").read_bytes()
+    ).hexdigest()
     return out
 
 

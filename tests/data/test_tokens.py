@@ -33,7 +33,9 @@ def test_both_tokenizations_share_one_running_text_and_character_count():
 
 
 def test_an_unknown_tokenization_lists_the_choices():
-    with pytest.raises(ParamError, match="tokenize.token = 'bpe' is not a tokenization; choose one of: word, char"):
+    with pytest.raises(
+        ParamError, match="tokenize.token = 'bpe' is not a tokenization; choose one of: word, char"
+    ):
         TokenizeParams(token="bpe")
 
 

@@ -7,9 +7,9 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from seqlm.params import DEFAULT_PARAMS
 from seqlm.core.errors import SeqlmError
 from seqlm.core.logs import setup_logging
+from seqlm.params import DEFAULT_PARAMS
 
 
 def parser(description: str) -> argparse.ArgumentParser:
