@@ -57,6 +57,12 @@ def test_a_checkpoint_is_plain_data_that_loads_with_weights_only(tmp_path: Path)
     assert payload["net"]["hidden_size"] == 8
 
 
+def test_the_same_model_saves_to_byte_identical_files(tmp_path: Path) -> None:
+    first, _ = saved(tmp_path / "one")
+    second, _ = saved(tmp_path / "two")
+    assert first.read_bytes() == second.read_bytes()
+
+
 def test_a_checkpoint_from_another_vocabulary_is_refused(tmp_path: Path) -> None:
     path, _ = saved(tmp_path)
     other = Vocab(

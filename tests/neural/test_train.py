@@ -205,6 +205,16 @@ def test_auto_takes_the_gpu_only_when_there_is_one() -> None:
             resolve_device("cuda")
 
 
+def train_stage_argv(paths: dict, checkpoint, metrics, live) -> list[str]:
+    """The train stage's command line over a tiny pipeline's files."""
+    inputs = [("--params", "params"), ("--vocab", "vocab"), ("--corpus-dir", "corpus")]
+    inputs.append(("--tokens-dir", "tokens"))
+    outputs = [("--checkpoint", checkpoint), ("--metrics", metrics), ("--live-dir", live)]
+    return [a for flag, key in inputs for a in (flag, str(paths[key]))] + [
+        a for flag, path in outputs for a in (flag, str(path))
+    ]
+
+
 def test_the_train_stage_writes_checkpoint_metrics_and_learning_curves(
     tmp_path, tiny_text, monkeypatch
 ) -> None:
@@ -217,22 +227,7 @@ def test_the_train_stage_writes_checkpoint_metrics_and_learning_curves(
         tmp_path / "metrics" / "train.json",
         tmp_path / "dvclive",
     )
-    argv = [
-        "--params",
-        str(paths["params"]),
-        "--vocab",
-        str(paths["vocab"]),
-        "--corpus-dir",
-        str(paths["corpus"]),
-        "--tokens-dir",
-        str(paths["tokens"]),
-        "--checkpoint",
-        str(ckpt),
-        "--metrics",
-        str(metrics),
-        "--live-dir",
-        str(live),
-    ]
+    argv = train_stage_argv(paths, ckpt, metrics, live)
     assert train_stage.main(argv) == 0
     summary = json.loads(metrics.read_text())
     assert summary["model"] == "lstm" and summary["epochs"] == 2
@@ -247,22 +242,7 @@ def test_the_train_stage_fails_cleanly_on_a_bidirectional_lm(tmp_path, tiny_text
     from stages import train as train_stage
 
     paths = write_tiny_pipeline(tmp_path, tiny_text, net={"bidirectional": True})
-    argv = [
-        "--params",
-        str(paths["params"]),
-        "--vocab",
-        str(paths["vocab"]),
-        "--corpus-dir",
-        str(paths["corpus"]),
-        "--tokens-dir",
-        str(paths["tokens"]),
-        "--checkpoint",
-        str(tmp_path / "m.pt"),
-        "--metrics",
-        str(tmp_path / "t.json"),
-        "--live-dir",
-        str(tmp_path / "live"),
-    ]
+    argv = train_stage_argv(paths, tmp_path / "m.pt", tmp_path / "t.json", tmp_path / "live")
     assert train_stage.main(argv) == 1
     assert "net.bidirectional = true is not allowed with model = 'lstm'" in capsys.readouterr().err
     assert not (tmp_path / "m.pt").exists()

@@ -13,6 +13,7 @@ vocabulary, or with another configuration than the one expected (``params.yaml``
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,8 +65,13 @@ def save_checkpoint(
         "epoch": int(epoch),
         "best_val_perplexity": float(best_val_perplexity),
     }
+    # Serialised in memory first: torch names the archive inside the file after the file it writes,
+    # and the temporary file's name is random, so saving to it directly would make the bytes differ
+    # from run to run. From a buffer the archive is always named "archive".
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        tmp.write_bytes(buffer.getvalue())
 
 
 def _read(path: Path) -> dict[str, Any]:
