@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from tiny_pipeline import write_tiny_pipeline
 
 from seqlm.data.corpus import load_split
 from seqlm.data.vocab import load_vocab
 from seqlm.perplexity import save_target_logprobs
+from tiny_pipeline import write_tiny_pipeline
 
 NGRAM_SAMPLES = "- greedy: **time traveller** and the time\n"
 

@@ -6,11 +6,11 @@ import math
 
 import pytest
 import torch
-from tiny_pipeline import NO_DROPOUT, TINY_NET, TINY_TRAIN, tiny_data, weights_after_each_step
 
 from seqlm.neural.models import build_model
 from seqlm.neural.optim import Schedule, cosine_factor, make_optimizer
 from seqlm.params import TrainParams
+from tiny_pipeline import NO_DROPOUT, TINY_NET, TINY_TRAIN, tiny_data, weights_after_each_step
 
 
 def test_momentum_leaves_the_first_sgd_step_alone_and_changes_the_next(tmp_path, tiny_text) -> None:

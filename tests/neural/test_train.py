@@ -8,6 +8,13 @@ import random
 import numpy as np
 import pytest
 import torch
+
+from seqlm.core.errors import DataError, ParamError
+from seqlm.neural.checkpoint import load_checkpoint
+from seqlm.neural.evaluation import score
+from seqlm.neural.loop import resolve_device
+from seqlm.neural.models import NetParams, build_model
+from seqlm.params import TrainParams
 from tiny_pipeline import (
     NO_DROPOUT,
     TINY_NET,
@@ -16,13 +23,6 @@ from tiny_pipeline import (
     train_tiny,
     write_tiny_pipeline,
 )
-
-from seqlm.core.errors import DataError, ParamError
-from seqlm.neural.checkpoint import load_checkpoint
-from seqlm.neural.evaluation import score
-from seqlm.neural.loop import resolve_device
-from seqlm.neural.models import NetParams, build_model
-from seqlm.params import TrainParams
 
 
 def without_timings(result) -> list[dict]:
