@@ -10,8 +10,8 @@ from pathlib import Path
 
 from seqlm.core.atomic import remove_outputs, write_text
 from seqlm.core.stage import parser, run_stage
-from seqlm.data.clean import CleanParams, clean_text
-from seqlm.params import load_section
+from seqlm.data.clean import clean_text
+from seqlm.params import CleanParams, load_section
 
 log = logging.getLogger("seqlm.stages.clean")
 

@@ -7,8 +7,8 @@ import sys
 from collections.abc import Sequence
 
 from seqlm.core.stage import parser, run_stage
-from seqlm.data.download import DownloadParams, fetch
-from seqlm.params import load_section
+from seqlm.data.download import fetch
+from seqlm.params import DownloadParams, load_section
 
 
 def body(args: argparse.Namespace) -> None:

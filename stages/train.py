@@ -10,11 +10,10 @@ from collections.abc import Sequence
 from seqlm.core.atomic import remove_outputs, write_json
 from seqlm.core.stage import parser, run_stage
 from seqlm.data.corpus import load_split
-from seqlm.data.tokens import TokenizeParams
 from seqlm.data.vocab import load_vocab
 from seqlm.neural.loop import EpochRecord, train
 from seqlm.neural.models import NetParams, check_net_for_model, load_model_name
-from seqlm.params import TrainParams, load_section
+from seqlm.params import TokenizeParams, TrainParams, load_section
 
 log = logging.getLogger("seqlm.stages.train")
 

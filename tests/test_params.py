@@ -179,10 +179,19 @@ def test_the_committed_params_file_loads_into_every_section():
 
 
 def test_the_data_steps_use_the_sections_defined_here():
-    from seqlm.data import clean, download, tokens, vocab
+    from seqlm.data import clean, corpus, download, split, tokens, vocab
 
     assert (download.DownloadParams, clean.CleanParams) == (DownloadParams, CleanParams)
-    assert (tokens.TokenizeParams, vocab.VocabParams) == (TokenizeParams, VocabParams)
+    assert (corpus.TokenizeParams, vocab.VocabParams) == (TokenizeParams, VocabParams)
+    for module in (clean, corpus, download, split, tokens, vocab):
+        own = [
+            name
+            for name, value in vars(module).items()
+            if isinstance(value, type)
+            and name.endswith("Params")
+            and value.__module__ != "seqlm.params"
+        ]
+        assert own == [], f"{module.__name__} defines a params section of its own: {own}"
 
 
 def test_a_section_must_be_a_mapping():

@@ -49,7 +49,8 @@ def time_machine_path() -> Path:
 
     The cache folder is ``$SEQLM_CACHE`` or ``~/.cache/seqlm``.
     """
-    from seqlm.data.download import DownloadParams, fetch, sha1_of
+    from seqlm.data.download import fetch, sha1_of
+    from seqlm.params import DownloadParams
 
     cache = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "seqlm")
     target = cache / "timemachine.txt"

@@ -1,7 +1,8 @@
 import pytest
 
 from seqlm.core.errors import DataError
-from seqlm.data.clean import CleanParams, clean_line, clean_text, split_lines, strip_gutenberg
+from seqlm.data.clean import clean_line, clean_text, split_lines, strip_gutenberg
+from seqlm.params import CleanParams
 
 
 def test_the_textbook_rule_keeps_only_lower_case_letters_and_single_spaces():

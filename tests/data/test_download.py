@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from seqlm.core.errors import DownloadError, ParamError
-from seqlm.data.download import DownloadParams, fetch, url_basename
+from seqlm.data.download import fetch, url_basename
+from seqlm.params import DownloadParams
 
 BODY = b"the time machine by h g wells\n"
 SHA1 = hashlib.sha1(BODY).hexdigest()

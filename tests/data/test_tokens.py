@@ -2,7 +2,6 @@ import pytest
 
 from seqlm.core.errors import DataError, ParamError
 from seqlm.data.tokens import (
-    TokenizeParams,
     count_characters,
     read_token_file,
     running_text,
@@ -10,6 +9,7 @@ from seqlm.data.tokens import (
     tokenize_lines,
     write_token_file,
 )
+from seqlm.params import TokenizeParams
 
 LINES = ["the time", "", "machine by"]
 

@@ -1,7 +1,8 @@
 import pytest
 
 from seqlm.core.errors import DataError, ParamError
-from seqlm.data.vocab import Vocab, VocabParams, build_vocab, load_vocab, save_vocab
+from seqlm.data.vocab import Vocab, build_vocab, load_vocab, save_vocab
+from seqlm.params import VocabParams
 
 
 def test_tokens_are_ordered_by_count_with_ties_in_first_occurrence_order():

@@ -23,7 +23,6 @@ from pathlib import Path
 
 from seqlm.core.errors import DataError, ParamError
 from seqlm.params import TOKEN_KINDS
-from seqlm.params import TokenizeParams as TokenizeParams  # re-exported: the section of this step
 
 
 def check_token_kind(token: str) -> None:

@@ -23,7 +23,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -119,15 +119,7 @@ def _with_key_params(entries: list[Entry]) -> list[Entry]:
         if not k.startswith(QUIET_PARAMS) and k != "model" and frame[k].map(repr).nunique() > 1
     ]
     return [
-        Entry(
-            e.name,
-            e.rev,
-            e.params,
-            e.metrics,
-            e.baseline,
-            {k: e.params.get(k) for k in ["model", *varying]},
-        )
-        for e in entries
+        replace(e, key_params={k: e.params.get(k) for k in ["model", *varying]}) for e in entries
     ]
 
 
@@ -215,10 +207,12 @@ def load_entries(root: Path) -> list[Entry]:
         param_keys = list(pd.json_normalize(dvc.api.params_show(repo=str(root))).columns)
     except DvcException as e:
         raise SeqlmError(f"reading the experiments of {root} with dvc failed: {e}") from e
-    names = {
-        str(r["rev"]) for r in rows if r.get("typ") == "baseline" and r.get("rev") != "workspace"
-    }
-    return entries_from_exp_show(rows, param_keys, {n: _short_sha(root, n) for n in names})
+    newest = next(
+        (str(r["rev"]) for r in rows if r.get("typ") == "baseline" and r.get("rev") != "workspace"),
+        None,
+    )  # the only baseline the leaderboard shows
+    shas = {newest: _short_sha(root, newest)} if newest is not None else {}
+    return entries_from_exp_show(rows, param_keys, shas)
 
 
 def _short_sha(root: Path, rev: str) -> str:
