@@ -8,7 +8,7 @@ BIN     := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export PYTHONHASHSEED := 0
 
-.PHONY: help setup setup-dev browser plots report repro test test-fast gate smoke baseline smoke-baseline clean-venv
+.PHONY: help setup setup-dev browser plots report params repro test test-fast gate smoke baseline smoke-baseline clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -73,6 +73,9 @@ plots: setup tools/plots/node_modules  ## render every plot to dvc_plots/index.h
 
 report: setup tools/plots/node_modules  ## leaderboard of the experiments: reports/leaderboard.md and its plots
 	python -m seqlm.ops.report
+
+params: setup  ## rewrite params.yaml from conf/ (PRESETS="dataset=ptb" picks a preset)
+	python -m seqlm.ops.presets $(PRESETS)
 
 repro: setup  ## run the whole pipeline on the default params (dvc repro)
 	dvc repro

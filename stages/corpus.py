@@ -29,20 +29,20 @@ def body(args: argparse.Namespace) -> None:
     outputs = [ids_path(args.out_dir, s) for s in SPLITS]
     outputs += [freq_path(args.freq_dir, n) for n in FREQ_TABLES]
     remove_outputs(args.metrics, *outputs)
-    token = load_section(TokenizeParams, "tokenize", args.params).token
+    tok = load_section(TokenizeParams, "tokenize", args.params)
     vocab = load_vocab(args.vocab)
-    stats: dict[str, object] = {"token": token, "vocab_size": len(vocab)}
+    stats: dict[str, object] = {"token": tok.token, "vocab_size": len(vocab)}
     train_stream: list[str] = []
     for split in SPLITS:
         token_lines = read_token_file(tokens_path(args.tokens_dir, split))
-        data = encode_split(split, token_lines, token, vocab)
+        data = encode_split(split, token_lines, tok, vocab)
         save_npy(ids_path(args.out_dir, split), data.ids)
         stats[split] = data.stats()
         log.info("%s: %s", split, stats[split])
         if split == "train":
-            train_stream = stream(token_lines, token)
+            train_stream = stream(token_lines, tok)
     for n in FREQ_TABLES:
-        write_text(freq_path(args.freq_dir, n), freq_table_csv(train_stream, n, token))
+        write_text(freq_path(args.freq_dir, n), freq_table_csv(train_stream, n, tok.token))
     write_json(args.metrics, stats)
 
 

@@ -24,6 +24,7 @@ from seqlm.neural.evaluation import score
 from seqlm.neural.generate import generate_samples, samples_markdown
 from seqlm.neural.models import NeuralLM, count_parameters
 from seqlm.params import (
+    CleanParams,
     GenerateParams,
     NetParams,
     TokenizeParams,
@@ -38,6 +39,7 @@ from seqlm.perplexity import (
     save_target_logprobs,
     score_logprobs,
 )
+from seqlm.sampling import TextFormat
 
 log = logging.getLogger("seqlm.stages.evaluate")
 
@@ -49,7 +51,8 @@ def body(args: argparse.Namespace) -> None:
     remove_outputs(args.metrics, args.samples, args.bpc_table, args.embeddings)
     model_name = load_model_name(args.params)
     net = load_section(NetParams, "net", args.params)
-    token = load_section(TokenizeParams, "tokenize", args.params).token
+    tok = load_section(TokenizeParams, "tokenize", args.params)
+    fmt = TextFormat.of(load_section(CleanParams, "clean", args.params), tok)
     gen = load_section(GenerateParams, "generate", args.params)
     vocab = load_vocab(args.vocab)
     model, info = load_checkpoint(args.checkpoint, vocab, model_name=model_name, net=net)
@@ -60,7 +63,7 @@ def body(args: argparse.Namespace) -> None:
         info.best_val_perplexity,
     )
 
-    splits = {s: load_split(args.corpus_dir, args.tokens_dir, s, token) for s in SCORED}
+    splits = {s: load_split(args.corpus_dir, args.tokens_dir, s, tok) for s in SCORED}
     start = time.perf_counter()
     neural = {s: score(model, splits[s], vocab.id_of("<bos>")) for s in SCORED}
     seconds = time.perf_counter() - start
@@ -81,7 +84,7 @@ def body(args: argparse.Namespace) -> None:
         f"{model_name}+ngram": [mixed[s].bits_per_char for s in SCORED],
     }
     write_text(args.bpc_table, bits_per_char_csv(bits_per_char))
-    write_text(args.samples, samples_text(model, vocab, token, gen, model_name, args.ngram_dir))
+    write_text(args.samples, samples_text(model, vocab, fmt, gen, model_name, args.ngram_dir))
     write_text(
         args.embeddings, embedding_map_csv(embedding_pca(embedding_matrix(model), vocab.tokens))
     )
@@ -116,7 +119,7 @@ def interpolate(
 def samples_text(
     model: NeuralLM,
     vocab: Vocab,
-    token: str,
+    fmt: TextFormat,
     gen: GenerateParams,
     model_name: str,
     ngram_dir: str,
@@ -125,11 +128,11 @@ def samples_text(
     ngram_samples = Path(ngram_dir) / NGRAM_SAMPLES
     if not ngram_samples.is_file():
         raise DataError(f"the n-gram stage's samples {str(ngram_samples)!r} are missing; rerun it")
-    samples = generate_samples(model, vocab, token, gen)
+    samples = generate_samples(model, vocab, fmt, gen)
     return (
         f"# Samples\n\nSettings: length {gen.length}, temperature {gen.temperature:g}, "
         f"top-k {gen.top_k or 'off'}, seed {gen.seed}.\n\n"
-        + samples_markdown(f"Neural model ({model_name})", samples, token)
+        + samples_markdown(f"Neural model ({model_name})", samples, fmt)
         + f"\n## n-gram baseline ({ngram_samples})\n\n```text\n"
         + ngram_samples.read_text(encoding="utf-8").rstrip("\n")
         + "\n```\n"

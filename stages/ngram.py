@@ -18,8 +18,9 @@ from seqlm.data.vocab import load_vocab
 from seqlm.ngram import fit_sentence_model, write_arpa
 from seqlm.ngram.baseline import orders_csv, run_baseline
 from seqlm.ngram.sentences import SentenceVocab
-from seqlm.params import GenerateParams, NgramParams, TokenizeParams, load_section
+from seqlm.params import CleanParams, GenerateParams, NgramParams, TokenizeParams, load_section
 from seqlm.perplexity import logprobs_path, save_target_logprobs
+from seqlm.sampling import TextFormat
 
 log = logging.getLogger("seqlm.stages.ngram")
 SAMPLES = "samples.txt"
@@ -33,14 +34,16 @@ def body(args: argparse.Namespace) -> None:
     remove_outputs(*outputs)
     params = load_section(NgramParams, "ngram", args.params)
     gen = load_section(GenerateParams, "generate", args.params)
-    token = load_section(TokenizeParams, "tokenize", args.params).token
+    tok = load_section(TokenizeParams, "tokenize", args.params)
+    fmt = TextFormat.of(load_section(CleanParams, "clean", args.params), tok)
     if args.arpa and params.smoothing != "kneser_ney":
         raise ParamError(f"--arpa needs ngram.smoothing = kneser_ney, not {params.smoothing!r}")
     vocab = load_vocab(args.vocab)
-    splits = {s: load_split(args.corpus_dir, args.tokens_dir, s, token) for s in SPLITS}
+    splits = {s: load_split(args.corpus_dir, args.tokens_dir, s, tok) for s in SPLITS}
     log.info(
-        "%s tokens, vocabulary of %d; %s",
-        token,
+        "%s tokens (line_end %s), vocabulary of %d; %s",
+        tok.token,
+        tok.line_end,
         len(vocab),
         "; ".join(
             f"{s}: {d.ids.size} tokens, {d.characters} characters, {d.oov} <unk>"
@@ -49,7 +52,7 @@ def body(args: argparse.Namespace) -> None:
     )
     log.info("ngram params: %s", params)
 
-    result = run_baseline(params, gen, vocab, splits, token)
+    result = run_baseline(params, gen, vocab, splits, fmt)
     try:  # all or nothing: a failure part-way removes what was already written
         for split in ("val", "test"):
             save_target_logprobs(out_dir, split, result.logprobs[split])

@@ -24,10 +24,10 @@ def body(args: argparse.Namespace) -> None:
     net = load_section(NetParams, "net", args.params)
     check_net_for_model(model_name, net)
     params = load_section(TrainParams, "train", args.params)
-    token = load_section(TokenizeParams, "tokenize", args.params).token
+    tok = load_section(TokenizeParams, "tokenize", args.params)
     vocab = load_vocab(args.vocab)
-    train_split = load_split(args.corpus_dir, args.tokens_dir, "train", token)
-    val_split = load_split(args.corpus_dir, args.tokens_dir, "val", token)
+    train_split = load_split(args.corpus_dir, args.tokens_dir, "train", tok)
+    val_split = load_split(args.corpus_dir, args.tokens_dir, "val", tok)
     log.info("model %s, net %s", model_name, net.to_dict())
     log.info(
         "train: %s; val: %s; vocabulary of %d", train_split.stats(), val_split.stats(), len(vocab)

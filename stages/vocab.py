@@ -20,15 +20,17 @@ log = logging.getLogger("seqlm.stages.vocab")
 def body(args: argparse.Namespace) -> None:
     remove_outputs(args.out)
     params = load_section(VocabParams, "vocab", args.params)
-    token = load_section(TokenizeParams, "tokenize", args.params).token
-    train = stream(read_token_file(tokens_path(args.tokens_dir, "train")), token)
+    tok = load_section(TokenizeParams, "tokenize", args.params)
+    train = stream(read_token_file(tokens_path(args.tokens_dir, "train")), tok)
     vocab = build_vocab(train, params)
     save_vocab(vocab, args.out)
     log.info(
-        "vocabulary of %d entries from %d train tokens (min_freq %d); %d train tokens are <unk>",
+        "vocabulary of %d entries from %d train tokens (min_freq %d, max_size %s); "
+        "%d train tokens are <unk>",
         len(vocab),
         len(train),
         params.min_freq,
+        params.max_size,
         vocab.counts[0],
     )
 

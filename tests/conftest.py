@@ -86,6 +86,9 @@ class DvcProject:
             else:
                 (root / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(src, root / name)
+        # params.yaml is edited directly here; Hydra would recompose it from conf/ on every
+        # `dvc exp run` (tests/test_pipeline_presets.py turns it on with a conf/ of its own)
+        self.dvc("config", "hydra.enabled", "false")
         (root / ".gitignore").write_text("/data/\n/dvclive/\n/dvc_plots/\n__pycache__/\n")
         self.git("add", "-A")
         self.git("commit", "-qm", "seqlm pipeline")

@@ -25,7 +25,7 @@ def write_params(tmp_path: Path, **sections) -> Path:
             "url": (tmp_path / "book.txt").as_uri(),
             "sha1": hashlib.sha1(BOOK).hexdigest(),
         },
-        "clean": {"strip_gutenberg": False},
+        "clean": {"mode": "textbook", "strip_gutenberg": False},
         "tokenize": {
             "token": "char",
             "train_fraction": 0.8,
@@ -41,18 +41,21 @@ def write_params(tmp_path: Path, **sections) -> Path:
     return path
 
 
+def data_tok(params: Path) -> TokenizeParams:
+    return load_section(TokenizeParams, "tokenize", params)
+
+
 def run_all(tmp_path: Path, params: Path) -> None:
+    """Every data stage, in order, as dvc.yaml runs them (folders under ``tmp_path``)."""
     p = ["--params", str(params)]
-    assert download.main([*p, "--out", str(tmp_path / "raw.txt")]) == 0
+    assert download.main([*p, "--out-dir", str(tmp_path / "raw")]) == 0
     assert (
-        clean.main(
-            [*p, "--corpus", str(tmp_path / "raw.txt"), "--out", str(tmp_path / "lines.txt")]
-        )
+        clean.main([*p, "--raw-dir", str(tmp_path / "raw"), "--out-dir", str(tmp_path / "clean")])
         == 0
     )
     assert (
         tokenize.main(
-            [*p, "--lines", str(tmp_path / "lines.txt"), "--out-dir", str(tmp_path / "tok")]
+            [*p, "--clean-dir", str(tmp_path / "clean"), "--out-dir", str(tmp_path / "tok")]
         )
         == 0
     )
@@ -114,7 +117,7 @@ def test_the_data_stages_in_memory_leave_what_the_stages_write(book, token):
     assert data.vocab == load_vocab(book / "vocab.tsv")
     for name, split in data.splits.items():
         assert data.token_lines[name] == read_token_file(tokens_path(book / "tok", name))
-        on_disk = load_split(book / "ids", book / "tok", name, token)
+        on_disk = load_split(book / "ids", book / "tok", name, data_tok(params))
         assert np.array_equal(split.ids, on_disk.ids) and split.stats() == on_disk.stats()
 
 
@@ -133,11 +136,11 @@ def test_the_vocab_is_built_from_the_train_split_only(book):
 
 def test_a_checksum_mismatch_fails_the_download_stage_with_nothing_written(book, capsys):
     params = write_params(book, download={"sha1": "f" * 40})
-    out = book / "raw.txt"
-    assert download.main(["--params", str(params), "--out", str(out)]) == 1
+    out = book / "raw"
+    assert download.main(["--params", str(params), "--out-dir", str(out)]) == 1
     err = capsys.readouterr().err
     assert "checksum mismatch" in err and "f" * 40 in err and hashlib.sha1(BOOK).hexdigest() in err
-    assert not out.exists()
+    assert not out.exists() or list(out.iterdir()) == []
 
 
 def test_an_unknown_tokenization_fails_and_removes_stale_outputs(book, capsys):
@@ -147,8 +150,8 @@ def test_an_unknown_tokenization_fails_and_removes_stale_outputs(book, capsys):
         [
             "--params",
             str(params),
-            "--lines",
-            str(book / "lines.txt"),
+            "--clean-dir",
+            str(book / "clean"),
             "--out-dir",
             str(book / "tok"),
         ]
@@ -171,29 +174,31 @@ def test_an_unknown_params_key_is_named(book, capsys):
 
 
 def test_a_corpus_without_letters_fails_the_clean_stage(book, capsys):
-    (book / "raw.txt").write_bytes(b"1234\n")
+    (book / "raw").mkdir()
+    (book / "raw" / "corpus.txt").write_bytes(b"1234\n")
     rc = clean.main(
         [
             "--params",
             str(write_params(book)),
-            "--corpus",
-            str(book / "raw.txt"),
-            "--out",
-            str(book / "lines.txt"),
+            "--raw-dir",
+            str(book / "raw"),
+            "--out-dir",
+            str(book / "clean"),
         ]
     )
     assert rc == 1 and "no letters" in capsys.readouterr().err
-    assert not (book / "lines.txt").exists()
+    assert not (book / "clean" / "corpus.txt").exists()
 
 
 def test_a_corpus_too_small_to_split_fails_the_tokenize_stage(book, capsys):
-    (book / "lines.txt").write_text("only\none\nline\n")
+    (book / "clean").mkdir()
+    (book / "clean" / "corpus.txt").write_text("only\none\nline\n")
     rc = tokenize.main(
         [
             "--params",
             str(write_params(book)),
-            "--lines",
-            str(book / "lines.txt"),
+            "--clean-dir",
+            str(book / "clean"),
             "--out-dir",
             str(book / "tok"),
         ]

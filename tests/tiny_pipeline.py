@@ -41,6 +41,7 @@ def write_tiny_pipeline(tmp_path: Path, text: str, **sections) -> dict[str, Path
         write_token_file(tokens_path(paths["tokens"], name), data.token_lines[name])
     params = {
         "model": "lstm",
+        "clean": {"mode": "textbook"},
         "tokenize": {
             "token": "char",
             "train_fraction": 0.8,

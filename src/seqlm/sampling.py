@@ -2,13 +2,15 @@
 
 The n-gram baseline and the neural models generate the same way:
 
-1. a prefix from ``generate.prefixes`` is read like the corpus: cleaned by the textbook's rule
-   (:func:`seqlm.data.clean.clean_line`), tokenized, and encoded (tokens outside the vocabulary
-   become ``<unk>``, with a warning) — :func:`read_prefix`;
+1. a prefix from ``generate.prefixes`` is read like the corpus (its :class:`TextFormat`): cleaned
+   by the corpus's ``clean.mode`` (:func:`seqlm.data.clean.clean_line`), tokenized, and encoded
+   (tokens outside the vocabulary become ``<unk>``, with a warning) — :func:`read_prefix`;
 2. each new token is the most likely one (greedy) or a draw from the next-token distribution
    reshaped by temperature and top-k — :func:`next_id`, :func:`sampling_distribution`; the markers
-   that never occur inside a stream are never generated (:func:`banned_ids`);
-3. tokens become text again: characters glued, words between spaces — :func:`join_tokens`, with
+   that never occur inside a stream are never generated (:func:`banned_ids`; ``<eos>`` is generated
+   where every line ends with it);
+3. tokens become text again: characters glued, words between spaces, ``<eos>`` a line break —
+   :func:`join_tokens`, with
    :func:`separator` between the prefix and its continuation.
 """
 
@@ -22,10 +24,33 @@ import numpy as np
 
 from seqlm.core.errors import ParamError
 from seqlm.data.clean import clean_line
-from seqlm.data.tokens import tokenize_line
+from seqlm.data.tokens import check_token_kind, tokenize_line
 from seqlm.data.vocab import BOS, EOS, PAD, UNK, Vocab
+from seqlm.params import CleanParams, TokenizeParams
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TextFormat:
+    """How the corpus's text became tokens: what prefixes are read with and samples written in."""
+
+    token: str = "char"
+    line_end: str = "space"
+    clean: str = "textbook"
+
+    @classmethod
+    def of(cls, clean: CleanParams, tokenize: TokenizeParams) -> TextFormat:
+        """The format the ``clean`` and ``tokenize`` sections give the corpus."""
+        return cls(tokenize.token, tokenize.line_end, clean.mode)
+
+
+def text_format(fmt: TextFormat | str) -> TextFormat:
+    """``fmt``, or the format of a token kind alone (textbook cleaning, lines joined by spaces)."""
+    if isinstance(fmt, TextFormat):
+        return fmt
+    check_token_kind(fmt)
+    return TextFormat(token=fmt)
 
 
 @dataclass(frozen=True)
@@ -36,10 +61,11 @@ class Prefix:
     ids: np.ndarray  # (P,) int64 token ids; unknown tokens are <unk>
 
 
-def read_prefix(prefix: str, token: str, vocab: Vocab) -> Prefix:
+def read_prefix(prefix: str, fmt: TextFormat | str, vocab: Vocab) -> Prefix:
     """Clean, tokenize and encode a prefix exactly as the corpus is; warn about unknown tokens."""
-    text = clean_line(prefix)
-    toks = tokenize_line(text, token)
+    f = text_format(fmt)
+    text = clean_line(prefix, f.clean)
+    toks = tokenize_line(text, f.token)
     unknown = sorted({t for t in toks if t not in vocab})
     if unknown:
         log.warning(
@@ -51,9 +77,11 @@ def read_prefix(prefix: str, token: str, vocab: Vocab) -> Prefix:
     return Prefix(text=text, ids=vocab.encode(toks).astype(np.int64))
 
 
-def banned_ids(vocab: Vocab) -> list[int]:
-    """Markers that never occur inside a stream (``<bos>``, ``<eos>``, ``<pad>``): not generated."""
-    return [vocab.id_of(t) for t in (BOS, EOS, PAD) if t in vocab]
+def banned_ids(vocab: Vocab, fmt: TextFormat | str = "char") -> list[int]:
+    """Markers that never occur inside a stream (``<bos>``, ``<pad>``, and ``<eos>`` unless every line
+    ends with it): not generated."""
+    markers = (BOS, PAD) if text_format(fmt).line_end == "eos" else (BOS, EOS, PAD)
+    return [vocab.id_of(t) for t in markers if t in vocab]
 
 
 def sampling_distribution(
@@ -97,11 +125,16 @@ def next_id(
     return int(rng.choice(q.size, p=q))
 
 
-def join_tokens(tokens: Sequence[str], token: str) -> str:
-    """Text of a token sequence: characters glued, words with spaces."""
-    return "".join(tokens) if token == "char" else " ".join(tokens)
+def join_tokens(tokens: Sequence[str], fmt: TextFormat | str) -> str:
+    """Text of a token sequence: characters glued, words with spaces; ``<eos>`` ends a line when
+    every line ends with it."""
+    f = text_format(fmt)
+    if f.line_end == "eos":
+        lines = " ".join(tokens).split(EOS) if f.token == "word" else "".join(tokens).split(EOS)
+        return "\n".join(line.strip(" ") if f.token == "word" else line for line in lines)
+    return "".join(tokens) if f.token == "char" else " ".join(tokens)
 
 
-def separator(prefix_text: str, token: str) -> str:
+def separator(prefix_text: str, fmt: TextFormat | str) -> str:
     """What goes between a prefix and its continuation: a space between words, else nothing."""
-    return " " if token == "word" and prefix_text else ""
+    return " " if text_format(fmt).token == "word" and prefix_text else ""

@@ -16,8 +16,46 @@ def test_a_bom_crlf_endings_and_non_ascii_text_are_handled():
     assert clean_text(raw, CleanParams()) == ["caf au lait", "na ve se or", "", "end"]
 
 
-def test_invalid_utf8_bytes_do_not_crash_cleaning():
-    assert clean_text(b"ab\xff\xfecd\n", CleanParams()) == ["ab cd"]
+AS_PUBLISHED = CleanParams(mode="none")
+
+
+def test_mode_none_keeps_the_text_as_published_after_bom_line_ends_and_nfc():
+    decomposed = "Cafe\u0301"  # e + combining acute: NFC makes it one character
+    raw = ("\ufeff" + f"A <unk> don't,  {decomposed}\r\nsecond\rthird\n\nlast").encode("utf-8")
+    assert clean_text(raw, AS_PUBLISHED) == [
+        "A <unk> don't,  Caf\u00e9",
+        "second",
+        "third",
+        "",
+        "last",
+    ]
+
+
+def test_text_that_is_not_utf8_is_refused_with_the_offset_of_the_first_bad_byte():
+    latin1 = "naïve\n".encode("latin-1")  # ï is 0xef in Latin-1, not UTF-8
+    for mode in ("textbook", "none"):
+        with pytest.raises(DataError, match=r"byte 2 \(0xef\).*iconv -f latin1"):
+            clean_text(latin1, CleanParams(mode=mode))
+
+
+def test_the_offset_counts_the_bom_too():
+    with pytest.raises(DataError, match=r"byte 5 \(0xff\)"):
+        clean_text(b"\xef\xbb\xbfab\xffc", AS_PUBLISHED)
+
+
+def test_random_bytes_and_nul_bytes_are_refused_as_not_text():
+    import random
+
+    noise = random.Random(0).randbytes(200_000)
+    with pytest.raises(DataError, match="is not UTF-8 text: byte"):
+        clean_text(noise, AS_PUBLISHED)
+    with pytest.raises(DataError, match="byte 3 is a NUL byte"):
+        clean_text(b"abc\x00def\n", AS_PUBLISHED)
+
+
+def test_a_text_of_white_space_only_is_refused_in_mode_none():
+    with pytest.raises(DataError, match="nothing but white space"):
+        clean_text(b"  \n\t\n", AS_PUBLISHED)
 
 
 def test_line_splitting_matches_text_mode_readlines():

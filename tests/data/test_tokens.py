@@ -51,3 +51,49 @@ def test_a_malformed_token_file_names_the_line(tmp_path):
     path.write_text('["a"]\n{"x": 1}\n')
     with pytest.raises(DataError, match="bad.jsonl:2: expected a JSON list of strings"):
         read_token_file(path)
+
+
+EOS_WORDS = TokenizeParams(token="word", line_end="eos")
+EOS_CHARS = TokenizeParams(token="char", line_end="eos")
+NEWLINES = TokenizeParams(token="char", line_end="newline")
+
+
+def test_with_eos_every_line_empty_ones_too_ends_with_an_eos_token():
+    token_lines = tokenize_lines(LINES, EOS_WORDS)
+    assert token_lines == [["the", "time"], [], ["machine", "by"]]
+    assert stream(token_lines, EOS_WORDS) == [
+        "the",
+        "time",
+        "<eos>",
+        "<eos>",
+        "machine",
+        "by",
+        "<eos>",
+    ]
+    assert stream(tokenize_lines(["ab", "c"], EOS_CHARS), EOS_CHARS) == [
+        "a",
+        "b",
+        "<eos>",
+        "c",
+        "<eos>",
+    ]
+
+
+def test_with_newline_the_line_break_is_a_character_after_every_line():
+    token_lines = tokenize_lines(["ab", "", "c"], NEWLINES)
+    assert "".join(stream(token_lines, NEWLINES)) == "ab\n\nc\n"
+
+
+def test_bits_per_character_counts_one_character_per_line_end_in_eos_and_newline_modes():
+    # the running text is every line followed by "\n"; <eos> stands for that line end
+    for tok in (EOS_WORDS, EOS_CHARS, NEWLINES):
+        token_lines = tokenize_lines(LINES, tok)
+        assert running_text(token_lines, tok) == "the time\n\nmachine by\n"
+        assert count_characters(token_lines, tok) == 21
+
+
+def test_newline_line_ends_need_character_tokens():
+    with pytest.raises(ParamError, match="line_end = 'newline' makes .* a character; it needs"):
+        TokenizeParams(token="word", line_end="newline")
+    with pytest.raises(ParamError, match="is not a line end; choose one of: space, eos, newline"):
+        TokenizeParams(line_end="crlf")

@@ -60,3 +60,35 @@ def test_asking_for_a_missing_reserved_token_says_how_to_add_it():
     vocab = Vocab(("<unk>", "a"), (0, 1))
     with pytest.raises(DataError, match="add it to vocab.reserved"):
         vocab.id_of("<bos>")
+
+
+def test_max_size_keeps_the_most_frequent_tokens_with_ties_stable_and_counts_the_rest_as_unk():
+    # counts: b 3, a 2, c 2, d 1; a is seen before c
+    stream = list("abcbcbad")
+    vocab = build_vocab(stream, VocabParams(max_size=4, reserved=("<bos>",)))
+    assert vocab.tokens == ("<unk>", "<bos>", "b", "a")  # a and c tie at 2; a came first
+    assert vocab.counts == (3, 0, 3, 2)  # <unk> stands for c, c, d
+    assert len(vocab) == 4
+
+
+def test_a_literal_unk_in_the_text_is_the_unk_token():
+    vocab = build_vocab(["the", "<unk>", "cat", "<unk>"], VocabParams(reserved=()))
+    assert vocab.tokens == ("<unk>", "the", "cat")
+    assert vocab.counts[0] == 2
+    assert vocab.encode(["<unk>", "cat", "dog"]).tolist() == [0, 2, 0]
+
+
+def test_a_max_size_without_room_for_one_token_is_refused():
+    for size in (0, -1):
+        with pytest.raises(ParamError, match=r"vocab.max_size = .* must be an integer >= 1"):
+            VocabParams(max_size=size)
+    with pytest.raises(ParamError, match="leaves no room for a single token"):
+        VocabParams(max_size=2, reserved=("<bos>",))
+
+
+def test_tokens_with_a_newline_tab_or_backslash_round_trip_through_the_tsv(tmp_path):
+    vocab = build_vocab(["\n", "a", "\t", "\\", "\\n", "a"], VocabParams(reserved=()))
+    save_vocab(vocab, tmp_path / "v.tsv")
+    text = (tmp_path / "v.tsv").read_text()
+    assert text.splitlines()[1:] == ["<unk>\t0", "a\t2", "\\n\t1", "\\t\t1", "\\\\\t1", "\\\\n\t1"]
+    assert load_vocab(tmp_path / "v.tsv") == vocab

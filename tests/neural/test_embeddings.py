@@ -55,3 +55,20 @@ def test_a_model_without_an_embedding_or_a_mismatched_vocabulary_is_refused():
     assert embedding_matrix(embedding).shape == (6, 3)
     with pytest.raises(DataError, match="one embedding row per token: 5 tokens"):
         embedding_pca(np.zeros((6, 3)), TOKENS[:5])
+
+
+def test_a_word_vocabulary_is_mapped_by_its_300_most_frequent_tokens_only():
+    weights = np.random.default_rng(3).normal(size=(1000, 8))
+    tokens = [f"w{i}" for i in range(1000)]  # vocabulary order: the most frequent first
+    table = embedding_pca(weights, tokens)
+    assert table["token"].tolist() == tokens[:300]
+    first = embedding_pca(weights[:300], tokens[:300])  # the PCA of those rows alone
+    assert embedding_map_csv(table) == embedding_map_csv(first)
+
+
+def test_a_character_vocabulary_is_mapped_whole_as_before():
+    weights = np.random.default_rng(4).normal(size=(299, 8))
+    tokens = [f"c{i}" for i in range(299)]
+    table = embedding_pca(weights, tokens)
+    assert len(table) == 299
+    assert embedding_map_csv(table) == embedding_map_csv(embedding_pca(weights, tokens, 10**6))

@@ -51,7 +51,8 @@ def closed_form_lrs(
 ) -> list[float]:
     """Every step's rate by the closed form: a warm-up ramp, then the cosine's or 1, times the
     plateau's scale (× factor after ``plateau_patience`` epochs without a better val perplexity),
-    never below ``min_lr`` under ``plateau``."""
+    never below ``min_lr`` under ``plateau``, or the step decay's ``decay ** max(e − decay_after,
+    0)`` in epoch ``e`` (from 1)."""
     total = per_epoch * len(val_perplexities)
 
     def lr_factor(step: int) -> float:
@@ -66,8 +67,10 @@ def closed_form_lrs(
     plateau = params.schedule == "plateau"
     scale, best, bad_epochs, lrs = 1.0, math.inf, 0, []
     for epoch, val in enumerate(val_perplexities):
+        step_decay = params.decay ** max(epoch + 1 - params.decay_after, 0)
         for i in range(per_epoch):
             lr = params.lr * lr_factor(epoch * per_epoch + i) * (scale if plateau else 1.0)
+            lr = lr * step_decay if params.schedule == "step" else lr
             lrs.append(max(lr, params.min_lr) if plateau else lr)
         if val < best:
             best, bad_epochs = val, 0
@@ -106,8 +109,20 @@ VALS = [5.0, 4.0, 4.5, 4.2, 4.1, 3.0, 3.5, 3.6, 3.7, 3.8]
         TrainParams(lr=0.3, warmup_steps=4, schedule="constant", optimizer="adam"),
         TrainParams(lr=0.08, warmup_steps=3, schedule="plateau", min_lr=0.006),
         TrainParams(lr=0.08, warmup_steps=3, schedule="plateau", plateau_patience=2, min_lr=0.001),
+        TrainParams(lr=1.0, warmup_steps=0, schedule="step", optimizer="sgd"),
+        TrainParams(lr=0.3, warmup_steps=7, schedule="step", decay_after=1, decay=0.25),
+        TrainParams(lr=0.3, warmup_steps=2, schedule="step", decay_after=0, optimizer="adam"),
     ],
-    ids=["cosine", "cosine-no-warm-up", "constant", "plateau", "plateau-patience-2"],
+    ids=[
+        "cosine",
+        "cosine-no-warm-up",
+        "constant",
+        "plateau",
+        "plateau-patience-2",
+        "step",
+        "step-cut-during-warm-up",
+        "step-from-the-first-epoch",
+    ],
 )
 def test_the_optimizer_gets_the_closed_form_learning_rate_at_every_step(
     params: TrainParams,
@@ -131,6 +146,15 @@ def test_a_plateau_factor_that_is_not_a_power_of_two_agrees_to_rounding(
     # torch multiplies the rate by the factor at each cut (lr·f·f), the closed form the scale (lr·f²)
     assert optimizer_lrs(params, 3, VALS) == pytest.approx(
         closed_form_lrs(params, 3, VALS), rel=1e-15
+    )
+
+
+def test_the_step_schedule_follows_zaremba_small_and_a_non_power_of_two_decay_to_rounding() -> None:
+    small = TrainParams(lr=1.0, warmup_steps=0, schedule="step", optimizer="sgd", clip=5.0)
+    assert optimizer_lrs(small, 1, VALS[:7]) == [1.0, 1.0, 1.0, 1.0, 0.5, 0.25, 0.125]
+    medium = small.replace(decay=1 / 1.2, decay_after=6, warmup_steps=4)  # Zaremba medium
+    assert optimizer_lrs(medium, 3, VALS) == pytest.approx(
+        closed_form_lrs(medium, 3, VALS), rel=1e-15
     )
 
 

@@ -183,7 +183,9 @@ def test_an_untrained_model_starts_from_the_unigram_distribution() -> None:
     ("changes", "message"),
     [
         ({"optimizer": "rmsprop"}, "train.optimizer = 'rmsprop'.*sgd, adam, adamw"),
-        ({"schedule": "step"}, "train.schedule = 'step'.*constant, cosine, plateau"),
+        ({"schedule": "exponential"}, "train.schedule = 'exponential'.*cosine, plateau, step"),
+        ({"decay": 1.0}, r"train.decay = 1.0 must be in \(0, 1\)"),
+        ({"decay_after": -1}, "train.decay_after = -1 must be an integer >= 0"),
         ({"sampling": "shuffle"}, "train.sampling = 'shuffle'.*sequential, random"),
         ({"device": "tpu"}, "train.device = 'tpu'.*auto, cpu, cuda"),
         ({"lr": 0.0}, "train.lr = 0.0 must be a number > 0"),

@@ -33,6 +33,7 @@ def write_inputs(root: Path, text: str, token: str = "char", **ngram_params) -> 
         write_token_file(tokens_path(root / "tokens", split), tl)
         save_npy(ids_path(root / "corpus", split), data.splits[split].ids)
     params = {
+        "clean": {"mode": "textbook"},
         "tokenize": {
             "token": token,
             "train_fraction": 0.8,

@@ -10,6 +10,7 @@ says what is allowed. The schemas themselves live in :mod:`seqlm.params`.
 from __future__ import annotations
 
 import re
+import typing
 from typing import Annotated, Any, ClassVar, Self, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -50,6 +51,11 @@ class Section(BaseModel):
     def replace(self, **changes: Any) -> Self:
         """A copy with ``changes`` applied, validated like the original."""
         return type(self)(**{**dict(self), **changes})
+
+
+def choices(literal: Any) -> tuple[str, ...]:
+    """The values of a ``Literal`` type, in order."""
+    return typing.get_args(literal)
 
 
 def _list_to_tuple(value: Any) -> Any:

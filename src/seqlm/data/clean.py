@@ -1,13 +1,23 @@
-"""Clean raw text into lines of lower-case letters and single spaces (the textbook's rule).
+"""Clean raw corpus bytes into lines: the textbook's rule, or the text as published.
 
-Each input line becomes ``re.sub('[^A-Za-z]+', ' ', line).strip().lower()``. Empty results are kept,
-so that line ``i`` of the cleaned file is line ``i`` of the source and the split by line index is the
-same whatever the tokenization.
+Both modes first read the bytes as text: UTF-8 (a BOM is dropped), lines ending in LF, CRLF or CR.
+Bytes that are not UTF-8 text (a binary file, a Latin-1 file) are refused with the offset of the
+first bad byte, never turned into a garbage corpus.
+
+* ``textbook``: each line becomes ``re.sub('[^A-Za-z]+', ' ', line).strip().lower()`` (the d2l
+  rule: lower-case letters and single spaces);
+* ``none``: each line as published, in Unicode NFC; nothing else is touched (PTB's ``<unk>`` and
+  ``n't`` stay as they are).
+
+Empty lines are kept, so that line ``i`` of the cleaned text is line ``i`` of the source and the split
+by line index is the same whatever the tokenization.
 """
 
 from __future__ import annotations
 
+import codecs
 import re
+import unicodedata
 
 from seqlm.core.errors import DataError
 from seqlm.params import CleanParams
@@ -15,11 +25,27 @@ from seqlm.params import CleanParams
 NON_LETTERS = re.compile("[^A-Za-z]+")
 GUTENBERG_START = re.compile(r"^\s*\*\*\*\s*START OF", re.IGNORECASE)
 GUTENBERG_END = re.compile(r"^\s*\*\*\*\s*END OF", re.IGNORECASE)
+REENCODE = "re-encode it as UTF-8 first (for a Latin-1 file: iconv -f latin1 -t utf-8 IN > OUT)"
 
 
-def decode(raw: bytes) -> str:
-    """Decode corpus bytes: UTF-8 (a BOM is dropped); invalid bytes become U+FFFD, later removed."""
-    return raw.decode("utf-8-sig", errors="replace")
+def decode(raw: bytes, name: str = "the corpus") -> str:
+    """UTF-8 text of ``raw`` (a BOM dropped); refuses invalid UTF-8 and NUL bytes with their offset."""
+    bom = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
+    try:
+        text = raw[bom:].decode("utf-8")
+    except UnicodeDecodeError as e:
+        at = bom + e.start
+        raise DataError(
+            f"{name} is not UTF-8 text: byte {at} (0x{raw[at]:02x}) cannot be decoded "
+            f"({e.reason}); {REENCODE}"
+        ) from None
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        raise DataError(
+            f"{name} is not text: byte {nul} is a NUL byte (a binary file?); "
+            f"seqlm reads UTF-8 text files"
+        )
+    return text
 
 
 def split_lines(text: str) -> list[str]:
@@ -31,8 +57,11 @@ def split_lines(text: str) -> list[str]:
     return lines
 
 
-def clean_line(line: str) -> str:
-    """The textbook's rule: runs of non-letters become one space; strip; lower-case."""
+def clean_line(line: str, mode: str = "textbook") -> str:
+    """One line cleaned by ``mode``: the textbook's rule (non-letter runs → one space, strip,
+    lower-case), or ``none``: the line in Unicode NFC."""
+    if mode == "none":
+        return unicodedata.normalize("NFC", line)
     return NON_LETTERS.sub(" ", line).strip().lower()
 
 
@@ -52,12 +81,15 @@ def strip_gutenberg(lines: list[str]) -> list[str]:
     return lines[start + 1 : end]
 
 
-def clean_text(raw: bytes, params: CleanParams) -> list[str]:
-    """Raw corpus bytes → cleaned lines (empty lines kept). Fails on a text with no letters at all."""
-    lines = split_lines(decode(raw))
+def clean_text(raw: bytes, params: CleanParams, name: str = "the corpus") -> list[str]:
+    """Raw corpus bytes → cleaned lines (empty lines kept). Fails on a text left with nothing."""
+    lines = split_lines(decode(raw, name))
     if params.strip_gutenberg:
         lines = strip_gutenberg(lines)
-    cleaned = [clean_line(line) for line in lines]
-    if not any(cleaned):
-        raise DataError("the corpus has no letters A-Z at all after cleaning; nothing to model")
+    cleaned = [clean_line(line, params.mode) for line in lines]
+    if not any(line.strip() for line in cleaned):
+        what = "no letters A-Z" if params.mode == "textbook" else "nothing but white space"
+        raise DataError(
+            f"{name} has {what} after cleaning (clean.mode = {params.mode}); nothing to model"
+        )
     return cleaned

@@ -9,7 +9,7 @@ clean, tokenize, vocab and corpus stages would leave them with the same params.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +18,15 @@ import pandas as pd
 
 from seqlm.core.errors import DataError
 from seqlm.data.clean import clean_text
-from seqlm.data.split import SPLITS, split_by_line
-from seqlm.data.tokens import count_characters, read_token_file, stream, tokenize_lines
+from seqlm.data.split import SPLITS, check_blocks, split_by_line
+from seqlm.data.tokens import (
+    Tokenization,
+    as_tokenization,
+    count_characters,
+    read_token_file,
+    stream,
+    tokenize_lines,
+)
 from seqlm.data.vocab import Vocab, build_vocab
 from seqlm.params import CleanParams, TokenizeParams, VocabParams
 
@@ -32,18 +39,20 @@ class SplitData:
 
     name: str
     ids: np.ndarray  # (N,) int32 token ids of the stream
-    lines: int  # non-empty lines
+    lines: int  # lines read (line_end space: non-empty lines)
     characters: int  # length of the running text
     oov: int  # tokens mapped to <unk>
 
     @classmethod
-    def of(cls, name: str, ids: np.ndarray, token_lines: list[list[str]], token: str) -> SplitData:
+    def of(
+        cls, name: str, ids: np.ndarray, token_lines: list[list[str]], tok: Tokenization
+    ) -> SplitData:
         """A split from its stream ids and its token lines (which give the line and character counts)."""
         return cls(
             name=name,
             ids=ids,
             lines=len(token_lines),
-            characters=count_characters(token_lines, token),
+            characters=count_characters(token_lines, tok),
             oov=int(np.count_nonzero(ids == 0)),
         )
 
@@ -59,12 +68,14 @@ class SplitData:
         }
 
 
-def encode_split(name: str, token_lines: list[list[str]], token: str, vocab: Vocab) -> SplitData:
+def encode_split(
+    name: str, token_lines: list[list[str]], tok: Tokenization, vocab: Vocab
+) -> SplitData:
     """Encode one split's token lines as its stream of ids."""
-    toks = stream(token_lines, token)
+    toks = stream(token_lines, tok)
     if not toks:
         raise DataError(f"the {name} split has no tokens")
-    return SplitData.of(name, vocab.encode(toks), token_lines, token)
+    return SplitData.of(name, vocab.encode(toks), token_lines, tok)
 
 
 def ids_path(corpus_dir: str | os.PathLike[str], split: str) -> Path:
@@ -83,14 +94,17 @@ def freq_path(freq_dir: str | os.PathLike[str], n: int) -> Path:
 
 
 def load_split(
-    corpus_dir: str | os.PathLike[str], tokens_dir: str | os.PathLike[str], split: str, token: str
+    corpus_dir: str | os.PathLike[str],
+    tokens_dir: str | os.PathLike[str],
+    split: str,
+    tok: Tokenization,
 ) -> SplitData:
     """Read a split back: ids from the corpus stage, line and character counts from its tokens."""
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
     token_lines = read_token_file(tokens_path(tokens_dir, split))
     ids = np.load(ids_path(corpus_dir, split), allow_pickle=False)
-    return SplitData.of(split, ids, token_lines, token)
+    return SplitData.of(split, ids, token_lines, tok)
 
 
 def freq_table(toks: Sequence[str], n: int, token: str) -> pd.DataFrame:
@@ -120,32 +134,53 @@ class PreparedData:
     """A text's data as the data stages leave it."""
 
     vocab: Vocab
-    token_lines: dict[str, list[list[str]]]  # split -> tokens of each non-empty line
+    token_lines: dict[str, list[list[str]]]  # split -> tokens of each line
     splits: dict[str, SplitData]  # split -> ids and statistics
 
 
+Text = str | bytes
+
+
 def prepare_text(
-    text: str | bytes,
+    text: Text | Mapping[str, Text],
     tokenize: TokenizeParams | None = None,
     vocab: VocabParams | None = None,
     clean: CleanParams | None = None,
 ) -> PreparedData:
     """The data stages in memory: what clean, tokenize, vocab and corpus make of ``text``.
 
-    Defaults are each section's defaults. The same params give the same splits and vocabulary
-    as the stages (they call the same functions), so tests and benchmarks need not rebuild them.
+    ``text`` is one corpus (cut by the fractions) or a mapping ``train``/``val``/``test`` → text
+    (a pre-split corpus). Defaults are each section's defaults. The same params give the same
+    splits and vocabulary as the stages (they call the same functions), so tests and benchmarks
+    need not rebuild them.
     """
-    tokenize = tokenize if tokenize is not None else TokenizeParams()
-    raw = text.encode("utf-8") if isinstance(text, str) else text
-    lines = clean_text(raw, clean if clean is not None else CleanParams())
-    token_lines = tokenize_splits(lines, tokenize)
-    train_stream = stream(token_lines["train"], tokenize.token)
+    tok = tokenize if tokenize is not None else TokenizeParams()
+    cln = clean if clean is not None else CleanParams()
+
+    def lines_of(t: Text, name: str) -> list[str]:
+        return clean_text(t.encode("utf-8") if isinstance(t, str) else t, cln, name)
+
+    if isinstance(text, Mapping):
+        cleaned: list[str] | dict[str, list[str]] = {s: lines_of(text[s], s) for s in SPLITS}
+    else:
+        cleaned = lines_of(text, "the corpus")
+    token_lines = tokenize_splits(cleaned, tok)
+    train_stream = stream(token_lines["train"], tok)
     voc = build_vocab(train_stream, vocab if vocab is not None else VocabParams())
-    splits = {s: encode_split(s, tl, tokenize.token, voc) for s, tl in token_lines.items()}
+    splits = {s: encode_split(s, tl, tok, voc) for s, tl in token_lines.items()}
     return PreparedData(vocab=voc, token_lines=token_lines, splits=splits)
 
 
-def tokenize_splits(lines: list[str], params: TokenizeParams) -> dict[str, list[list[str]]]:
-    """Cut cleaned lines into train/val/test by line index, then tokenize each (the tokenize stage)."""
-    blocks = split_by_line(lines, params.train_fraction, params.val_fraction, params.test_fraction)
-    return {split: tokenize_lines(blocks[split], params.token) for split in SPLITS}
+def tokenize_splits(
+    lines: list[str] | Mapping[str, list[str]], params: Tokenization
+) -> dict[str, list[list[str]]]:
+    """Tokenize each split (the tokenize stage): a one-file corpus's cleaned lines are first cut into
+    train/val/test by line index; a pre-split corpus's (a mapping split → lines) are used as they
+    are."""
+    tok = as_tokenization(params)
+    if isinstance(lines, Mapping):
+        blocks = {split: list(lines[split]) for split in SPLITS}
+        check_blocks(blocks)
+    else:
+        blocks = split_by_line(lines, tok.train_fraction, tok.val_fraction, tok.test_fraction)
+    return {split: tokenize_lines(blocks[split], tok) for split in SPLITS}

@@ -1,4 +1,5 @@
-"""Fetch the corpus: offline mirror first, then the URL; always verify the sha1.
+"""Fetch the corpus (one file, or the published train/val/test files): offline mirror first, then
+the URL; always verify the sha1.
 
 ``fetch`` looks for a file named like the URL's base name in the directory that the environment
 variable ``SEQLM_MIRROR`` names (the offline mirror), and only goes to the network when the mirror is
@@ -23,9 +24,9 @@ from typing import BinaryIO
 from tqdm import tqdm
 
 from seqlm.core.atomic import atomic_path
-from seqlm.core.errors import DownloadError
+from seqlm.core.errors import DataError, DownloadError
 from seqlm.core.logs import progress_disabled
-from seqlm.params import DownloadParams
+from seqlm.params import SINGLE, SPLIT_NAMES, DownloadParams, Source
 
 log = logging.getLogger(__name__)
 
@@ -115,29 +116,82 @@ def _fetch_file_url(url: str, dst: Path) -> None:
 
 
 def fetch(params: DownloadParams, out: str | os.PathLike[str]) -> Path:
-    """Fetch ``params.url`` (or its mirror copy) into ``out``, verified against ``params.sha1``."""
+    """Fetch a one-file corpus (``params.url``, or its mirror copy) into ``out``, verified."""
+    ((_, source),) = params.sources().items()
+    return fetch_source(source, out, params.timeout_s, params.retries)
+
+
+def raw_path(raw_dir: str | os.PathLike[str], name: str) -> Path:
+    """Where the download stage puts a corpus file: ``corpus.txt``, or ``train.txt`` ... ."""
+    return Path(raw_dir) / f"{name}.txt"
+
+
+def corpus_files(directory: str | os.PathLike[str]) -> dict[str, Path]:
+    """The corpus files in a folder named by :func:`raw_path`: ``corpus`` (one file, split later by
+    fractions) or ``train``, ``val`` and ``test`` (pre-split); anything else is a DataError."""
+    single = raw_path(directory, SINGLE)
+    splits = {name: raw_path(directory, name) for name in SPLIT_NAMES}
+    present = [name for name, p in splits.items() if p.is_file()]
+    if single.is_file() and not present:
+        return {SINGLE: single}
+    if len(present) == len(SPLIT_NAMES) and not single.is_file():
+        return splits
+    found = (
+        sorted(p.name for p in Path(directory).glob("*.txt")) if Path(directory).is_dir() else []
+    )
+    raise DataError(
+        f"{str(directory)!r} holds {found or 'no corpus files'}; expected {single.name} (one file) "
+        f"or {', '.join(p.name for p in splits.values())} (pre-split)"
+    )
+
+
+def fetch_corpus(params: DownloadParams, raw_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """Fetch every file of the corpus into ``raw_dir`` (:func:`raw_path`), each verified.
+
+    All or nothing: when one file fails (its sha1, say), the ones already fetched are removed and
+    the error names the file."""
+    fetched: dict[str, Path] = {}
+    try:
+        for name, source in params.sources().items():
+            try:
+                fetched[name] = fetch_source(
+                    source, raw_path(raw_dir, name), params.timeout_s, params.retries
+                )
+            except DownloadError as e:
+                raise DownloadError(f"the {name} file: {e}") from e
+    except BaseException:
+        for path in fetched.values():
+            path.unlink(missing_ok=True)
+        raise
+    return fetched
+
+
+def fetch_source(
+    source: Source, out: str | os.PathLike[str], timeout_s: float, retries: int
+) -> Path:
+    """Fetch ``source.url`` (or its mirror copy) into ``out``, verified against ``source.sha1``."""
     out = Path(out)
     out.unlink(missing_ok=True)  # never leave a stale corpus beside a failed fetch
     with atomic_path(out) as tmp:
-        local = mirror_file(params.url)
+        local = mirror_file(source.url)
         if local is not None:
             log.info("using mirror copy %s (from %s)", local, MIRROR_ENV)
             shutil.copyfile(local, tmp)
-            source = f"{params.url} (mirror copy {local})"
+            origin = f"{source.url} (mirror copy {local})"
         else:
-            scheme = urllib.parse.urlparse(params.url).scheme
+            scheme = urllib.parse.urlparse(source.url).scheme
             if scheme == "file":
-                _fetch_file_url(params.url, tmp)
+                _fetch_file_url(source.url, tmp)
             else:
-                _fetch_http(params.url, tmp, params.timeout_s, params.retries)
-            source = params.url
+                _fetch_http(source.url, tmp, timeout_s, retries)
+            origin = source.url
         size = tmp.stat().st_size
         if size == 0:
-            raise DownloadError(f"download of {source} gave an empty file")
+            raise DownloadError(f"download of {origin} gave an empty file")
         actual = sha1_of(tmp)
-        if actual != params.sha1.lower():
+        if actual != source.sha1.lower():
             raise DownloadError(
-                f"checksum mismatch for {source}: expected sha1 {params.sha1.lower()}, got {actual}"
+                f"checksum mismatch for {origin}: expected sha1 {source.sha1.lower()}, got {actual}"
             )
     log.info("fetched %s: %d bytes, sha1 %s", out, size, actual)
     return out

@@ -1,6 +1,8 @@
-"""The train / val / test split: contiguous blocks of lines, by line index.
+"""The train / val / test split: contiguous blocks of lines, by line index, or the published files.
 
-This module owns the split. It runs on cleaned lines before any counting or tokenization, so every
+This module owns the split. A corpus published pre-split (PTB, WikiText) keeps its own files: each is
+its split (:func:`check_blocks`). A one-file corpus is cut into three contiguous blocks by line
+index (:func:`split_by_line`). It runs on cleaned lines before any counting or tokenization, so every
 tokenization sees exactly the same text in each split, and the vocabulary can be built from the train
 block alone.
 """
@@ -45,3 +47,10 @@ def split_by_line(lines: list[str], train: float, val: float, test: float) -> di
                 f"lines for fractions {train}/{val}/{test}"
             )
     return blocks
+
+
+def check_blocks(blocks: dict[str, list[str]]) -> None:
+    """A pre-split corpus: each of train, val and test must hold at least one non-empty line."""
+    for name in SPLITS:
+        if not any(line.strip() for line in blocks.get(name, [])):
+            raise DataError(f"the {name} file of the corpus has no text")

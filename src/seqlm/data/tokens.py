@@ -1,18 +1,23 @@
 """Tokenization, the token-file format, and a split's running text and token stream.
 
-A split's *running text* is its non-empty cleaned lines joined with one space. Its *token stream* is
-that running text cut into tokens:
+How lines end is ``tokenize.line_end``; a split's *running text* (what bits per character counts)
+and its *token stream* follow it:
 
-* ``word``: the words of each line, in order (line boundaries add nothing);
-* ``char``: the characters of each line, with one ``" "`` token between consecutive lines.
+* ``space``: the running text is the non-empty lines joined with one space; the stream is the words
+  of each line in order (``word``), or its characters with one ``" "`` token between consecutive
+  lines (``char``);
+* ``eos``: the running text is every line (empty ones too) followed by ``\\n``; the stream is each
+  line's tokens followed by ``<eos>``;
+* ``newline`` (characters only): the running text as for ``eos``; the stream is each line's
+  characters followed by the character ``"\\n"``.
 
-(The textbook glues lines together at character level, ``"wells" + "i" → "wellsi"``; only the
-textbook-exact functions in :mod:`seqlm.textbook` keep that.) Because both streams come from the same
-running text, ``characters = len(running text)`` is the same denominator for bits per character
-whatever the tokenization.
+A word line's text is its words joined by one space. So ``<eos>`` stands for the line end it
+replaces, and ``characters = len(running text)`` is the same denominator for bits per character
+whatever the tokenization. (The textbook glues lines together at character level, ``"wells" + "i"
+→ "wellsi"``; only the textbook-exact functions in :mod:`seqlm.textbook` keep that.)
 
-Token files hold one JSON list of tokens per non-empty line (``.jsonl``), so the line structure
-survives for the sentence-per-line n-gram mode.
+Token files hold one JSON list of tokens per line (``.jsonl``; with ``space``, non-empty lines only),
+so the line structure survives for the sentence-per-line n-gram mode.
 """
 
 from __future__ import annotations
@@ -22,7 +27,20 @@ import os
 from pathlib import Path
 
 from seqlm.core.errors import DataError, ParamError
-from seqlm.params import TOKEN_KINDS
+from seqlm.params import TOKEN_KINDS, TokenizeParams
+
+EOS = "<eos>"
+NEWLINE = "\n"
+Tokenization = TokenizeParams | str
+"""How a split is tokenized: the ``tokenize`` section, or just a token kind (line ends ``space``)."""
+
+
+def as_tokenization(tok: Tokenization) -> TokenizeParams:
+    """The ``tokenize`` section meant by ``tok`` (a token kind alone means ``line_end: space``)."""
+    if isinstance(tok, TokenizeParams):
+        return tok
+    check_token_kind(tok)
+    return TokenizeParams(token=tok)
 
 
 def check_token_kind(token: str) -> None:
@@ -39,32 +57,46 @@ def tokenize_line(line: str, token: str) -> list[str]:
     return line.split() if token == "word" else list(line)
 
 
-def tokenize_lines(lines: list[str], token: str) -> list[list[str]]:
-    """Tokens of each non-empty line (empty lines are dropped)."""
-    return [tokenize_line(line, token) for line in lines if line]
+def tokenize_lines(lines: list[str], tok: Tokenization) -> list[list[str]]:
+    """Tokens of each line; with ``line_end: space`` empty lines are dropped."""
+    t = as_tokenization(tok)
+    if t.line_end == "space":
+        return [tokenize_line(line, t.token) for line in lines if line]
+    return [tokenize_line(line, t.token) for line in lines]
 
 
-def stream(token_lines: list[list[str]], token: str) -> list[str]:
+def line_end_token(tok: Tokenization) -> str | None:
+    """The token after every line (``<eos>`` or ``"\\n"``), or None with ``line_end: space``."""
+    t = as_tokenization(tok)
+    return {"space": None, "eos": EOS, "newline": NEWLINE}[t.line_end]
+
+
+def stream(token_lines: list[list[str]], tok: Tokenization) -> list[str]:
     """Join per-line tokens into the split's token stream (see the module docstring)."""
-    check_token_kind(token)
+    t = as_tokenization(tok)
+    end = line_end_token(t)
     out: list[str] = []
     for i, line in enumerate(token_lines):
-        if token == "char" and i > 0:
+        if end is None and t.token == "char" and i > 0:
             out.append(" ")
         out.extend(line)
+        if end is not None:
+            out.append(end)
     return out
 
 
-def running_text(token_lines: list[list[str]], token: str) -> str:
+def running_text(token_lines: list[list[str]], tok: Tokenization) -> str:
     """The split's running text, rebuilt from its tokens."""
-    check_token_kind(token)
-    sep = " " if token == "word" else ""
-    return " ".join(sep.join(line) for line in token_lines)
+    t = as_tokenization(tok)
+    sep = " " if t.token == "word" else ""
+    if t.line_end == "space":
+        return " ".join(sep.join(line) for line in token_lines)
+    return "".join(sep.join(line) + "\n" for line in token_lines)
 
 
-def count_characters(token_lines: list[list[str]], token: str) -> int:
+def count_characters(token_lines: list[list[str]], tok: Tokenization) -> int:
     """``len(running_text(...))``: the denominator of bits per character."""
-    return len(running_text(token_lines, token))
+    return len(running_text(token_lines, tok))
 
 
 def write_token_file(path: str | os.PathLike[str], token_lines: list[list[str]]) -> None:

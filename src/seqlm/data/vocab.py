@@ -2,9 +2,12 @@
 
 Built from the train split only. ``<unk>`` is index 0, then the reserved tokens in the order given,
 then every token seen at least ``min_freq`` times, by descending count with ties in first-occurrence
-order (exactly the textbook's ``Vocab``). Saved as TSV, one ``token<TAB>count`` row per index after a
-``token\\tcount`` header, so it diffs well and loads back identically. The count of ``<unk>`` is the
-number of train tokens it stands for (those under ``min_freq``); other reserved tokens count their
+order (exactly the textbook's ``Vocab``), cut to ``max_size`` entries in all when that is set. A
+literal ``<unk>`` in the text (PTB has them) is the ``<unk>`` token. Saved as TSV, one
+``token<TAB>count`` row per index after a ``token\\tcount`` header, so it diffs well and loads back
+identically; a backslash, tab, newline or carriage return in a token is written ``\\\\``, ``\\t``,
+``\\n``, ``\\r``. The count of ``<unk>`` is the number of train tokens it stands for (literal ones,
+those under ``min_freq`` and those cut by ``max_size``); other reserved tokens count their
 occurrences in the train stream (usually 0).
 """
 
@@ -27,6 +30,30 @@ PAD = "<pad>"
 BOS = "<bos>"
 EOS = "<eos>"
 HEADER = "token\tcount"
+ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+UNESCAPES = {v[1]: k for k, v in ESCAPES.items()}
+
+
+def escape(token: str) -> str:
+    """A token as the TSV writes it: backslash, tab, newline and CR escaped."""
+    return "".join(ESCAPES.get(ch, ch) for ch in token)
+
+
+def unescape(text: str) -> str:
+    """Undo :func:`escape`; a backslash before anything else is an error."""
+    out, i = [], 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\":
+            nxt = text[i + 1 : i + 2]
+            if nxt not in UNESCAPES:
+                raise DataError(f"bad escape {text[i : i + 2]!r} in vocabulary token {text!r}")
+            out.append(UNESCAPES[nxt])
+            i += 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
 
 
 @dataclass(frozen=True)
@@ -80,9 +107,7 @@ class Vocab:
         """The saved form (see the module docstring)."""
         rows = [HEADER]
         for tok, cnt in zip(self.tokens, self.counts):
-            if "\t" in tok or "\n" in tok or "\r" in tok:
-                raise DataError(f"token {tok!r} holds a tab or newline and cannot be saved as TSV")
-            rows.append(f"{tok}\t{cnt}")
+            rows.append(f"{escape(tok)}\t{cnt}")
         return "\n".join(rows) + "\n"
 
 
@@ -92,7 +117,12 @@ def build_vocab(train_stream: Sequence[str], params: VocabParams) -> Vocab:
     by_count = sorted(counter.items(), key=lambda kv: kv[1], reverse=True)  # stable: ties keep it
     reserved = [UNK, *params.reserved]
     kept = [(t, c) for t, c in by_count if c >= params.min_freq and t not in reserved]
-    unk_count = counter.get(UNK, 0) + sum(c for t, c in by_count if c < params.min_freq)
+    if params.max_size is not None:
+        kept = kept[: max(params.max_size - len(reserved), 0)]
+    kept_tokens = {t for t, _ in kept}
+    unk_count = sum(
+        c for t, c in by_count if t == UNK or (t not in kept_tokens and t not in reserved)
+    )
     tokens = reserved + [t for t, _ in kept]
     counts = [unk_count] + [counter.get(t, 0) for t in params.reserved] + [c for _, c in kept]
     return Vocab(tuple(tokens), tuple(counts))
@@ -120,6 +150,6 @@ def load_vocab(path: str | os.PathLike[str]) -> Vocab:
         tok, sep, cnt = line.rpartition("\t")
         if not sep or not cnt.isdigit():
             raise DataError(f"{p}:{n}: expected 'token<TAB>count', got {line!r}")
-        tokens.append(tok)
+        tokens.append(unescape(tok))
         counts.append(int(cnt))
     return Vocab(tuple(tokens), tuple(counts))

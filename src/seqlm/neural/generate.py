@@ -17,7 +17,14 @@ import torch
 from seqlm.data.vocab import BOS, Vocab
 from seqlm.neural.models import NeuralLM
 from seqlm.params import GenerateParams
-from seqlm.sampling import banned_ids, join_tokens, next_id, read_prefix, separator
+from seqlm.sampling import (
+    TextFormat,
+    banned_ids,
+    join_tokens,
+    next_id,
+    read_prefix,
+    separator,
+)
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,7 @@ def generate_ids(
 
 
 def generate_samples(
-    model: NeuralLM, vocab: Vocab, token: str, params: GenerateParams
+    model: NeuralLM, vocab: Vocab, fmt: TextFormat | str, params: GenerateParams
 ) -> list[Sample]:
     """A greedy and a sampled continuation of every prefix.
 
@@ -81,10 +88,10 @@ def generate_samples(
     """
     bos_id = vocab.id_of(BOS)
     method = f"sampled (temperature {params.temperature:g}, top-k {params.top_k or 'off'})"
-    banned = banned_ids(vocab)
+    banned = banned_ids(vocab, fmt)
     samples = []
     for prefix in params.prefixes:
-        shown = read_prefix(prefix, token, vocab)
+        shown = read_prefix(prefix, fmt, vocab)
         for greedy in (True, False):
             new = generate_ids(
                 model,
@@ -101,15 +108,15 @@ def generate_samples(
                 Sample(
                     shown.text,
                     "greedy" if greedy else method,
-                    join_tokens(vocab.decode(new), token),
+                    join_tokens(vocab.decode(new), fmt),
                 )
             )
     return samples
 
 
-def samples_markdown(title: str, samples: Sequence[Sample], token: str) -> str:
+def samples_markdown(title: str, samples: Sequence[Sample], fmt: TextFormat | str) -> str:
     """A readable Markdown section: each prefix in bold, then its continuation."""
     lines = [f"## {title}", ""]
     for s in samples:
-        lines.append(f"- *{s.method}*: **{s.prefix}**{separator(s.prefix, token)}{s.continuation}")
+        lines.append(f"- *{s.method}*: **{s.prefix}**{separator(s.prefix, fmt)}{s.continuation}")
     return "\n".join(lines) + "\n"

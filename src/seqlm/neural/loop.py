@@ -4,7 +4,7 @@ Every model (:class:`seqlm.neural.models.NeuralLM`) cuts its own training batche
 loss of one batch from the state the previous batch left (truncated BPTT for the recurrent LMs,
 independent window pairs for seq2seq); the loop only steps the optimizer
 (:class:`seqlm.neural.optim.Updater`) and keeps time. Every model starts with its output bias at the
-train split's unigram log-frequencies.
+train split's unigram log-frequencies (not with ``net.init_range`` > 0: that recipe draws it too).
 
 After every epoch the model (or its weight average) scores the val split under the convention
 (:func:`seqlm.neural.evaluation.score`); the best epoch's weights are the checkpoint; training stops

@@ -9,9 +9,13 @@ schedulers::
                              p = max((s − W) / (total − W), spent fraction of the time budget) ≤ 1
     plateau:                 lr · factor^k, never below min_lr (the warm-up too), after k cuts;
                              a cut after plateau_patience epochs without a better val perplexity
+    step:                    lr · decay^max(e − decay_after, 0) in epoch e = 1, 2, …
 
 Warm-up then cosine (or constant) is a ``SequentialLR`` of two ``LambdaLR``; ``plateau`` is a
-warm-up ``LambdaLR`` and ``ReduceLROnPlateau`` (stepped with each epoch's val perplexity). The
+warm-up ``LambdaLR`` and ``ReduceLROnPlateau`` (stepped with each epoch's val perplexity); ``step``
+a warm-up ``LambdaLR`` and a ``MultiplicativeLR`` stepped at each epoch's end (× ``decay`` from
+the end of epoch ``decay_after`` on; ``decay_after`` 0 starts at ``lr · decay``). A cut that comes
+during the warm-up scales the rest of the ramp too. The
 weight average is ``torch.optim.swa_utils.AveragedModel`` with an exponential moving average that
 starts from the initial weights and has a short memory at first: after ``n`` steps the old average
 weighs ``min(average, (1 + n) / (10 + n))``.
@@ -23,7 +27,13 @@ import math
 from collections.abc import Callable
 
 import torch
-from torch.optim.lr_scheduler import LambdaLR, LRScheduler, ReduceLROnPlateau, SequentialLR
+from torch.optim.lr_scheduler import (
+    LambdaLR,
+    LRScheduler,
+    MultiplicativeLR,
+    ReduceLROnPlateau,
+    SequentialLR,
+)
 from torch.optim.swa_utils import AveragedModel
 
 from seqlm.params import TrainParams
@@ -87,22 +97,10 @@ class Schedule:
     ) -> None:
         self.optimizer = optimizer
         self.warmup_steps = params.warmup_steps
-        self.plateau: ReduceLROnPlateau | None = None
+        self.per_epoch: ReduceLROnPlateau | MultiplicativeLR | None = None
         self.per_step: LRScheduler | None = None
-        if params.schedule == "plateau":
-            self.min_lr = params.min_lr
-            self.ramp_base = params.lr  # the warm-up's full rate (lowered by a cut during it)
-            if self.warmup_steps:
-                self.per_step = LambdaLR(optimizer, self._floored_warmup)
-            self.plateau = ReduceLROnPlateau(
-                optimizer,
-                mode="min",
-                factor=params.plateau_factor,
-                patience=params.plateau_patience - 1,  # torch cuts after more than `patience`
-                threshold=0.0,
-                min_lr=params.min_lr,
-                eps=0.0,
-            )
+        if params.schedule in ("plateau", "step"):
+            self._per_epoch(params)
             return
         after = (
             cosine_factor(params, total_steps, time_fraction)
@@ -116,6 +114,33 @@ class Schedule:
             optimizer,
             [LambdaLR(optimizer, self._warmup), LambdaLR(optimizer, after)],
             milestones=[self.warmup_steps],
+        )
+
+    def _per_epoch(self, params: TrainParams) -> None:
+        """``plateau`` or ``step``: a warm-up ramp per step, the cuts per epoch."""
+        plateau = params.schedule == "plateau"
+        self.min_lr = params.min_lr if plateau else 0.0  # the plateau's floor, the ramp's too
+        self.factor = params.plateau_factor if plateau else params.decay
+        if not plateau and params.decay_after == 0:  # epoch 1 is already decayed once
+            for group in self.optimizer.param_groups:
+                group["lr"] *= params.decay
+        self.ramp_base = float(self.optimizer.param_groups[0]["lr"])  # lowered by a cut during it
+        if self.warmup_steps:
+            self.per_step = LambdaLR(self.optimizer, self._floored_warmup)
+        if not plateau:
+            after = params.decay_after  # the cut after epoch k applies from epoch k + 1
+            self.per_epoch = MultiplicativeLR(
+                self.optimizer, lambda k: params.decay if k >= after else 1.0
+            )
+            return
+        self.per_epoch = ReduceLROnPlateau(
+            self.optimizer,
+            mode="min",
+            factor=params.plateau_factor,
+            patience=params.plateau_patience - 1,  # torch cuts after more than `patience`
+            threshold=0.0,
+            min_lr=params.min_lr,
+            eps=0.0,
         )
 
     @property
@@ -133,20 +158,23 @@ class Schedule:
         """After an optimizer step: the next step's rate (the plateau's warm-up ends at ``W``)."""
         if self.per_step is None:
             return
-        if self.plateau is None or self.per_step.last_epoch < self.warmup_steps:
+        if self.per_epoch is None or self.per_step.last_epoch < self.warmup_steps:
             self.per_step.step()
 
     def end_epoch(self, val_perplexity: float) -> None:
-        """After an epoch's validation: reduce on plateau (``plateau`` schedule only)."""
-        if self.plateau is None:
+        """After an epoch's validation: reduce on plateau, or the step decay (those schedules)."""
+        if self.per_epoch is None:
             return
         before = self.lr
-        self.plateau.step(val_perplexity)
+        if isinstance(self.per_epoch, ReduceLROnPlateau):
+            self.per_epoch.step(val_perplexity)
+        else:
+            self.per_epoch.step()
         ramp = self.per_step
         if ramp is not None and ramp.last_epoch < self.warmup_steps and self.lr != before:
             # a cut during the warm-up scales the rest of the ramp too
-            ramp.base_lrs = [base * self.plateau.factor for base in ramp.base_lrs]
-            self.ramp_base *= self.plateau.factor
+            ramp.base_lrs = [base * self.factor for base in ramp.base_lrs]
+            self.ramp_base *= self.factor
 
 
 def ema_avg_fn(decay: float) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:

@@ -24,7 +24,7 @@ from seqlm.ngram.model import NgramModel
 from seqlm.ngram.sampling import generate
 from seqlm.params import GenerateParams, NgramParams
 from seqlm.perplexity import SplitScore, score_model
-from seqlm.sampling import banned_ids, join_tokens, read_prefix, separator
+from seqlm.sampling import TextFormat, banned_ids, join_tokens, read_prefix, separator
 
 log = logging.getLogger(__name__)
 
@@ -97,18 +97,20 @@ def orders_csv(rows: list[OrderScore]) -> str:
     return buf.getvalue()
 
 
-def sample_texts(model: NgramModel, vocab: Vocab, token: str, gen: GenerateParams) -> str:
+def sample_texts(
+    model: NgramModel, vocab: Vocab, fmt: TextFormat | str, gen: GenerateParams
+) -> str:
     """One sample per prefix, each from a fresh ``default_rng(seed)``: prefixes are independent.
 
     Each prefix is read like the corpus (:func:`seqlm.sampling.read_prefix`: cleaned, tokenized) and
     shown cleaned, as the model saw it, under a header naming it as written in the params."""
     blocks = []
-    banned = banned_ids(vocab)
+    banned = banned_ids(vocab, fmt)
     for prefix in gen.prefixes:
-        shown = read_prefix(prefix, token, vocab)
+        shown = read_prefix(prefix, fmt, vocab)
         rng = np.random.default_rng(gen.seed)
         new = generate(model, shown.ids, gen.length, rng, gen.temperature, gen.top_k, banned)
-        text = shown.text + separator(shown.text, token) + join_tokens(vocab.decode(new), token)
+        text = shown.text + separator(shown.text, fmt) + join_tokens(vocab.decode(new), fmt)
         blocks.append(f"== prefix: {prefix!r} ==\n{text}\n")
     header = (
         f"# {model.order}-gram {model.smoothing}; length {gen.length}, temperature "
@@ -122,7 +124,7 @@ def run_baseline(
     gen: GenerateParams,
     vocab: Vocab,
     splits: dict[str, SplitData],
-    token: str,
+    fmt: TextFormat | str,
 ) -> BaselineResult:
     """The whole stage in memory: order search, final fit, scores, log-probabilities, samples."""
     train, val = splits["train"], splits["val"]
@@ -164,5 +166,5 @@ def run_baseline(
         logprobs=logprobs,
         fit_seconds=fit_seconds,
         score_seconds=score_seconds,
-        samples=sample_texts(model, vocab, token, gen),
+        samples=sample_texts(model, vocab, fmt, gen),
     )

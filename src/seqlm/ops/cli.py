@@ -1,4 +1,4 @@
-"""The ``seqlm`` command: ``seqlm gate``, ``seqlm report`` and ``seqlm plots``.
+"""The ``seqlm`` command: ``seqlm gate``, ``seqlm report``, ``seqlm plots`` and ``seqlm params``.
 
 Each subcommand runs the module of the same name with the rest of the command line, so
 ``seqlm gate --smoke`` is ``python -m seqlm.ops.gate --smoke``; ``seqlm <command> --help`` lists
@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plots": (
         "seqlm.ops.plots",
         "render dvc.yaml's plots to a page that works offline; --check opens it in Chromium",
+    ),
+    "params": (
+        "seqlm.ops.presets",
+        "compose conf/ (presets: dataset=ptb, recipe=...) into params.yaml, as dvc exp run does",
     ),
 }
 

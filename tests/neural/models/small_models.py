@@ -9,6 +9,9 @@ from seqlm.neural.models import NetParams, build_model
 VOCAB_SIZE = 7
 BOS_ID = 1
 
+# an adaptive softmax over the 7 ids: a head over ids 0-2 and clusters 3-4 and 5-6
+ADAPTIVE = {"output": "adaptive", "cutoffs": (3, 5), "div_value": 2.0}
+
 # every architecture the package offers, by the name a test id shows
 CONFIGS = {
     "rnn": ("rnn", {}),
@@ -23,6 +26,9 @@ CONFIGS = {
         {"window": 4, "bidirectional": True, "num_layers": 2},
     ),
     "seq2seq-bidirectional-sum": ("seq2seq", {"window": 6, "bidirectional": True, "bridge": "sum"}),
+    "lstm-adaptive": ("lstm", {"num_layers": 2, **ADAPTIVE}),
+    "gru-scratch-adaptive": ("gru", {"cell": "scratch", **ADAPTIVE}),
+    "seq2seq-adaptive": ("seq2seq", {"window": 5, **ADAPTIVE}),
 }
 
 

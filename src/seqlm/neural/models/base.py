@@ -21,9 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from seqlm.params import TrainParams
+from seqlm.neural.models.heads import Head, gather_logprobs, unigram_output_bias
+from seqlm.params import NetParams, TrainParams
+
+__all__ = ["Batch", "NeuralLM", "gather_logprobs", "streamed_logprobs"]
 
 
 @dataclass(frozen=True)
@@ -35,19 +37,18 @@ class Batch:
     continues: bool
 
 
-def gather_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """``log softmax(logits)[target]`` in float64: ``(B, T, V), (B, T) -> (B, T)``."""
-    logp = F.log_softmax(logits.double(), dim=-1)  # (B, T, V)
-    return logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T)
-
-
 def streamed_logprobs(
     stream: Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]],
     ids: torch.Tensor,
     bos_id: int,
     chunk_size: int,
+    score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = gather_logprobs,
 ) -> torch.Tensor:
     """Score ``ids (N,)`` read as one stream from ``<bos>`` by ``stream(inputs (1, n), state)``.
+
+    ``stream`` gives logits ``(1, n, V)`` scored by :func:`gather_logprobs`, or whatever ``score``
+    turns with the targets ``(1, n)`` into float64 log-probabilities ``(1, n)`` (a model's last
+    hidden layer and its output layer's :func:`~seqlm.neural.models.heads.head_target_logprobs`).
 
     The stream is read in chunks of ``chunk_size`` that carry the state, so every target sees all
     of the split before it (the chunking only bounds memory)::
@@ -61,17 +62,19 @@ def streamed_logprobs(
     for start in range(0, ids.numel(), chunk_size):
         x = inputs[start : start + chunk_size].unsqueeze(0)  # (1, n)
         y = ids[start : start + chunk_size].unsqueeze(0)  # (1, n)
-        logits, state = stream(x, state)  # (1, n, V)
-        out.append(gather_logprobs(logits, y)[0])
+        logits, state = stream(x, state)  # (1, n, V), or what `score` reads
+        out.append(score(logits, y)[0])
     return torch.cat(out)  # (N,)
 
 
 class NeuralLM(nn.Module, ABC):
-    """A neural LM over token ids ``0 .. vocab_size − 1`` with a linear output layer ``head``."""
+    """A neural LM over token ids ``0 .. vocab_size − 1`` with an output layer ``head`` (a linear
+    map to the logits, or an adaptive softmax: :mod:`seqlm.neural.models.heads`)."""
 
     vocab_size: int
+    net: NetParams
     embedding: nn.Embedding
-    head: nn.Linear
+    head: Head
 
     @property
     def device(self) -> torch.device:
@@ -82,12 +85,15 @@ class NeuralLM(nn.Module, ABC):
         """Start the output layer's bias at the unigram log-frequencies of ``ids`` (add-one).
 
         The untrained model then predicts the unigram distribution instead of a uniform one, so
-        the first steps are not spent learning token frequencies.
+        the first steps are not spent learning token frequencies. An adaptive softmax gets the
+        frequent ids' and each cluster's log-frequency in its head's bias
+        (:func:`~seqlm.neural.models.heads.unigram_output_bias`). With ``net.init_range`` > 0 the
+        bias is left as drawn: that recipe initialises every parameter uniformly.
         """
+        if self.net.init_range:
+            return
         counts = np.bincount(np.asarray(ids, dtype=np.int64), minlength=self.vocab_size) + 1.0
-        log_freq = torch.as_tensor(np.log(counts / counts.sum()), dtype=torch.float32)
-        with torch.no_grad():
-            self.head.bias.copy_(log_freq)
+        unigram_output_bias(self.head, np.log(counts / counts.sum()))
 
     @abstractmethod
     def batch_unit(self, params: TrainParams) -> str:

@@ -3,7 +3,10 @@
 ::
 
     idx (B, T) ──embedding──> (B, T, E) ──input dropout──> recurrent layers ──> (B, T, H)
-        ──output dropout──> linear ──> logits (B, T, V)      (state carried in and out)
+        ──output dropout──> output layer ──> logits (B, T, V)      (state carried in and out)
+
+The output layer is ``net.output``'s (:mod:`seqlm.neural.models.heads`): a linear map to the logits,
+or an adaptive softmax, whose "logits" are already normalised log-probabilities.
 
 The model reads left to right only: the logits at position ``t`` depend on ``idx[:, :t+1]`` and the
 state passed in, never on later positions, so ``logits[:, t]`` is a distribution over the token that
@@ -31,6 +34,14 @@ import torch.nn.functional as F
 from seqlm.neural.batching import lm_batches, lm_batches_per_epoch
 from seqlm.neural.models.base import Batch, NeuralLM, streamed_logprobs
 from seqlm.neural.models.cells import State, make_recurrent
+from seqlm.neural.models.heads import (
+    Head,
+    head_loss,
+    head_scores,
+    head_target_logprobs,
+    init_head,
+    make_head,
+)
 from seqlm.neural.models.regularization import embedding_dropout, locked_dropout, weight_dropped
 from seqlm.params import RECURRENT_MODELS, NetParams, TrainParams, check_net_for_model
 
@@ -44,14 +55,26 @@ def detach_state(state: State | None) -> State | None:
     return state.detach()
 
 
-def init_embedding_and_head(embedding: nn.Embedding, head: nn.Linear, tie: bool) -> None:
+def init_embedding_and_head(embedding: nn.Embedding, head: Head, tie: bool) -> None:
     """Embedding and output weights uniform in ±0.1, output bias zero; with ``tie`` the output layer
-    shares the embedding matrix (``(V, H)`` with ``(V, E)``, E == H)."""
+    shares the embedding matrix (``(V, H)`` with ``(V, E)``, E == H). An adaptive softmax keeps
+    torch's initialisation of its weights (its head's bias zero) and is never tied."""
     nn.init.uniform_(embedding.weight, -0.1, 0.1)
+    if not isinstance(head, nn.Linear):
+        init_head(head)
+        return
     nn.init.uniform_(head.weight, -0.1, 0.1)
     nn.init.zeros_(head.bias)
     if tie:
         head.weight = embedding.weight
+
+
+def init_uniform(model: nn.Module, bound: float) -> None:
+    """With ``bound`` > 0 (``net.init_range``), every parameter uniform in ±``bound``, drawn in
+    ``model.parameters()`` order (a tied matrix once); 0 leaves the model as it is."""
+    if bound > 0:
+        for p in model.parameters():
+            nn.init.uniform_(p, -bound, bound)
 
 
 class RecurrentLM(NeuralLM):
@@ -69,19 +92,30 @@ class RecurrentLM(NeuralLM):
         self.rnn = make_recurrent(
             mode, net.cell, net.embedding_size, net.hidden_size, net.num_layers, net.dropout
         )
-        self.head = nn.Linear(net.hidden_size, vocab_size)
+        self.head = make_head(net, vocab_size)
         init_embedding_and_head(self.embedding, self.head, net.tie_weights)
+        init_uniform(self, net.init_range)
 
-    def forward(
-        self, idx: torch.Tensor, targets: torch.Tensor | None = None, state: State | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None, State]:
-        """``idx (B, T)`` → ``(logits (B, T, V), mean cross-entropy or None, final state)``."""
+    def features(self, idx: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """``idx (B, T)`` → ``(the output layer's input (B, T, H), final state)``."""
         net = self.net
         x = embedding_dropout(self.embedding, idx, net.embedding_dropout, self.training)  # (B,T,E)
         x = locked_dropout(x, net.input_dropout, self.training, net.locked)
         out, state = weight_dropped(self.rnn, net.weight_drop, self.training, x, state)  # (B, T, H)
-        out = locked_dropout(out, net.output_dropout, self.training, net.locked)
-        logits = self.head(out)  # (B, T, V)
+        return locked_dropout(out, net.output_dropout, self.training, net.locked), state
+
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None, state: State | None = None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, State]:
+        """``idx (B, T)`` → ``(logits (B, T, V), mean cross-entropy or None, final state)``.
+
+        With the adaptive softmax the logits are log-probabilities, and are not computed (None)
+        when ``targets`` are given: its loss reads only each target's cluster.
+        """
+        out, state = self.features(idx, state)
+        if targets is not None and isinstance(self.head, nn.AdaptiveLogSoftmaxWithLoss):
+            return None, head_loss(self.head, out, targets), state
+        logits = head_scores(self.head, out)  # (B, T, V)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.reshape(-1, self.vocab_size), targets.reshape(-1))
@@ -90,6 +124,7 @@ class RecurrentLM(NeuralLM):
     def stream(self, inputs: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
         """Read the next stream inputs ``(B, n)`` (the first ever is ``<bos>``): ``(B, n, V)``."""
         logits, _, state = self(inputs, state=state)
+        assert logits is not None
         return logits, state
 
     # --- the NeuralLM interface -----------------------------------------------------------------
@@ -119,4 +154,7 @@ class RecurrentLM(NeuralLM):
     def split_logprobs(
         self, ids: torch.Tensor, bos_id: int, *, chunk_size: int, windows_per_batch: int
     ) -> torch.Tensor:
-        return streamed_logprobs(self.stream, ids, bos_id, chunk_size)
+        def score(hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+            return head_target_logprobs(self.head, hidden, targets)
+
+        return streamed_logprobs(self.features, ids, bos_id, chunk_size, score)

@@ -32,9 +32,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from seqlm.neural.batching import window_pairs, window_pairs_per_epoch
-from seqlm.neural.models.base import Batch, NeuralLM, gather_logprobs
+from seqlm.neural.models.base import Batch, NeuralLM
 from seqlm.neural.models.cells import make_recurrent
-from seqlm.neural.models.recurrent import init_embedding_and_head
+from seqlm.neural.models.heads import head_loss, head_scores, head_target_logprobs, make_head
+from seqlm.neural.models.recurrent import init_embedding_and_head, init_uniform
 from seqlm.neural.models.regularization import embedding_dropout, locked_dropout, weight_dropped
 from seqlm.params import NetParams, TrainParams, check_net_for_model
 
@@ -77,8 +78,9 @@ class Seq2SeqLM(NeuralLM):
         if net.bidirectional and net.bridge == "concat":
             self.bridge_h = nn.Linear(2 * net.hidden_size, net.hidden_size)
             self.bridge_c = nn.Linear(2 * net.hidden_size, net.hidden_size)
-        self.head = nn.Linear(net.hidden_size, vocab_size)
+        self.head = make_head(net, vocab_size)
         init_embedding_and_head(self.embedding, self.head, net.tie_weights)
+        init_uniform(self, net.init_range)
 
     # --- building blocks ------------------------------------------------------------------------
 
@@ -106,15 +108,21 @@ class Seq2SeqLM(NeuralLM):
             h, c = h * keep, c * keep
         return h.contiguous(), c.contiguous()
 
-    def decode(
+    def decode_hidden(
         self, tgt_in: torch.Tensor, state: LstmState | None
     ) -> tuple[torch.Tensor, LstmState]:
-        """Decoder logits ``(B, T, V)`` for inputs ``tgt_in (B, T)`` from ``state``."""
+        """The output layer's input ``(B, T, H)`` for decoder inputs ``tgt_in (B, T)``."""
         net = self.net
         x = self._embed(tgt_in)  # (B, T, E)
         out, state = weight_dropped(self.decoder, net.weight_drop, self.training, x, state)
-        out = locked_dropout(out, net.output_dropout, self.training, net.locked)  # (B, T, H)
-        return self.head(out), state  # (B, T, V)
+        return locked_dropout(out, net.output_dropout, self.training, net.locked), state
+
+    def decode(
+        self, tgt_in: torch.Tensor, state: LstmState | None
+    ) -> tuple[torch.Tensor, LstmState]:
+        """Decoder logits ``(B, T, V)`` (adaptive softmax: log-probabilities) for ``tgt_in``."""
+        out, state = self.decode_hidden(tgt_in, state)  # (B, T, H)
+        return head_scores(self.head, out), state  # (B, T, V)
 
     def forward(
         self,
@@ -122,19 +130,26 @@ class Seq2SeqLM(NeuralLM):
         tgt: torch.Tensor,
         has_src: torch.Tensor | None = None,
         targets: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Teacher forcing: ``src (B, W)`` previous windows, ``tgt (B, T)`` the windows to predict.
 
         The decoder reads ``<bos> tgt[:, :-1]``. Returns ``(logits (B, T, V), loss or None)``, the
-        loss against ``targets`` (normally ``tgt``; ``-100`` marks padding to ignore).
+        loss against ``targets`` (normally ``tgt``; ``-100`` marks padding to ignore, softmax
+        only). With the adaptive softmax and ``targets`` the logits are not computed (None).
         """
-        bos = tgt.new_full((tgt.shape[0], 1), self.bos_id)
-        tgt_in = torch.cat([bos, tgt[:, :-1]], dim=1)  # (B, T)
-        logits, _ = self.decode(tgt_in, self.encode(src, has_src))
+        out, _ = self.decode_hidden(self._teacher_inputs(tgt), self.encode(src, has_src))
+        if targets is not None and isinstance(self.head, nn.AdaptiveLogSoftmaxWithLoss):
+            return None, head_loss(self.head, out, targets)
+        logits = head_scores(self.head, out)  # (B, T, V)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.reshape(-1, self.vocab_size), targets.reshape(-1))
         return logits, loss
+
+    def _teacher_inputs(self, tgt: torch.Tensor) -> torch.Tensor:
+        """The decoder's inputs for targets ``tgt (B, T)``: ``<bos> tgt[:, :-1]``."""
+        bos = tgt.new_full((tgt.shape[0], 1), self.bos_id)
+        return torch.cat([bos, tgt[:, :-1]], dim=1)  # (B, T)
 
     # --- reading a stream token by token (generation) -------------------------------------------
 
@@ -212,6 +227,7 @@ class Seq2SeqLM(NeuralLM):
         out = []
         for start in range(0, num_windows, windows_per_batch):
             sl = slice(start, start + windows_per_batch)
-            logits, _ = self(src[sl], tgt[sl], has_src[sl])  # (b, W, V)
-            out.append(gather_logprobs(logits, tgt[sl]).reshape(-1))
+            state = self.encode(src[sl], has_src[sl])
+            hidden, _ = self.decode_hidden(self._teacher_inputs(tgt[sl]), state)  # (b, W, H)
+            out.append(head_target_logprobs(self.head, hidden, tgt[sl]).reshape(-1))
         return torch.cat(out)[:n]  # (N,)

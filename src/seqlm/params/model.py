@@ -1,140 +1,24 @@
-"""Typed parameters: one frozen pydantic model per ``params.yaml`` section, all of them here.
-
-Every section is a :class:`~seqlm.core.schema.Section`: strict types (a string is not a number, a
-bool is not an integer; an integer where a float is expected becomes a float; a YAML list becomes a
-tuple), no unknown keys, frozen. ``load_section`` reads one section of the file; building a section
-directly (``TrainParams(epochs=2)``) runs the same checks. A refusal is a ParamError naming the key,
-the bad value and what is allowed, so a typo in ``params.yaml`` (or in ``dvc exp run -S``) fails
-loudly instead of being ignored.
-"""
+"""The model sections' schemas: the ``model`` key, ``net``, ``train``, ``generate``, ``ngram``."""
 
 from __future__ import annotations
 
 import os
-import typing
-import urllib.parse
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, Self
 
-import yaml
 from pydantic import Field, field_validator, model_validator
 
 from seqlm.core.errors import ParamError
-from seqlm.core.schema import Allowed, Count, Listed, NonNegative, NonNegativeInt, Positive, Section
-from seqlm.data.split import check_fractions
-
-S = TypeVar("S", bound=Section)
-
-DEFAULT_PARAMS = "params.yaml"
-
-
-def read_params(path: str | os.PathLike[str] = DEFAULT_PARAMS) -> dict[str, Any]:
-    """Read the whole params file as a mapping."""
-    p = Path(path)
-    if not p.is_file():
-        raise ParamError(f"params file {str(p)!r} does not exist")
-    data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    if not isinstance(data, dict):
-        raise ParamError(f"params file {str(p)!r} must hold a mapping, got {type(data).__name__}")
-    return data
-
-
-def build(cls: type[S], section: str, values: Mapping[str, Any]) -> S:
-    """Validate ``values``, params section ``section``, into ``cls`` (which names its keys)."""
-    if not isinstance(values, Mapping):
-        raise ParamError(f"params section {section!r} must be a mapping, got {values!r}")
-    return cls(**{str(key): value for key, value in values.items()})
-
-
-def load_section(cls: type[S], section: str, path: str | os.PathLike[str] = DEFAULT_PARAMS) -> S:
-    """Read section ``section`` of the params file into ``cls``."""
-    params = read_params(path)
-    if section not in params:
-        raise ParamError(f"params file {str(path)!r} has no section {section!r}")
-    return build(cls, section, params[section] or {})
-
-
-def choices(literal: Any) -> tuple[str, ...]:
-    """The values of a ``Literal`` type, in order."""
-    return typing.get_args(literal)
-
-
-# --- data sections ------------------------------------------------------------------------------
-
-SCHEMES = ("http", "https", "file")
-TokenKind = Literal["word", "char"]
-TOKEN_KINDS = choices(TokenKind)
-RESERVED_CHOICES = ("<pad>", "<bos>", "<eos>")
-"""Tokens ``vocab.reserved`` may place after ``<unk>`` (always index 0)."""
-
-
-class DownloadParams(Section):
-    """The ``download`` section: the corpus URL and its sha1, checked on every fetch."""
-
-    section: ClassVar[str] = "download"
-    url: str
-    sha1: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{40}$"), Allowed("is not a 40-digit hex sha1")]
-    timeout_s: Positive = 30.0
-    retries: NonNegativeInt = 3
-
-    @field_validator("url")
-    @classmethod
-    def _known_scheme(cls, url: str) -> str:
-        scheme = urllib.parse.urlparse(url).scheme
-        if scheme not in SCHEMES:
-            raise ParamError(
-                f"download.url = {url!r} has scheme {scheme!r}; allowed: {', '.join(SCHEMES)}"
-            )
-        return url
-
-
-class CleanParams(Section):
-    """The ``clean`` section."""
-
-    section: ClassVar[str] = "clean"
-    strip_gutenberg: bool = False
-
-
-class TokenizeParams(Section):
-    """The ``tokenize`` section: the token kind and the split fractions (they sum to 1)."""
-
-    section: ClassVar[str] = "tokenize"
-    token: Annotated[
-        TokenKind, Allowed(f"is not a tokenization; choose one of: {', '.join(TOKEN_KINDS)}")
-    ] = "char"
-    train_fraction: float = 0.90
-    val_fraction: float = 0.05
-    test_fraction: float = 0.05
-
-    @model_validator(mode="after")
-    def _fractions_sum_to_one(self) -> Self:
-        check_fractions(self.train_fraction, self.val_fraction, self.test_fraction)
-        return self
-
-
-class VocabParams(Section):
-    """The ``vocab`` section: tokens seen fewer than ``min_freq`` times become ``<unk>``."""
-
-    section: ClassVar[str] = "vocab"
-    min_freq: Annotated[int, Field(ge=1), Allowed("must be >= 1")] = 1
-    reserved: Listed[str] = ("<bos>",)
-
-    @field_validator("reserved")
-    @classmethod
-    def _known_reserved(cls, reserved: tuple[str, ...]) -> tuple[str, ...]:
-        for tok in reserved:
-            if tok not in RESERVED_CHOICES:
-                raise ParamError(
-                    f"vocab.reserved has {tok!r}; allowed: {', '.join(RESERVED_CHOICES)} "
-                    f"(<unk> is always index 0)"
-                )
-        if len(set(reserved)) != len(reserved):
-            raise ParamError(f"vocab.reserved = {list(reserved)} lists a token twice")
-        return reserved
-
-
-# --- model and net ------------------------------------------------------------------------------
+from seqlm.core.schema import (
+    Allowed,
+    Count,
+    Listed,
+    NonNegative,
+    NonNegativeInt,
+    Positive,
+    Section,
+    choices,
+)
+from seqlm.params.files import read_params
 
 Model = Literal["rnn", "gru", "lstm", "seq2seq"]
 MODELS = choices(Model)
@@ -174,7 +58,14 @@ class NetParams(Section):
     * ``window``: seq2seq's window length (the textbook's ``num_steps``): the encoder reads one
       window, the decoder predicts the next;
     * ``bridge``: how a bidirectional encoder's two final states become the decoder's initial state:
-      ``concat`` (concatenate, then a linear map per layer) or ``sum``.
+      ``concat`` (concatenate, then a linear map per layer) or ``sum``;
+    * ``output``: ``softmax`` (a linear map to every token's logit) or ``adaptive`` (torch's
+      ``AdaptiveLogSoftmaxWithLoss``, an exact distribution that is cheaper for a large vocabulary:
+      a head over the ids below ``cutoffs[0]`` and one class per cluster ``[cutoffs[i],
+      cutoffs[i+1])``, the clusters' projections ``div_value`` times narrower each); the cutoffs
+      must increase and be below the vocabulary size; not with ``tie_weights``;
+    * ``init_range``: 0 keeps each layer's own initialisation; > 0 draws every parameter uniformly
+      in ±``init_range`` (Zaremba et al. 2014: 0.1 small, 0.05 medium), the output bias included.
     """
 
     section: ClassVar[str] = "net"
@@ -192,6 +83,10 @@ class NetParams(Section):
     bidirectional: bool = False
     window: Count = 64
     bridge: Bridge = "concat"
+    output: Literal["softmax", "adaptive"] = "softmax"
+    cutoffs: Listed[Annotated[int, Field(ge=1)]] = (2000, 6000)
+    div_value: Positive = 4.0
+    init_range: NonNegative = 0.0
 
     @model_validator(mode="after")
     def _tied_sizes_match(self) -> Self:
@@ -200,6 +95,25 @@ class NetParams(Section):
                 f"net.tie_weights = true needs net.embedding_size == net.hidden_size (the output "
                 f"layer reuses the embedding matrix), got {self.embedding_size} and "
                 f"{self.hidden_size}; make them equal or set tie_weights: false"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _adaptive_output(self) -> Self:
+        cutoffs = list(self.cutoffs)
+        if not cutoffs or cutoffs != sorted(set(cutoffs)):
+            raise ParamError(f"net.cutoffs = {cutoffs} must be a non-empty, increasing list")
+        if self.output == "adaptive" and self.tie_weights:
+            raise ParamError(
+                "net.tie_weights = true is not allowed with net.output = 'adaptive' (the adaptive "
+                "softmax has no (V, H) output matrix to share); use output: softmax or untie"
+            )
+        narrowest = int(self.hidden_size // self.div_value ** len(cutoffs))
+        if self.output == "adaptive" and narrowest < 1:
+            raise ParamError(
+                f"net.div_value = {self.div_value} with {len(cutoffs)} cutoffs leaves the last "
+                f"cluster of net.hidden_size = {self.hidden_size} a projection of width 0; lower "
+                f"div_value or use fewer cutoffs"
             )
         return self
 
@@ -238,7 +152,7 @@ Device = Literal["auto", "cpu", "cuda"]
 DEVICES = choices(Device)
 Optimizer = Literal["sgd", "adam", "adamw"]
 OPTIMIZERS = choices(Optimizer)
-Schedule = Literal["constant", "cosine", "plateau"]
+Schedule = Literal["constant", "cosine", "plateau", "step"]
 SCHEDULES = choices(Schedule)
 Sampling = Literal["sequential", "random"]
 SAMPLINGS = choices(Sampling)
@@ -256,9 +170,11 @@ class TrainParams(Section):
       iterators); seq2seq always shuffles its windows;
     * ``optimizer``: ``sgd`` (with ``momentum``), ``adam``, ``adamw`` (decoupled ``weight_decay``;
       for sgd and adam it is L2); ``lr``; ``clip``: max gradient norm (0 = off);
-    * ``schedule``: ``constant``, ``cosine`` (to ``min_lr`` at the last step of ``epochs``) or
+    * ``schedule``: ``constant``, ``cosine`` (to ``min_lr`` at the last step of ``epochs``),
       ``plateau`` (× ``plateau_factor`` when val perplexity has not improved for
-      ``plateau_patience`` epochs); ``warmup_steps``: linear warm-up from 0 (any schedule);
+      ``plateau_patience`` epochs) or ``step`` (``lr · decay ** max(epoch − decay_after, 0)`` in
+      epoch 1, 2, ...: Zaremba et al.'s halving after epoch 4); ``warmup_steps``: linear warm-up
+      from 0 (any schedule);
     * ``epochs``: at most this many; ``patience``: stop after this many epochs without a better val
       perplexity (0 = off); ``budget_minutes``: stop when training (validation included) has run
       this long (0 = off); the cosine schedule then anneals by time if time runs out before steps;
@@ -283,6 +199,8 @@ class TrainParams(Section):
     min_lr: NonNegative = 0.0
     plateau_factor: Annotated[float, Field(gt=0, lt=1)] = 0.5
     plateau_patience: Count = 1
+    decay: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    decay_after: NonNegativeInt = 4
     epochs: Count = 30
     patience: NonNegativeInt = 0
     budget_minutes: NonNegative = 0.0
