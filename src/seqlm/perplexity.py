@@ -14,9 +14,12 @@ One convention, used by every evaluator (n-gram, RNN/GRU/LSTM, seq2seq, their in
   - ``nll``: the total negative log-likelihood in nats, ``-Σ log p``;
   - ``perplexity``: ``exp(nll / tokens)``;
   - ``bits_per_char``: ``nll / ln 2 / characters``, where ``characters`` is the length of the split's
-    running text (spaces between words included; see :mod:`seqlm.data.tokens`). It is the same text
-    whatever the tokenization, so bits per character compares word- and character-level models,
-    where perplexities per token do not.
+    running text (:mod:`seqlm.data.tokens`): with ``tokenize.line_end: space`` its non-empty lines
+    joined by one space; with ``eos`` and ``newline`` every line followed by one ``\\n`` (an
+    ``<eos>`` counts as the one character of the line end it stands for). A word line's text is its
+    words joined by one space. It is the same text whatever the tokenization, so bits per character
+    compares word- and character-level models with the same line ends, where perplexities per token
+    do not.
 
 Every model is scored through :func:`score_model` (or :func:`score_logprobs` for log-probabilities
 already in hand, such as a mixture's): a function giving the targets' log-probabilities, and the split.
