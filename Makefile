@@ -8,7 +8,7 @@ BIN     := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export PYTHONHASHSEED := 0
 
-.PHONY: help setup setup-dev browser plots report params repro test test-fast gate smoke baseline smoke-baseline clean-venv
+.PHONY: help setup setup-dev browser plots report params repro test test-fast mutate gate smoke baseline smoke-baseline clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -85,6 +85,10 @@ test: setup-dev  ## run the full test suite
 
 test-fast: setup-dev  ## the tests without the end-to-end dvc runs
 	pytest -m "not slow"
+
+# not part of `make test` or CI: the run takes minutes (mutmut, configured in pyproject.toml)
+mutate: $(VENV)/.dev  ## mutation testing of the honesty-critical code: the score and the surviving mutants
+	python tools/mutation_score.py
 
 gate: setup  ## reproduce from a clean state and fail on regressions against the committed baseline
 	python -m seqlm.ops.gate $(GATE_ARGS)

@@ -1,4 +1,5 @@
 import math
+import re
 
 import numpy as np
 import pytest
@@ -8,7 +9,9 @@ from seqlm.data.corpus import SplitData
 from seqlm.perplexity import (
     best_mixture_weight,
     load_target_logprobs,
+    logprobs_path,
     mix_logprobs,
+    oov_count,
     save_target_logprobs,
     score_logprobs,
     score_model,
@@ -38,7 +41,9 @@ def test_bits_per_char_divides_by_the_running_texts_characters_not_tokens():
     }
 
 
-@pytest.mark.parametrize("bad", [np.array([]), np.array([-1.0, np.nan]), np.array([0.5])])
+@pytest.mark.parametrize(
+    "bad", [np.array([]), np.array([-1.0, np.nan]), np.array([0.5]), np.full((2, 2), -1.0)]
+)
 def test_impossible_log_probabilities_are_refused(bad):
     with pytest.raises(DataError):
         score_split(bad, characters=10, oov=0)
@@ -84,5 +89,88 @@ def test_every_model_is_scored_on_a_split_through_one_function():
 
 def test_scores_need_exactly_one_log_probability_per_target():
     split = SplitData(name="test", ids=np.array([1, 2, 3], np.int32), lines=1, characters=5, oov=0)
-    with pytest.raises(DataError, match="2 log-probabilities .* for 3 targets"):
+    with pytest.raises(
+        DataError, match="2 log-probabilities .* for 3 targets; need exactly one per target$"
+    ):
         score_logprobs(split, np.array([-1.0, -1.0]))
+
+
+def test_log_probabilities_are_summed_in_float64_whatever_their_dtype():
+    lp32 = np.full(3, -0.1, dtype=np.float32)
+    score = score_split(lp32, characters=3, oov=0)
+    assert score.nll == -float(lp32.astype(np.float64).sum()) != -float(lp32.sum())
+
+
+@pytest.mark.parametrize("characters", [0, -3])
+def test_a_split_needs_a_positive_character_count(characters):
+    with pytest.raises(DataError, match=f"a positive character count, got {characters}"):
+        score_split(np.array([-1.0]), characters=characters, oov=0)
+
+
+def test_a_log_probability_a_rounding_error_above_zero_is_accepted_and_a_single_character_too():
+    score = score_split(np.array([1e-9, -1.0]), characters=1, oov=0)
+    assert score.bits_per_char == pytest.approx((1 - 1e-9) / math.log(2))
+
+
+def test_the_first_impossible_target_is_named():
+    with pytest.raises(DataError, match="target 2 has log-probability nan"):
+        score_split(np.array([1e-9, -1.0, np.nan, 0.5]), characters=4, oov=0)
+
+
+def test_a_models_log_probabilities_are_returned_in_float64():
+    split = SplitData(name="val", ids=np.array([1, 2], np.int32), lines=1, characters=3, oov=0)
+    result, lp = score_model(lambda ids: np.full(ids.shape, -0.5, np.float32), split)
+    assert lp.dtype == np.float64 and result.nll == pytest.approx(1.0)
+
+
+def test_the_oov_count_is_the_number_of_unk_targets():
+    ids = np.array([0, 3, 0, 1, 3, 3])
+    assert oov_count(ids) == 2
+    assert oov_count(ids, unk_id=3) == 3
+
+
+def test_a_mixture_at_either_end_is_one_model_and_a_weight_outside_is_refused():
+    a, b = np.log([0.2, 0.6]), np.log([0.4, 0.2])
+    assert mix_logprobs(a, b, 0.0) == pytest.approx(b)
+    assert mix_logprobs(a, b, 1.0) == pytest.approx(a)
+    for weight in (1.5, -0.5):
+        with pytest.raises(ValueError, match=f"mixture weight must be in \\[0, 1\\], got {weight}"):
+            mix_logprobs(a, b, weight)
+
+
+def test_a_mixture_of_float32_log_probabilities_is_computed_in_float64():
+    a, b = np.log(np.array([0.2, 0.6], np.float32)), np.log(np.array([0.4, 0.2], np.float32))
+    la, lb = math.log(0.25), math.log(0.75)
+    exact = np.logaddexp(la + a.astype(np.float64), lb + b.astype(np.float64))
+    mixed = mix_logprobs(a, b, 0.25)
+    assert mixed.dtype == np.float64 and np.array_equal(mixed, exact)
+
+
+def test_the_best_mixture_weight_is_the_exact_optimum_within_its_tolerance():
+    # d/dw of log(.1 + .8w) + log(.5 - .4w) is zero at .8(.5 - .4w) = .4(.1 + .8w): w = .5625
+    a, b = np.log([0.9, 0.1]), np.log([0.1, 0.5])
+    assert best_mixture_weight(a, b) == pytest.approx(0.5625, abs=1e-6)
+    assert best_mixture_weight(b, a) == pytest.approx(1 - 0.5625, abs=1e-6)
+
+
+def test_a_model_that_is_worse_on_every_target_gets_weight_zero():
+    assert best_mixture_weight(np.log([0.1, 0.1]), np.log([0.9, 0.9])) == 0.0
+
+
+def test_log_probabilities_are_saved_in_float64_and_never_unpickled(tmp_path):
+    path = save_target_logprobs(tmp_path, "val", np.log(np.array([0.5, 0.25], np.float32)))
+    assert path == logprobs_path(tmp_path, "val") == tmp_path / "val_logprobs.npy"
+    assert load_target_logprobs(tmp_path, "val").dtype == np.float64
+    np.save(logprobs_path(tmp_path, "test"), np.array([{"code": 1}], dtype=object))
+    with pytest.raises(ValueError, match="allow_pickle=False"):
+        load_target_logprobs(tmp_path, "test")
+    missing = str(logprobs_path(tmp_path, "train"))
+    with pytest.raises(DataError, match=re.escape(f"split 'train' at {missing!r}")):
+        load_target_logprobs(tmp_path, "train")
+
+
+@pytest.mark.parametrize("shape", [(0,), (2, 2)])
+def test_log_probabilities_of_the_wrong_shape_are_refused_naming_it(shape):
+    message = f"need one log-probability per target token, got shape {shape}"
+    with pytest.raises(DataError, match=re.escape(message)):
+        score_split(np.full(shape, -1.0), characters=4, oov=0)

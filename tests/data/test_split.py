@@ -1,7 +1,7 @@
 import pytest
 
 from seqlm.core.errors import DataError, ParamError
-from seqlm.data.split import split_by_line
+from seqlm.data.split import SPLITS, check_blocks, split_by_line
 
 
 def test_the_split_is_three_contiguous_blocks_by_line_index():
@@ -36,3 +36,18 @@ def test_bad_fractions_are_refused(fractions, message):
 def test_a_split_without_text_is_refused():
     with pytest.raises(DataError, match=r"the val split \(lines 9..9 of 10\) has no text"):
         split_by_line(["a"] * 10, 0.9, 0.04, 0.06)
+
+
+def test_a_fraction_of_one_is_refused_even_when_the_sum_is_within_rounding_of_one():
+    with pytest.raises(ParamError, match="train_fraction = 1.0 must be strictly between 0 and 1"):
+        split_by_line(["a"] * 10, 1.0, 1e-10, 1e-10)
+
+
+def test_a_pre_split_corpus_needs_text_in_each_of_its_three_files():
+    good = {"train": ["a b"], "val": ["", "c"], "test": ["d"]}
+    check_blocks(good)
+    for name in SPLITS:
+        with pytest.raises(DataError, match=f"the {name} file of the corpus has no text"):
+            check_blocks({**good, name: ["", "  "]})
+    with pytest.raises(DataError, match="the test file of the corpus has no text"):
+        check_blocks({"train": ["a"], "val": ["b"]})

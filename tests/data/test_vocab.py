@@ -1,3 +1,7 @@
+import hashlib
+import re
+
+import numpy as np
 import pytest
 
 from seqlm.core.errors import DataError, ParamError
@@ -92,3 +96,67 @@ def test_tokens_with_a_newline_tab_or_backslash_round_trip_through_the_tsv(tmp_p
     text = (tmp_path / "v.tsv").read_text()
     assert text.splitlines()[1:] == ["<unk>\t0", "a\t2", "\\n\t1", "\\t\t1", "\\\\\t1", "\\\\n\t1"]
     assert load_vocab(tmp_path / "v.tsv") == vocab
+
+
+@pytest.mark.parametrize(
+    "tokens, counts, message",
+    [
+        ((), (), "^a vocabulary must start with '<unk>'$"),
+        (("a", "<unk>"), (1, 0), "^a vocabulary must start with '<unk>'$"),
+        (("<unk>", "a"), (0,), "^a vocabulary needs one count per token$"),
+        (("<unk>", "a", "a"), (0, 1, 1), "^a vocabulary lists a token twice$"),
+    ],
+)
+def test_a_vocabulary_that_breaks_the_format_is_refused(tokens, counts, message):
+    with pytest.raises(DataError, match=message):
+        Vocab(tokens, counts)
+
+
+def test_known_tokens_map_to_their_index_and_anything_else_to_unk():
+    vocab = Vocab(("<unk>", "<bos>", "a", "b"), (0, 0, 2, 1))
+    assert (vocab.index("b"), vocab.index("zz")) == (3, 0)
+    assert "a" in vocab and "zz" not in vocab
+    ids = vocab.encode(["b", "zz", "a"])
+    assert ids.dtype == np.int32 and ids.tolist() == [3, 0, 2]
+    assert vocab.decode(ids) == ["b", "<unk>", "a"]
+
+
+def test_reserved_tokens_in_the_train_stream_count_their_occurrences_and_not_as_unk():
+    vocab = build_vocab(["a", "<eos>", "b", "<eos>", "a"], VocabParams(reserved=("<eos>",)))
+    assert vocab.tokens == ("<unk>", "<eos>", "a", "b")
+    assert vocab.counts == (0, 2, 2, 1)
+
+
+def test_the_checksum_is_the_sha256_of_the_saved_file(tmp_path):
+    vocab = build_vocab(list("abca"), VocabParams())
+    save_vocab(vocab, tmp_path / "v.tsv")
+    assert vocab.checksum() == hashlib.sha256((tmp_path / "v.tsv").read_bytes()).hexdigest()
+
+
+def test_blank_lines_in_a_vocabulary_file_are_skipped_wherever_they_are(tmp_path):
+    path = tmp_path / "v.tsv"
+    path.write_text("token\tcount\n<unk>\t0\n\na\t3\n\n")
+    assert load_vocab(path) == Vocab(("<unk>", "a"), (0, 3))
+
+
+def test_a_missing_vocabulary_file_or_a_bad_escape_in_it_is_refused(tmp_path):
+    path = tmp_path / "v.tsv"
+    with pytest.raises(DataError, match="v.tsv' does not exist"):
+        load_vocab(path)
+    token = "ab\\qcdef"  # a backslash before q: not an escape the file format has
+    path.write_text(f"token\tcount\n<unk>\t0\n{token}\t1\n")
+    message = f"bad escape {token[2:4]!r} in vocabulary token {token!r}"
+    with pytest.raises(DataError, match=re.escape(message)):
+        load_vocab(path)
+
+
+def test_escapes_anywhere_in_a_token_round_trip(tmp_path):
+    vocab = Vocab(("<unk>", "a\tb", "x\\y\nz", "end\r"), (0, 1, 1, 1))
+    save_vocab(vocab, tmp_path / "v.tsv")
+    assert load_vocab(tmp_path / "v.tsv") == vocab
+
+
+def test_the_count_is_read_after_the_last_tab_of_a_row(tmp_path):
+    path = tmp_path / "v.tsv"
+    path.write_text("token\tcount\n<unk>\t0\na\tb\t7\n")  # a raw tab, as no seqlm file has
+    assert load_vocab(path) == Vocab(("<unk>", "a\tb"), (0, 7))

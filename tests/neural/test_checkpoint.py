@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fractions
+import re
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +38,7 @@ def test_a_checkpoint_loads_back_into_the_same_model(tmp_path: Path, model_name:
     loaded, info = load_checkpoint(path, VOCAB, model_name=model_name, net=NET)
     assert (info.model, info.net, info.epoch, info.best_val_perplexity) == (model_name, NET, 3, 4.5)
     assert info.vocab_sha256 == VOCAB.checksum() and info.bos_id == 1
+    assert info.vocab_size == len(VOCAB)
     for key, value in model.state_dict().items():
         torch.testing.assert_close(loaded.state_dict()[key], value, atol=0, rtol=0)
     ids = np.array([2, 3, 4, 5, 2, 3, 0, 4, 4], dtype=np.int32)
@@ -99,3 +102,110 @@ def test_a_missing_or_foreign_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_saving_leaves_no_temporary_files(tmp_path: Path) -> None:
     path, _ = saved(tmp_path)
     assert sorted(p.name for p in path.parent.iterdir()) == ["model.pt"]
+
+
+def rewritten(path: Path, **changes: object) -> Path:
+    """The checkpoint at ``path`` saved again with some of its entries changed."""
+    payload = torch.load(path, weights_only=True)
+    torch.save({**payload, **changes}, path)
+    return path
+
+
+def test_the_vocabulary_refusal_names_both_vocabularies_by_size_and_checksum(
+    tmp_path: Path,
+) -> None:
+    path, _ = saved(tmp_path)
+    other = Vocab(VOCAB.tokens[:-1], VOCAB.counts[:-1])
+    expected = (
+        f"another vocabulary ({len(VOCAB)} entries, sha256 {VOCAB.checksum()[:12]}…) than the "
+        f"one given ({len(other)} entries, sha256 {other.checksum()[:12]}…)"
+    )
+    with pytest.raises(DataError, match=re.escape(expected)):
+        load_checkpoint(path, other)
+
+
+def test_every_difference_in_the_configuration_is_named(tmp_path: Path) -> None:
+    path, _ = saved(tmp_path)
+    net = NetParams(embedding_size=8, hidden_size=8, num_layers=1, tie_weights=True, window=5)
+    expected = "(num_layers: checkpoint 2, params 1; window: checkpoint 4, params 5)"
+    with pytest.raises(DataError, match=re.escape(expected)):
+        load_checkpoint(path, VOCAB, net=net)
+
+
+def test_a_checkpoint_holding_pickled_objects_is_refused_without_running_them(
+    tmp_path: Path,
+) -> None:
+    path, _ = saved(tmp_path)
+    rewritten(path, epoch=fractions.Fraction(3))  # only plain data loads with weights_only
+    with pytest.raises(DataError, match="not a readable seqlm checkpoint"):
+        load_checkpoint(path, VOCAB)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"model": "transformer"}, "cannot build: model = 'transformer' is not a model"),
+        ({"net": [8, 8]}, "cannot build: params section 'net' must be a mapping"),
+        ({"state_dict": {}}, "does not fit its own configuration"),
+        ({"format": 2}, "is not a seqlm checkpoint of format 1"),
+    ],
+)
+def test_a_checkpoint_that_cannot_be_rebuilt_is_refused_saying_why(
+    tmp_path: Path, changes: dict, message: str
+) -> None:
+    path, _ = saved(tmp_path)
+    with pytest.raises(DataError, match=re.escape(message)):
+        load_checkpoint(rewritten(path, **changes), VOCAB)
+
+
+def test_a_saved_file_that_is_not_a_dict_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "list.pt"
+    torch.save([1, 2], path)
+    with pytest.raises(DataError, match="not a seqlm checkpoint of format 1"):
+        load_checkpoint(path, VOCAB)
+
+
+def test_the_model_is_loaded_onto_the_device_asked_for(tmp_path: Path) -> None:
+    path, _ = saved(tmp_path)
+    model, _ = load_checkpoint(path, VOCAB, device="meta")
+    assert {p.device.type for p in model.parameters()} == {"meta"}
+
+
+def spoil(path: Path, how: str) -> dict:
+    """Spoil the checkpoint at ``path``, or the call loading it, in way ``how``: the call's keywords."""
+    if how == "missing":
+        path.unlink()
+    elif how == "unreadable":
+        path.write_bytes(b"not a zip")
+    elif how == "foreign":
+        torch.save({"weights": torch.zeros(2)}, path)
+    elif how == "unbuildable":
+        rewritten(path, model="transformer")
+    elif how == "weights that do not fit":
+        rewritten(path, state_dict={})
+    other_net = NetParams(embedding_size=8, hidden_size=8, num_layers=1, tie_weights=True, window=4)
+    return {
+        "another vocabulary": {"vocab": Vocab(VOCAB.tokens[:-1], VOCAB.counts[:-1])},
+        "another model": {"model_name": "gru"},
+        "another net": {"net": other_net},
+    }.get(how, {})
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "missing",
+        "unreadable",
+        "foreign",
+        "another vocabulary",
+        "unbuildable",
+        "another model",
+        "another net",
+        "weights that do not fit",
+    ],
+)
+def test_every_refusal_names_the_checkpoint_file(tmp_path: Path, how: str) -> None:
+    path, _ = saved(tmp_path)
+    with pytest.raises(DataError) as refused:
+        load_checkpoint(path, **{"vocab": VOCAB, **spoil(path, how)})
+    assert repr(str(path)) in str(refused.value)

@@ -115,6 +115,34 @@ def test_discounts_fall_back_like_lmplz_discount_fallback(adjusted):
     np.testing.assert_allclose(d, [0, *FALLBACK_DISCOUNTS])
 
 
+@pytest.mark.parametrize(
+    "adjusted, discounts",
+    [
+        # n1=2 n2=2 n3=4 n4=1: Y = 1/3; D1 = 1/3, D2 = 2 - 3(1/3)(4/2) = 0, D3+ = 3 - 4(1/3)(1/4)
+        ([1, 1, 2, 2, 3, 3, 3, 3, 4], [0, 1 / 3, 0, 8 / 3]),
+        # n1=2 n2=1 n3=1 n4=0: Y = 1/2; D1 = 1/2, D2 = 2 - 3(1/2)(1/1) = 1/2, D3+ = 3 - 0 = 3
+        ([1, 1, 2, 3], [0, 0.5, 0.5, 3]),
+        # n1=n2=n3=n4=1: Y = 1/3; D1 = 1/3, D2 = 2 - 3(1/3) = 1, D3+ = 3 - 4(1/3) = 5/3
+        ([1, 2, 3, 4], [0, 1 / 3, 1, 5 / 3]),
+    ],
+)
+def test_discounts_in_their_range_ends_included_are_kept_like_lmplz_keeps_them(adjusted, discounts):
+    d, fallback = modified_kn_discounts(np.array(adjusted))
+    assert not fallback
+    np.testing.assert_allclose(d, discounts, atol=1e-12)
+
+
+def test_an_order_with_a_single_ngram_is_still_used():
+    # Train "<bos> a b", order 3: one trigram, <bos>ab; every order falls back to D1 = .5.
+    # Unigrams: a 1 (after <bos>), b 1 (after a); total 2, gamma0 = 1/2: p1(a) = p1(b) = 3/8.
+    # p2(a|<bos>) = .5/1 + 1/2 * 3/8 = 11/16, p2(b|a) = 11/16; p3(b|<bos> a) = .5 + 1/2 * 11/16.
+    model = stream_model([A, B], order=3)
+    assert model.counts.rows(3) == 1
+    np.testing.assert_allclose(
+        np.exp(model.target_logprobs(np.array([A, B]))), [11 / 16, 27 / 32], atol=1e-12
+    )
+
+
 # --- Laplace by hand ---------------------------------------------------------------------------
 
 

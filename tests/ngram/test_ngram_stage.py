@@ -13,9 +13,9 @@ from seqlm.data.corpus import ids_path, prepare_text, tokens_path
 from seqlm.data.tokens import write_token_file
 from seqlm.data.vocab import save_vocab
 from seqlm.ngram import count_stream, fit_ngram, read_arpa
-from seqlm.ngram.baseline import sample_texts
-from seqlm.params import GenerateParams, TokenizeParams
-from seqlm.perplexity import load_target_logprobs
+from seqlm.ngram.baseline import sample_texts, search_order
+from seqlm.params import GenerateParams, NgramParams, TokenizeParams
+from seqlm.perplexity import load_target_logprobs, score_split
 from stages import ngram
 
 TIMING_KEYS = ("fit_seconds", "score_seconds")
@@ -190,3 +190,22 @@ def test_arpa_export_needs_kneser_ney(tmp_path, tiny_text, capsys):
     assert ngram.main([*argv, "--arpa", str(tmp_path / "m.arpa")]) == 1
     assert "--arpa needs ngram.smoothing = kneser_ney" in capsys.readouterr().err
     assert not (tmp_path / "m.arpa").exists()
+
+
+@pytest.mark.parametrize("smoothing, alpha", [("kneser_ney", 1.0), ("laplace", 0.25)])
+def test_the_order_search_scores_each_order_on_val_and_picks_the_lowest_perplexity(
+    tiny_text, smoothing, alpha
+):
+    data = prepare_text(tiny_text * 3, tokenize_params("char"))
+    train, val, bos = data.splits["train"], data.splits["val"], data.vocab.id_of("<bos>")
+    params = NgramParams(order="auto", max_order=4, smoothing=smoothing, laplace_alpha=alpha)
+    order, rows = search_order(params, train, val, data.vocab)
+    assert [r.order for r in rows] == [1, 2, 3, 4]
+    for r in rows:  # each row: that order's model, fitted on train alone, scored on val
+        model = fit_ngram(
+            count_stream(train.ids, len(data.vocab), r.order, bos), r.order, smoothing, alpha
+        )
+        s = score_split(model.target_logprobs(val.ids), val.characters, val.oov)
+        assert r.val_perplexity == pytest.approx(s.perplexity, rel=1e-12)
+        assert r.val_bits_per_char == pytest.approx(s.bits_per_char, rel=1e-12)
+    assert order == min(rows, key=lambda r: r.val_perplexity).order

@@ -9,9 +9,11 @@ import pytest
 import torch
 from small_models import BOS_ID, CONFIGS, VOCAB_SIZE, small_model
 
-from seqlm.neural.evaluation import target_logprobs
+from seqlm.data.corpus import SplitData
+from seqlm.neural.evaluation import score, target_logprobs
 from seqlm.neural.models import NetParams, build_model
 from seqlm.params import TrainParams
+from seqlm.perplexity import score_split
 
 ALL = list(CONFIGS)
 
@@ -147,3 +149,13 @@ def test_weight_drop_keeps_gradients_flowing_to_the_hidden_weights() -> None:
     _, loss, _ = model(idx, targets=idx)
     loss.backward()
     assert model.rnn.weight_hh_l0.grad is not None and model.rnn.weight_hh_l0.grad.abs().sum() > 0
+
+
+def test_a_split_is_scored_by_the_convention_from_the_models_target_log_probabilities(
+    stream_ids: np.ndarray,
+) -> None:
+    model = small_model("lstm")
+    split = SplitData(name="val", ids=stream_ids, lines=1, characters=40, oov=2)
+    result, lp = score(model, split, BOS_ID)
+    np.testing.assert_array_equal(lp, target_logprobs(model, stream_ids, BOS_ID))
+    assert result == score_split(lp, characters=40, oov=2)

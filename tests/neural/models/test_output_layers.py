@@ -58,6 +58,29 @@ def test_the_adaptive_target_log_probabilities_equal_a_direct_float64_computatio
         torch.testing.assert_close(got.float(), head(hidden, targets).output, atol=1e-5, rtol=0)
 
 
+@pytest.mark.filterwarnings("error")  # no deprecated call, no resized output
+def test_targets_in_only_some_clusters_are_each_scored_by_their_own_cluster() -> None:
+    head = adaptive_model().head
+    hidden = torch.randn(3, 16)
+    targets = torch.tensor([0, 4, 25])  # the head, then nothing in 5-19 and one target in 20-49
+    got = adaptive_target_logprobs(head, hidden, targets)
+    direct = copy.deepcopy(head).double().log_prob(hidden.double())
+    torch.testing.assert_close(
+        got, direct.gather(1, targets[:, None]).squeeze(1), atol=1e-6, rtol=0
+    )
+
+
+@pytest.mark.filterwarnings("error")  # no deprecated call, no resized output
+def test_a_single_cluster_adaptive_softmax_scores_every_target_exactly() -> None:
+    head = adaptive_model(cutoffs=(5,)).head  # a head over ids 0-4 and one cluster, 5-49
+    hidden, targets = torch.randn(WORDS, 16), torch.arange(WORDS)
+    got = adaptive_target_logprobs(head, hidden, targets)
+    direct = copy.deepcopy(head).double().log_prob(hidden.double())
+    torch.testing.assert_close(
+        got, direct.gather(1, targets[:, None]).squeeze(1), atol=1e-6, rtol=0
+    )
+
+
 def test_a_split_is_scored_by_the_full_adaptive_distribution_of_each_position() -> None:
     model = adaptive_model()
     ids = np.random.default_rng(0).integers(0, WORDS, size=40)
@@ -106,6 +129,28 @@ def test_a_softmax_chunk_too_large_for_one_call_is_scored_row_slices_at_a_time()
         whole = gather_logprobs(head(hidden), targets)
     assert sliced.shape == (1, 64)
     assert torch.equal(sliced, whole)  # each row's log-softmax is its own
+
+
+@pytest.mark.filterwarnings("error")  # no deprecated call, no resized output
+def test_a_softmax_chunk_needing_many_calls_is_scored_whole() -> None:
+    torch.manual_seed(0)
+    vocab = SCORED_PER_CALL // 8 + 1  # 7 rows a call: 64 rows take 10 calls
+    head = torch.nn.Linear(4, vocab)
+    hidden, targets = torch.randn(64, 4), torch.randint(0, vocab, (64,))
+    with torch.no_grad():
+        whole = gather_logprobs(head(hidden)[None], targets[None])[0]
+        sliced = linear_target_logprobs(head, hidden, targets)
+    assert torch.equal(sliced, whole)
+
+
+def test_a_softmax_chunk_is_scored_on_the_device_of_its_logits() -> None:
+    vocab = SCORED_PER_CALL // 64 + 1  # more than one call, as above; "meta" holds no data
+    head = torch.nn.Linear(4, vocab, device="meta")
+    hidden = torch.empty(1, 64, 4, device="meta")
+    targets = torch.zeros(1, 64, dtype=torch.long, device="meta")
+    with torch.no_grad():
+        out = linear_target_logprobs(head, hidden, targets)
+    assert (out.device.type, out.dtype, out.shape) == ("meta", torch.float64, (1, 64))
 
 
 def test_tied_weights_with_the_adaptive_softmax_are_refused() -> None:
