@@ -11,14 +11,14 @@ from pathlib import Path
 from seqlm.core.atomic import remove_outputs, write_text
 from seqlm.core.stage import parser, run_stage
 from seqlm.data.clean import clean_text
-from seqlm.data.download import corpus_files, raw_path
-from seqlm.params import SINGLE, SPLIT_NAMES, CleanParams, load_section
+from seqlm.data.download import corpus_files, corpus_path, corpus_paths
+from seqlm.params import CleanParams, load_section
 
 log = logging.getLogger("seqlm.stages.clean")
 
 
 def body(args: argparse.Namespace) -> None:
-    remove_outputs(*(raw_path(args.out_dir, name) for name in (SINGLE, *SPLIT_NAMES)))
+    remove_outputs(*corpus_paths(args.out_dir))
     params = load_section(CleanParams, "clean", args.params)
     files = corpus_files(args.raw_dir)
     cleaned = {}
@@ -27,7 +27,7 @@ def body(args: argparse.Namespace) -> None:
         log.info("cleaning %s: %d bytes (clean.mode = %s)", path, len(raw), params.mode)
         cleaned[name] = clean_text(raw, params, str(path))
     for name, lines in cleaned.items():
-        out = raw_path(args.out_dir, name)
+        out = corpus_path(args.out_dir, name)
         write_text(out, "".join(line + "\n" for line in lines))
         log.info("wrote %s: %d lines, %d non-empty", out, len(lines), sum(1 for x in lines if x))
 

@@ -8,12 +8,12 @@ from collections.abc import Sequence
 
 from seqlm.core.atomic import remove_outputs
 from seqlm.core.stage import parser, run_stage
-from seqlm.data.download import fetch_corpus, raw_path
-from seqlm.params import SINGLE, SPLIT_NAMES, DownloadParams, load_section
+from seqlm.data.download import corpus_paths, fetch_corpus
+from seqlm.params import DownloadParams, load_section
 
 
 def body(args: argparse.Namespace) -> None:
-    remove_outputs(*(raw_path(args.out_dir, name) for name in (SINGLE, *SPLIT_NAMES)))
+    remove_outputs(*corpus_paths(args.out_dir))
     params = load_section(DownloadParams, "download", args.params)
     fetch_corpus(params, args.out_dir)
 

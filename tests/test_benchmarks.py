@@ -1,4 +1,4 @@
-"""The training benchmark still runs end to end (its figures are read by hand, not tested)."""
+"""The benchmarks still run (their figures are read by hand, not tested)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,8 @@ from pipeline_support import TINY
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def load_bench_train():
-    spec = importlib.util.spec_from_file_location(
-        "bench_train", REPO_ROOT / "benchmarks" / "bench_train.py"
-    )
+def load_benchmark(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "benchmarks" / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -35,7 +33,7 @@ def test_the_training_benchmark_runs_both_loops_and_prints_the_comparison(
     params_file.write_text(yaml.safe_dump(params), encoding="utf-8")
 
     # a target every run meets at its first validation: the plumbing, not the speed, is under test
-    code = load_bench_train().main(
+    code = load_benchmark("bench_train").main(
         [
             "--text",
             str(text),
@@ -66,3 +64,15 @@ def test_the_training_benchmark_runs_both_loops_and_prints_the_comparison(
     )
     assert verdict, out
     assert code == (0 if verdict.group(2) == "meets" else 1)
+
+
+def test_the_ptb_benchmark_composes_conf_as_hydra_does_for_every_dataset_and_recipe(tmp_path):
+    from seqlm.ops.presets import compose_params, presets
+
+    bench = load_benchmark("bench_ptb")
+    conf = REPO_ROOT / "conf"
+    for dataset in presets("dataset", conf):
+        for recipe in [None, *presets("recipe", conf)]:
+            overrides = [f"dataset={dataset}"] + ([f"recipe={recipe}"] if recipe else [])
+            hydra = compose_params(overrides, tmp_path / "params.yaml", conf)
+            assert bench.composed(dataset, recipe) == hydra, overrides

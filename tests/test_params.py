@@ -8,10 +8,10 @@ from pydantic import ValidationError
 from seqlm.core.errors import ParamError
 from seqlm.core.schema import Listed, Section
 from seqlm.params import (
+    SECTIONS,
     CleanParams,
     DownloadParams,
     GenerateParams,
-    NetParams,
     NgramParams,
     TokenizeParams,
     TrainParams,
@@ -21,16 +21,6 @@ from seqlm.params import (
 )
 
 PARAMS_FILE = Path(__file__).resolve().parents[1] / "params.yaml"
-SECTIONS = {
-    "download": DownloadParams,
-    "clean": CleanParams,
-    "tokenize": TokenizeParams,
-    "vocab": VocabParams,
-    "ngram": NgramParams,
-    "generate": GenerateParams,
-    "net": NetParams,
-    "train": TrainParams,
-}
 
 
 class Example(Section):

@@ -8,6 +8,7 @@ import pytest
 from seqlm.core.errors import ParamError
 from seqlm.data.vocab import Vocab
 from seqlm.sampling import (
+    TextFormat,
     banned_ids,
     join_tokens,
     next_id,
@@ -73,3 +74,18 @@ def test_tokens_become_text_and_a_continuation_follows_its_prefix():
     assert separator("the time", "word") == " "
     assert separator("the time", "char") == ""
     assert separator("", "word") == ""
+
+
+def test_where_every_line_ends_with_eos_it_is_generated_and_written_as_a_line_break():
+    words = TextFormat(token="word", line_end="eos")
+    assert join_tokens(["<eos>", "the", "time", "<eos>", "<eos>", "the"], words) == (
+        "\nthe time\n\nthe"
+    )
+    assert (
+        join_tokens(["a", "b", "<eos>", "c"], TextFormat(token="char", line_end="eos")) == "ab\nc"
+    )
+    assert (
+        join_tokens(["the", "<eos>", "time"], "word") == "the <eos> time"
+    )  # a word like any other
+    assert banned_ids(WORDS, words) == [WORDS.id_of("<bos>")]
+    assert banned_ids(WORDS, "word") == [WORDS.id_of("<bos>"), WORDS.id_of("<eos>")]

@@ -129,10 +129,15 @@ def join_tokens(tokens: Sequence[str], fmt: TextFormat | str) -> str:
     """Text of a token sequence: characters glued, words with spaces; ``<eos>`` ends a line when
     every line ends with it."""
     f = text_format(fmt)
-    if f.line_end == "eos":
-        lines = " ".join(tokens).split(EOS) if f.token == "word" else "".join(tokens).split(EOS)
-        return "\n".join(line.strip(" ") if f.token == "word" else line for line in lines)
-    return "".join(tokens) if f.token == "char" else " ".join(tokens)
+    out: list[str] = []
+    for tok in tokens:
+        if f.line_end == "eos" and tok == EOS:
+            out.append("\n")
+            continue
+        if f.token == "word" and out and out[-1] != "\n":
+            out.append(" ")
+        out.append(tok)
+    return "".join(out)
 
 
 def separator(prefix_text: str, fmt: TextFormat | str) -> str:

@@ -7,27 +7,9 @@ import yaml
 
 from seqlm.core.errors import ParamError
 from seqlm.ops.presets import compose_params, presets
-from seqlm.params import (
-    CleanParams,
-    DownloadParams,
-    NetParams,
-    NgramParams,
-    TokenizeParams,
-    TrainParams,
-    VocabParams,
-    build,
-)
+from seqlm.params import SECTIONS, DownloadParams, build
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = {
-    "download": DownloadParams,
-    "clean": CleanParams,
-    "tokenize": TokenizeParams,
-    "vocab": VocabParams,
-    "ngram": NgramParams,
-    "net": NetParams,
-    "train": TrainParams,
-}
 
 
 def composed(tmp_path: Path, *overrides: str) -> dict:

@@ -26,7 +26,8 @@ from tqdm import tqdm
 from seqlm.core.atomic import atomic_path
 from seqlm.core.errors import DataError, DownloadError
 from seqlm.core.logs import progress_disabled
-from seqlm.params import SINGLE, SPLIT_NAMES, DownloadParams, Source
+from seqlm.data.split import SPLITS
+from seqlm.params import SINGLE, DownloadParams, Source
 
 log = logging.getLogger(__name__)
 
@@ -121,20 +122,25 @@ def fetch(params: DownloadParams, out: str | os.PathLike[str]) -> Path:
     return fetch_source(source, out, params.timeout_s, params.retries)
 
 
-def raw_path(raw_dir: str | os.PathLike[str], name: str) -> Path:
-    """Where the download stage puts a corpus file: ``corpus.txt``, or ``train.txt`` ... ."""
-    return Path(raw_dir) / f"{name}.txt"
+def corpus_path(directory: str | os.PathLike[str], name: str) -> Path:
+    """A corpus file in the download or clean stage's folder: ``corpus.txt``, or ``train.txt`` ...."""
+    return Path(directory) / f"{name}.txt"
+
+
+def corpus_paths(directory: str | os.PathLike[str]) -> list[Path]:
+    """Every file such a folder may hold (what a stage removes before it writes)."""
+    return [corpus_path(directory, name) for name in (SINGLE, *SPLITS)]
 
 
 def corpus_files(directory: str | os.PathLike[str]) -> dict[str, Path]:
-    """The corpus files in a folder named by :func:`raw_path`: ``corpus`` (one file, split later by
+    """The corpus files in a folder named by :func:`corpus_path`: ``corpus`` (one file, split later by
     fractions) or ``train``, ``val`` and ``test`` (pre-split); anything else is a DataError."""
-    single = raw_path(directory, SINGLE)
-    splits = {name: raw_path(directory, name) for name in SPLIT_NAMES}
+    single = corpus_path(directory, SINGLE)
+    splits = {name: corpus_path(directory, name) for name in SPLITS}
     present = [name for name, p in splits.items() if p.is_file()]
     if single.is_file() and not present:
         return {SINGLE: single}
-    if len(present) == len(SPLIT_NAMES) and not single.is_file():
+    if len(present) == len(SPLITS) and not single.is_file():
         return splits
     found = (
         sorted(p.name for p in Path(directory).glob("*.txt")) if Path(directory).is_dir() else []
@@ -146,7 +152,7 @@ def corpus_files(directory: str | os.PathLike[str]) -> dict[str, Path]:
 
 
 def fetch_corpus(params: DownloadParams, raw_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """Fetch every file of the corpus into ``raw_dir`` (:func:`raw_path`), each verified.
+    """Fetch every file of the corpus into ``raw_dir`` (:func:`corpus_path`), each verified.
 
     All or nothing: when one file fails (its sha1, say), the ones already fetched are removed and
     the error names the file."""
@@ -155,7 +161,7 @@ def fetch_corpus(params: DownloadParams, raw_dir: str | os.PathLike[str]) -> dic
         for name, source in params.sources().items():
             try:
                 fetched[name] = fetch_source(
-                    source, raw_path(raw_dir, name), params.timeout_s, params.retries
+                    source, corpus_path(raw_dir, name), params.timeout_s, params.retries
                 )
             except DownloadError as e:
                 raise DownloadError(f"the {name} file: {e}") from e

@@ -37,10 +37,7 @@ Tokenization = TokenizeParams | str
 
 def as_tokenization(tok: Tokenization) -> TokenizeParams:
     """The ``tokenize`` section meant by ``tok`` (a token kind alone means ``line_end: space``)."""
-    if isinstance(tok, TokenizeParams):
-        return tok
-    check_token_kind(tok)
-    return TokenizeParams(token=tok)
+    return tok if isinstance(tok, TokenizeParams) else TokenizeParams(token=tok)
 
 
 def check_token_kind(token: str) -> None:

@@ -13,7 +13,7 @@ loudly instead of being ignored.
 
 from __future__ import annotations
 
-from seqlm.core.schema import choices
+from seqlm.core.schema import Section, choices
 from seqlm.params.data import (
     CLEAN_MODES,
     LINE_ENDS,
@@ -21,7 +21,6 @@ from seqlm.params.data import (
     SCHEMES,
     SHA1_PATTERN,
     SINGLE,
-    SPLIT_NAMES,
     TOKEN_KINDS,
     CleanMode,
     CleanParams,
@@ -70,6 +69,21 @@ from seqlm.params.model import (
     load_model_name,
 )
 
+SECTIONS: dict[str, type[Section]] = {
+    cls.section: cls
+    for cls in (
+        DownloadParams,
+        CleanParams,
+        TokenizeParams,
+        VocabParams,
+        NgramParams,
+        GenerateParams,
+        NetParams,
+        TrainParams,
+    )
+}
+"""Every ``params.yaml`` section's schema, by section name."""
+
 __all__ = [
     "AUTO",
     "BRIDGES",
@@ -100,9 +114,9 @@ __all__ = [
     "SCHEDULES",
     "SCHEMES",
     "SHA1_PATTERN",
+    "SECTIONS",
     "SINGLE",
     "SMOOTHINGS",
-    "SPLIT_NAMES",
     "Sampling",
     "Schedule",
     "Sha1",

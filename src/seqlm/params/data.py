@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from seqlm.core.errors import ParamError
 from seqlm.core.schema import Allowed, Listed, NonNegativeInt, Positive, Section, choices
-from seqlm.data.split import check_fractions
+from seqlm.data.split import SPLITS, check_fractions
 
 SCHEMES = ("http", "https", "file")
 TokenKind = Literal["word", "char"]
@@ -22,7 +22,6 @@ RESERVED_CHOICES = ("<pad>", "<bos>", "<eos>")
 """Tokens ``vocab.reserved`` may place after ``<unk>`` (always index 0)."""
 SINGLE = "corpus"
 """The name of a one-file corpus's only file (split by ``tokenize.*_fraction``)."""
-SPLIT_NAMES = ("train", "val", "test")
 SHA1_PATTERN = r"^[0-9a-fA-F]{40}$"
 Sha1 = Annotated[str, Field(pattern=SHA1_PATTERN), Allowed("is not a 40-digit hex sha1")]
 
@@ -82,10 +81,9 @@ class DownloadParams(Section):
                 "download needs url and sha1 (one file split by fractions) or splits "
                 "(train, val and test, each with url and sha1)"
             )
-        if self.splits is not None and sorted(self.splits) != sorted(SPLIT_NAMES):
+        if self.splits is not None and sorted(self.splits) != sorted(SPLITS):
             raise ParamError(
-                f"download.splits has {sorted(self.splits)}; it needs exactly: "
-                f"{', '.join(SPLIT_NAMES)}"
+                f"download.splits has {sorted(self.splits)}; it needs exactly: {', '.join(SPLITS)}"
             )
         return self
 
@@ -97,7 +95,7 @@ class DownloadParams(Section):
     def sources(self) -> dict[str, Source]:
         """Each file of the corpus by name: ``corpus``, or ``train``, ``val``, ``test``."""
         if self.splits is not None:
-            return {name: self.splits[name] for name in SPLIT_NAMES}
+            return {name: self.splits[name] for name in SPLITS}
         assert self.url is not None and self.sha1 is not None
         return {SINGLE: Source(url=self.url, sha1=self.sha1)}
 
