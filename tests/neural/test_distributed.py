@@ -100,3 +100,23 @@ def test_the_stage_relaunches_itself_under_torchrun_with_the_same_arguments() ->
     assert command[command.index("--nproc-per-node") + 1] == "4"
     assert "--standalone" in command
     assert command[-4:] == ["-m", "stages.train", "--vocab", "v.tsv"]
+
+
+@pytest.mark.slow
+def test_the_train_stage_with_two_processes_writes_its_outputs_once(dvc_project) -> None:
+    from pipeline_support import TINY
+
+    dvc_project.env["OMP_NUM_THREADS"] = "1"
+    dvc_project.set_params(**TINY)
+    dvc_project.set_params(train={**TINY["train"], "processes": 2, "device": "cpu"})
+    run = dvc_project.dvc("repro", "train")
+    output = run.stdout + run.stderr
+    assert "starting 2 training processes with torchrun" in output
+    assert output.count("best val perplexity") == 1  # rank 0 alone reports (and writes)
+    root = dvc_project.root
+    metrics = json.loads((root / "metrics/train.json").read_text())
+    assert metrics["epochs"] == TINY["train"]["epochs"]
+    assert metrics["best_val_perplexity"] > 1.0
+    assert torch.load(root / "data/model/model.pt", weights_only=True)["epoch"] >= 1
+    curve = (root / "dvclive/train/plots/metrics/val/perplexity.tsv").read_text().splitlines()
+    assert len(curve) == 1 + TINY["train"]["epochs"]  # a header and one row per epoch

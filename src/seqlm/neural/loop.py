@@ -40,7 +40,7 @@ from seqlm.neural.distributed import join
 from seqlm.neural.evaluation import score
 from seqlm.neural.models import Batch, NetParams, NeuralLM, build_model, count_parameters
 from seqlm.neural.optim import Updater
-from seqlm.neural.precision import Precision, resolve_device
+from seqlm.neural.precision import Precision, resolve_device, seed_everything
 from seqlm.params import TrainParams
 from seqlm.perplexity import SplitScore
 
@@ -150,23 +150,6 @@ class Budget:
 
     def spent(self) -> bool:
         return bool(self.seconds) and self.fraction() >= 1.0
-
-
-def seed_everything(seed: int, threads: int) -> None:
-    """Seed torch's generators (the CPU's and every GPU's) and make the kernels deterministic.
-
-    On the CPU a run is bit-for-bit repeatable. On CUDA, deterministic algorithms are requested
-    (cuBLAS with a fixed workspace, set before CUDA starts; cuDNN's LSTM/GRU/RNN kernels stay on,
-    with its deterministic algorithms and no autotuning): a rerun on the same GPU, driver and torch
-    repeats its numbers; an op torch has no deterministic CUDA kernel for only warns
-    (``warn_only``) and is named in the log. GPU and CPU results differ in rounding.
-    """
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.manual_seed(seed)
-    if threads:
-        torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.backends.cudnn.benchmark = False
 
 
 def batches_per_epoch(model: NeuralLM, split: SplitData, params: TrainParams) -> int:

@@ -10,11 +10,13 @@
 
 Validation and the evaluate stage always score in float32 on the training device: the reported
 perplexities never depend on the training precision except through the weights.
+:func:`seed_everything` seeds the generators and asks for deterministic kernels on either device.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import Literal
 
@@ -33,6 +35,23 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ParamError("train.device = 'cuda' but torch sees no GPU here; use 'auto' or 'cpu'")
     return torch.device(name)  # any other name was refused by TrainParams
+
+
+def seed_everything(seed: int, threads: int) -> None:
+    """Seed torch's generators (the CPU's and every GPU's) and make the kernels deterministic.
+
+    On the CPU a run is bit-for-bit repeatable. On CUDA, deterministic algorithms are requested
+    (cuBLAS with a fixed workspace, set before CUDA starts; cuDNN's LSTM/GRU/RNN kernels stay on,
+    with its deterministic algorithms and no autotuning): a rerun on the same GPU, driver and torch
+    repeats its numbers; an op torch has no deterministic CUDA kernel for only warns
+    (``warn_only``) and is named in the log. GPU and CPU results differ in rounding.
+    """
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.manual_seed(seed)
+    if threads:
+        torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
 
 
 def check_precision(precision: str, device: torch.device) -> None:
