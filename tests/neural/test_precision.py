@@ -78,3 +78,28 @@ def test_loss_scaling_unscales_before_clipping_and_skips_an_overflowing_step() -
     for a, b in zip(model.parameters(), plain.parameters()):
         assert torch.allclose(a, b, atol=1e-6)
     assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+@pytest.mark.parametrize("model", ["rnn", "gru", "lstm", "seq2seq"])
+@pytest.mark.parametrize("output", ["softmax", "adaptive"])
+def test_every_model_and_output_layer_trains_under_bf16_autocast(model, output, tiny_text) -> None:
+    import numpy as np
+
+    from seqlm.neural.models import build_model
+    from seqlm.neural.models.base import Batch
+    from tiny_pipeline import tiny_data
+
+    vocab = tiny_data(tiny_text).vocab
+    net = NO_DROPOUT.replace(output=output, cutoffs=(5, 10), weight_drop=0.25)
+    torch.manual_seed(0)
+    lm = build_model(model, net, len(vocab), vocab.id_of("<bos>"))
+    x = np.random.default_rng(0).integers(0, len(vocab), (4, 8))
+    arrays = (x, x, np.array([True, False, True, True])) if model == "seq2seq" else (x, x)
+    batch = Batch(arrays, continues=model != "seq2seq")
+    state = None
+    for _ in range(3):  # the state carried from batch to batch under autocast too
+        with Precision("bf16", CPU).autocast():
+            loss, _, state = lm.batch_loss(batch, state)
+        assert loss.dtype == torch.float32 and torch.isfinite(loss)
+        loss.backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in lm.parameters())
