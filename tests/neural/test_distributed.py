@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from seqlm.core.errors import ParamError
-from seqlm.neural.distributed import World, check_batch_split, torchrun_command
+from seqlm.neural.distributed import World, check_batch_split, join, torchrun_command
 from seqlm.neural.models.base import Batch
 
 TESTS = Path(__file__).resolve().parent.parent
@@ -68,6 +68,18 @@ def test_a_batch_that_does_not_divide_across_the_processes_is_refused() -> None:
     check_batch_split(16, 2)
     with pytest.raises(ParamError, match="multiple of 3"):
         check_batch_split(16, 3)
+
+
+def test_the_world_comes_from_torchruns_environment(monkeypatch) -> None:
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    assert join(torch.device("cpu"), 16) == World()  # no torchrun: rank 0 of 1, no group
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert not join(torch.device("cpu"), 3).distributed
+    monkeypatch.setenv("WORLD_SIZE", "2")  # refused before any process group starts
+    with pytest.raises(ParamError, match="train.batch_size = 3 rows do not divide across 2"):
+        join(torch.device("cpu"), 3)
 
 
 def test_each_rank_trains_on_its_own_rows_of_the_global_batch() -> None:

@@ -178,6 +178,12 @@ def join(device: torch.device, batch_size: int) -> World:
         return world
     check_batch_split(batch_size, world.size)
     if device.type == "cuda":
+        if world.local_rank >= torch.cuda.device_count():
+            raise ParamError(
+                f"local rank {world.local_rank} has no GPU of its own: this node has "
+                f"{torch.cuda.device_count()}; start at most that many processes per node "
+                f"(train.processes or torchrun's --nproc-per-node), or train on the CPU"
+            )
         device = torch.device("cuda", world.local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
