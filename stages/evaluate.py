@@ -23,11 +23,13 @@ from seqlm.neural.embeddings import embedding_map_csv, embedding_matrix, embeddi
 from seqlm.neural.evaluation import score
 from seqlm.neural.generate import generate_samples, samples_markdown
 from seqlm.neural.models import NeuralLM, count_parameters
+from seqlm.neural.precision import resolve_device
 from seqlm.params import (
     CleanParams,
     GenerateParams,
     NetParams,
     TokenizeParams,
+    TrainParams,
     load_model_name,
     load_section,
 )
@@ -55,7 +57,10 @@ def body(args: argparse.Namespace) -> None:
     fmt = TextFormat.of(load_section(CleanParams, "clean", args.params), tok)
     gen = load_section(GenerateParams, "generate", args.params)
     vocab = load_vocab(args.vocab)
-    model, info = load_checkpoint(args.checkpoint, vocab, model_name=model_name, net=net)
+    device = resolve_device(load_section(TrainParams, "train", args.params).device)
+    model, info = load_checkpoint(
+        args.checkpoint, vocab, model_name=model_name, net=net, device=device
+    )
     log.info(
         "checkpoint: %s from epoch %d (val perplexity %.4f at training)",
         info.model,

@@ -1,16 +1,31 @@
-"""Stage ``train``: train the neural language model picked by ``model``, keep the best val epoch."""
+"""Stage ``train``: train the neural language model picked by ``model``, keep the best val epoch.
+
+With ``train.processes`` > 1 the stage starts itself again under ``torchrun`` (that many processes on
+this node) and waits; started by ``torchrun`` (``RANK`` and ``WORLD_SIZE`` set, e.g. a multi-node
+launch) it trains as the rank it is given. Only rank 0 logs, writes DVCLive, the checkpoint and
+the metrics.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from seqlm.core.atomic import remove_outputs, write_json
 from seqlm.core.stage import parser, run_stage
 from seqlm.data.corpus import load_split
 from seqlm.data.vocab import load_vocab
+from seqlm.neural.distributed import (
+    check_batch_split,
+    leave,
+    relaunch,
+    under_torchrun,
+    world_from_env,
+)
 from seqlm.neural.loop import EpochRecord, train
 from seqlm.neural.models import NetParams, check_net_for_model, load_model_name
 from seqlm.params import TokenizeParams, TrainParams, load_section
@@ -19,11 +34,29 @@ log = logging.getLogger("seqlm.stages.train")
 
 
 def body(args: argparse.Namespace) -> None:
-    remove_outputs(args.checkpoint, args.metrics)
+    params = load_section(TrainParams, "train", args.params)
+    if params.processes > 1 and not under_torchrun():
+        check_batch_split(params.batch_size, params.processes)
+        remove_outputs(args.checkpoint, args.metrics)
+        log.info("starting %d training processes with torchrun", params.processes)
+        relaunch("stages.train", args.argv, params.processes)
+        return
+    try:
+        train_here(args, params)
+    finally:
+        leave()
+
+
+def train_here(args: argparse.Namespace, params: TrainParams) -> None:
+    """Train in this process (rank 0 of 1, or the rank torchrun gave it)."""
+    main_rank = world_from_env().is_main
+    if main_rank:
+        remove_outputs(args.checkpoint, args.metrics)
+    else:
+        logging.getLogger("seqlm").setLevel(logging.WARNING)
     model_name = load_model_name(args.params)
     net = load_section(NetParams, "net", args.params)
     check_net_for_model(model_name, net)
-    params = load_section(TrainParams, "train", args.params)
     tok = load_section(TokenizeParams, "tokenize", args.params)
     vocab = load_vocab(args.vocab)
     train_split = load_split(args.corpus_dir, args.tokens_dir, "train", tok)
@@ -33,10 +66,7 @@ def body(args: argparse.Namespace) -> None:
         "train: %s; val: %s; vocabulary of %d", train_split.stats(), val_split.stats(), len(vocab)
     )
 
-    from dvclive import Live  # slow to import: only when the stage runs
-
-    # dvcyaml=None: DVCLive must not touch dvc.yaml (the plots are declared there by hand)
-    with Live(dir=args.live_dir, dvcyaml=None, save_dvc_exp=False, report=None) as live:
+    with live_logger(args.live_dir, main_rank) as live:
 
         def on_epoch(record: EpochRecord) -> None:
             live.log_metric("train/perplexity", record.train_perplexity)
@@ -54,8 +84,10 @@ def body(args: argparse.Namespace) -> None:
             train_split,
             val_split,
             checkpoint_path=args.checkpoint,
-            on_epoch=on_epoch,
+            on_epoch=on_epoch if live is not None else None,
         )
+    if not main_rank:
+        return
     write_json(args.metrics, result.to_metrics())
     log.info(
         "best val perplexity %.4f (%.4f bits/char) at epoch %d of %d (stopped: %s), %.1f min, "
@@ -70,6 +102,16 @@ def body(args: argparse.Namespace) -> None:
     )
 
 
+def live_logger(live_dir: str, main_rank: bool) -> contextlib.AbstractContextManager[Any]:
+    """DVCLive's logger on rank 0, nothing (``None``) on the other ranks."""
+    if not main_rank:
+        return contextlib.nullcontext()
+    from dvclive import Live  # slow to import: only when the stage runs
+
+    # dvcyaml=None: DVCLive must not touch dvc.yaml (the plots are declared there by hand)
+    return Live(dir=live_dir, dvcyaml=None, save_dvc_exp=False, report=None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = parser(__doc__)
     ap.add_argument("--vocab", required=True, help="vocabulary TSV")
@@ -78,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--checkpoint", required=True, help="where to write the best checkpoint (.pt)")
     ap.add_argument("--metrics", required=True, help="training summary JSON")
     ap.add_argument("--live-dir", required=True, help="DVCLive folder for the per-epoch curves")
+    ap.set_defaults(argv=list(sys.argv[1:] if argv is None else argv))  # for a torchrun relaunch
     return run_stage(body, ap, argv)
 
 

@@ -76,3 +76,18 @@ def test_the_ptb_benchmark_composes_conf_as_hydra_does_for_every_dataset_and_rec
             overrides = [f"dataset={dataset}"] + ([f"recipe={recipe}"] if recipe else [])
             hydra = compose_params(overrides, tmp_path / "params.yaml", conf)
             assert bench.composed(dataset, recipe) == hydra, overrides
+
+
+def test_the_gpu_check_runs_on_the_cpu_and_compares_with_its_cpu_reference(
+    tmp_path: Path, tiny_text: str, capsys
+) -> None:
+    text = tmp_path / "text.txt"
+    text.write_text(tiny_text * 10, encoding="utf-8")
+    args = ["--device", "cpu", "--steps", "2", "--datasets", "timemachine", "--text", str(text)]
+    code = load_benchmark("gpu_check").main([*args, "--precision", "fp32,fp16", "--threads", "1"])
+    out = capsys.readouterr().out
+    assert code == 0
+    rows = re.findall(r"^timemachine\s+cpu\s+fp32\s+2\s+[\d,]+\s+-\s+([\d.]+)", out, re.M)
+    assert len(rows) == 2 and rows[0] == rows[1]  # the run under test and the CPU reference
+    assert "fp16 trains on CUDA only: skipped" in out
+    assert "difference 0.00% (tolerance 2%): ok" in out

@@ -10,10 +10,15 @@ After every epoch the model (or its weight average) scores the val split under t
 (:func:`seqlm.neural.evaluation.score`); the best epoch's weights are the checkpoint; training stops
 after ``epochs``, after ``patience`` epochs without improvement, or when the wall-clock budget is
 spent.
+
+Several processes (``torchrun``, :mod:`seqlm.neural.distributed`) each train on their rows of the
+global batch; only rank 0 validates and saves. ``train.precision`` picks the training arithmetic
+(:mod:`seqlm.neural.precision`); validation is always float32 on the training device.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -26,14 +31,16 @@ from typing import Any, cast
 
 import torch
 
-from seqlm.core.errors import DataError, ParamError
+from seqlm.core.errors import DataError
 from seqlm.core.logs import progress_disabled
 from seqlm.data.corpus import SplitData
 from seqlm.data.vocab import Vocab
 from seqlm.neural.checkpoint import save_checkpoint
+from seqlm.neural.distributed import join
 from seqlm.neural.evaluation import score
 from seqlm.neural.models import Batch, NetParams, NeuralLM, build_model, count_parameters
 from seqlm.neural.optim import Updater
+from seqlm.neural.precision import Precision, resolve_device, seed_everything
 from seqlm.params import TrainParams
 from seqlm.perplexity import SplitScore
 
@@ -125,36 +132,24 @@ class Best:
 
 
 class Budget:
-    """The wall-clock budget (``budget_minutes``, 0 = none), counted from construction."""
+    """The wall-clock budget (``budget_minutes``, 0 = none), counted from construction.
 
-    def __init__(self, minutes: float) -> None:
+    ``agree`` turns this process's figure into the one all training processes use (their maximum),
+    so that they anneal and stop together; one process uses its own."""
+
+    def __init__(self, minutes: float, agree: Callable[[float], float] = float) -> None:
         self.seconds = minutes * 60
         self.start = time.perf_counter()
+        self.agree = agree
 
     def fraction(self) -> float:
         """The spent fraction of the budget (0 without one)."""
-        return (time.perf_counter() - self.start) / self.seconds if self.seconds else 0.0
+        if not self.seconds:
+            return 0.0
+        return self.agree((time.perf_counter() - self.start) / self.seconds)
 
     def spent(self) -> bool:
-        return bool(self.seconds) and time.perf_counter() - self.start >= self.seconds
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → ``cuda`` when available, else ``cpu``; ``cuda`` without a GPU is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ParamError("train.device = 'cuda' but torch sees no GPU here; use 'auto' or 'cpu'")
-    return torch.device(name)  # any other name was refused by TrainParams
-
-
-def seed_everything(seed: int, threads: int) -> None:
-    """Seed torch's generators and make the kernels deterministic."""
-    torch.manual_seed(seed)
-    if threads:
-        torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        return bool(self.seconds) and self.fraction() >= 1.0
 
 
 def batches_per_epoch(model: NeuralLM, split: SplitData, params: TrainParams) -> int:
@@ -186,13 +181,19 @@ def train(
     ``on_step`` is called after every optimizer step with the step count and the model (a benchmark
     can validate more often than once an epoch); returning True stops training after that step.
     """
+    world = join(resolve_device(params.device), params.batch_size)
     model, device = fresh_model(model_name, net, params, vocab, train_split)
+    world.adopt(model, params.seed)
+    precision = Precision(params.precision, device)
+    on_step = world.agreed(on_step)
     bos_id = vocab.id_of("<bos>")
     rng = random.Random(params.seed)
     per_epoch = batches_per_epoch(model, train_split, params)
     _log_start(model_name, model, device, params, train_split.ids.size, per_epoch)
-    budget = Budget(params.budget_minutes)
-    updater = Updater(model, params, per_epoch * params.epochs, budget.fraction)
+    budget = Budget(params.budget_minutes, world.reduce_max)
+    total_steps = per_epoch * params.epochs
+    sync = world.gradient_sync()
+    updater = Updater(model, params, total_steps, budget.fraction, precision.scaler, sync)
     evaluated = cast(NeuralLM, updater.evaluated)  # the weight average, if there is one
     save = partial(save_checkpoint, checkpoint_path, model_name=model_name, net=net, vocab=vocab)
     best = Best()
@@ -202,19 +203,26 @@ def train(
     for epoch in range(1, params.epochs + 1):
         epoch_start = time.perf_counter()
         model.train()
-        batches = model.training_batches(train_split.ids, bos_id, params, rng)
-        bar = _progress(per_epoch, epoch)
-        steps = train_epoch(model, batches, updater, bar, on_step, budget, epoch < params.epochs)
+        batches = world.shard(model.training_batches(train_split.ids, bos_id, params, rng))
+        bar = _progress(per_epoch, epoch) if world.is_main else None
+        steps = train_epoch(
+            model, batches, updater, bar, on_step, budget, epoch < params.epochs, precision
+        )
+        steps.loss_sum, tokens = world.total(steps.loss_sum, steps.tokens)
+        steps.tokens = int(tokens)
         trained.append(steps)
-        val, _ = score(evaluated, val_split, bos_id)
+        val = world.from_main(lambda: score(evaluated, val_split, bos_id)[0])
         improved = val.perplexity < best.val_perplexity
         if improved:
             best = Best(val.perplexity, val.bits_per_char, epoch)
-            save(evaluated, epoch=epoch, best_val_perplexity=val.perplexity)
+            if world.is_main:
+                save(evaluated, epoch=epoch, best_val_perplexity=val.perplexity)
         updater.schedule.end_epoch(val.perplexity)
         history.append(steps.record(epoch, val, improved, epoch_start))
         _log_epoch(history[-1])
-        stopped = stop_reason(history[-1], steps, on_epoch, params.patience, best.epoch)
+        stopped = world.from_main(
+            partial(stop_reason, history[-1], steps, on_epoch, params.patience, best.epoch)
+        )
         if stopped != "epochs":
             break
     return TrainResult(
@@ -269,19 +277,22 @@ def train_epoch(
     on_step: StepHook | None,
     budget: Budget,
     may_run_out: bool,
+    precision: Precision | None = None,
 ) -> EpochSteps:
     """Train on one epoch's ``batches`` (the state carried from batch to batch as the model says).
 
     Stops early when ``on_step`` returns True or, if ``may_run_out`` (not in the last epoch),
-    when the ``budget`` is spent.
+    when the ``budget`` is spent. The forward passes run under ``precision``'s autocast.
     """
     start = time.perf_counter()
     out = EpochSteps(lr=updater.schedule.lr)
     hook_seconds = 0.0  # time spent in on_step, not training
     state = None
+    autocast = precision.autocast if precision is not None else contextlib.nullcontext
     for batch in batches:
-        loss, targets, state = model.batch_loss(batch, state)
-        out.lr = updater.update(loss)
+        with autocast():
+            loss, targets, state = model.batch_loss(batch, state)
+        out.lr = updater.update(loss, targets)
         out.loss_sum += loss.item() * targets
         out.tokens += targets
         if bar is not None:

@@ -202,7 +202,11 @@ class Updater:
     """One optimizer step after another: gradients, clipping, the step, the schedule, the average.
 
     ``steps`` counts the optimizer steps taken; ``evaluated`` is the model to validate and save:
-    the weight average when there is one, else the model itself.
+    the weight average when there is one, else the model itself. With a ``scaler`` (fp16) the loss
+    is scaled before ``backward`` and the gradients unscaled before clipping; a step whose
+    gradients overflowed is skipped (counted in ``skipped``; the schedule and the average do not
+    move). ``sync(model, targets)`` (several processes) averages the gradients over the processes
+    right after ``backward``, before the unscaling and the clipping.
     """
 
     def __init__(
@@ -211,28 +215,50 @@ class Updater:
         params: TrainParams,
         total_steps: int,
         time_fraction: Callable[[], float] = lambda: 0.0,
+        scaler: torch.amp.GradScaler | None = None,
+        sync: Callable[[torch.nn.Module, int], None] | None = None,
     ) -> None:
         self.model = model
         self.clip = params.clip
         self.optimizer = make_optimizer(model, params)
         self.schedule = Schedule(self.optimizer, params, total_steps, time_fraction)
         self.average = weight_average(model, params.average)
+        self.scaler = scaler
+        self.sync = sync
         self.steps = 0
+        self.skipped = 0
 
     @property
     def evaluated(self) -> torch.nn.Module:
         return self.model if self.average is None else self.average.module
 
-    def update(self, loss: torch.Tensor) -> float:
-        """Step on ``loss``'s gradients; returns the learning rate the step used."""
+    def update(self, loss: torch.Tensor, targets: int = 1) -> float:
+        """Step on ``loss``'s gradients (``loss`` the mean over ``targets`` targets); returns the
+        learning rate the step used."""
         lr = self.schedule.lr
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
+        if self.sync is not None:
+            self.sync(self.model, targets)
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
         if self.clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
-        self.optimizer.step()
+        if not self._step():
+            self.skipped += 1
+            return lr
         self.schedule.step()
         self.steps += 1
         if self.average is not None:
             self.average.update_parameters(self.model)
         return lr
+
+    def _step(self) -> bool:
+        """The optimizer step; False when the scaler skipped it (its gradients overflowed)."""
+        if self.scaler is None:
+            self.optimizer.step()
+            return True
+        scale = self.scaler.get_scale()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return self.scaler.get_scale() >= scale  # the scale drops only after an overflow

@@ -150,6 +150,8 @@ def load_model_name(path: str | os.PathLike[str]) -> str:
 
 Device = Literal["auto", "cpu", "cuda"]
 DEVICES = choices(Device)
+Precision = Literal["fp32", "bf16", "fp16"]
+PRECISIONS = choices(Precision)
 Optimizer = Literal["sgd", "adam", "adamw"]
 OPTIMIZERS = choices(Optimizer)
 Schedule = Literal["constant", "cosine", "plateau", "step"]
@@ -162,7 +164,10 @@ class TrainParams(Section):
     """The ``train`` section of ``params.yaml``.
 
     * ``seed``: seeds weights, dropout masks and batch order (same params → same metrics);
-    * ``device``: ``auto`` takes a GPU when there is one; ``threads``: CPU threads (0 = torch's
+    * ``device``: ``auto`` takes a GPU when there is one; ``precision``: ``fp32``, ``bf16``
+      (autocast; CUDA or CPU) or ``fp16`` (autocast with loss scaling; CUDA only);
+      ``processes``: training processes per node (data-parallel, launched with ``torchrun``; the
+      ``batch_size`` rows divide across them); ``threads``: CPU threads per process (0 = torch's
       default);
     * ``batch_size`` rows of ``num_steps`` tokens per minibatch (seq2seq: windows of
       ``net.window``);
@@ -185,6 +190,8 @@ class TrainParams(Section):
     section: ClassVar[str] = "train"
     seed: NonNegativeInt = 0
     device: Device = "auto"
+    precision: Precision = "fp32"
+    processes: Count = 1
     threads: NonNegativeInt = 0
     batch_size: Count = 16
     num_steps: Count = 64

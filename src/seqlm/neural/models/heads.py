@@ -66,9 +66,15 @@ def head_scores(head: Head, hidden: torch.Tensor) -> torch.Tensor:
 
 def head_loss(head: Head, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy of ``targets (…)`` given ``hidden (…, H)`` (adaptive softmax only; the
-    softmax models take it from the logits they also return)."""
+    softmax models take it from the logits they also return).
+
+    It runs in float32 even under mixed precision (``torch.autocast`` off here): the adaptive
+    softmax copies its clusters' log-probabilities into one tensor, whose dtypes autocast would
+    mix, and its loss is a sum of log-probabilities best kept in float32."""
     assert isinstance(head, nn.AdaptiveLogSoftmaxWithLoss)
-    return head(hidden.reshape(-1, hidden.shape[-1]), targets.reshape(-1)).loss
+    with torch.autocast(hidden.device.type, enabled=False):
+        flat = hidden.float().reshape(-1, hidden.shape[-1])  # (N, H)
+        return head(flat, targets.reshape(-1)).loss
 
 
 def gather_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,105 @@
+"""Training precision: bf16 autocast, fp16's loss scaling and skipped steps, refused combinations."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seqlm.core.errors import ParamError
+from seqlm.neural.optim import Updater
+from seqlm.neural.precision import Precision, check_precision
+from seqlm.params import TrainParams
+from tiny_pipeline import NO_DROPOUT, TINY_TRAIN, train_tiny, weights_after_each_step
+
+CPU = torch.device("cpu")
+
+
+def test_fp16_on_the_cpu_is_refused_saying_what_is_allowed(tmp_path, tiny_text) -> None:
+    with pytest.raises(ParamError, match="needs a CUDA device.*use 'fp32' or 'bf16'"):
+        check_precision("fp16", CPU)
+    params = TINY_TRAIN.replace(precision="fp16", device="cpu")
+    with pytest.raises(ParamError, match="train.precision = 'fp16'"):
+        train_tiny(tmp_path, tiny_text, params=params)
+    assert not (tmp_path / "lstm.pt").exists()
+    with pytest.raises(ParamError, match="precision"):
+        TrainParams(precision="fp8")
+
+
+def test_fp32_runs_without_autocast_and_bf16_autocasts_the_forward_pass() -> None:
+    x = torch.ones(2, 3)
+    with Precision("fp32", CPU).autocast():
+        assert (x @ x.T).dtype == torch.float32
+    with Precision("bf16", CPU).autocast():
+        assert (x @ x.T).dtype == torch.bfloat16
+    assert Precision("bf16", CPU).scaler is None
+
+
+def test_bf16_training_on_the_cpu_keeps_float32_weights_near_the_fp32_run(
+    tmp_path, tiny_text
+) -> None:
+    kw = {"net": NO_DROPOUT}
+    fp32 = weights_after_each_step(tmp_path / "a", tiny_text, 3, **kw)[-1]
+    bf16 = weights_after_each_step(
+        tmp_path / "b", tiny_text, 3, params=TINY_TRAIN.replace(precision="bf16"), **kw
+    )[-1]
+    differs = False
+    for key, w in bf16.items():
+        assert w.dtype == fp32[key].dtype  # the weights themselves stay float32
+        assert torch.isfinite(w).all()
+        assert torch.allclose(w, fp32[key], atol=0.05), key  # 3 steps of lr 0.01 apart at most
+        differs |= not torch.equal(w, fp32[key])
+    assert differs  # the forward pass did run in bfloat16
+
+
+def scaled_updater(model: torch.nn.Module) -> Updater:
+    params = TrainParams(optimizer="sgd", lr=0.1, weight_decay=0.0, clip=1.0, warmup_steps=0)
+    return Updater(model, params, 10, scaler=torch.amp.GradScaler("cpu", init_scale=1024.0))
+
+
+def test_loss_scaling_unscales_before_clipping_and_skips_an_overflowing_step() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    plain = torch.nn.Linear(3, 1)
+    plain.load_state_dict(model.state_dict())
+    x = torch.randn(4, 3)
+    updater = scaled_updater(model)
+    before = [p.detach().clone() for p in model.parameters()]
+
+    updater.update(model(x).sum() * float("inf"))
+    assert (updater.steps, updater.skipped) == (0, 1)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert updater.scaler is not None and updater.scaler.get_scale() == 512.0
+    assert updater.schedule.per_step is not None and updater.schedule.per_step.last_epoch == 0
+
+    updater.update(model(x).sum() * 10)  # clipped to norm 1 after unscaling
+    reference = TrainParams(optimizer="sgd", lr=0.1, weight_decay=0.0, clip=1.0, warmup_steps=0)
+    Updater(plain, reference, 10).update(plain(x).sum() * 10)
+    assert (updater.steps, updater.skipped) == (1, 1)
+    for a, b in zip(model.parameters(), plain.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+    assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+@pytest.mark.parametrize("model", ["rnn", "gru", "lstm", "seq2seq"])
+@pytest.mark.parametrize("output", ["softmax", "adaptive"])
+def test_every_model_and_output_layer_trains_under_bf16_autocast(model, output, tiny_text) -> None:
+    import numpy as np
+
+    from seqlm.neural.models import build_model
+    from seqlm.neural.models.base import Batch
+    from tiny_pipeline import tiny_data
+
+    vocab = tiny_data(tiny_text).vocab
+    net = NO_DROPOUT.replace(output=output, cutoffs=(5, 10), weight_drop=0.25)
+    torch.manual_seed(0)
+    lm = build_model(model, net, len(vocab), vocab.id_of("<bos>"))
+    x = np.random.default_rng(0).integers(0, len(vocab), (4, 8))
+    arrays = (x, x, np.array([True, False, True, True])) if model == "seq2seq" else (x, x)
+    batch = Batch(arrays, continues=model != "seq2seq")
+    state = None
+    for _ in range(3):  # the state carried from batch to batch under autocast too
+        with Precision("bf16", CPU).autocast():
+            loss, _, state = lm.batch_loss(batch, state)
+        assert loss.dtype == torch.float32 and torch.isfinite(loss)
+        loss.backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in lm.parameters())
