@@ -28,6 +28,7 @@ import torch
 
 from seqlm.core.errors import DataError, ParamError
 from seqlm.core.logs import progress_disabled
+from seqlm.core.threads import limit_threads
 from seqlm.data.corpus import SplitData
 from seqlm.data.vocab import Vocab
 from seqlm.neural.checkpoint import save_checkpoint
@@ -151,8 +152,7 @@ def resolve_device(name: str) -> torch.device:
 def seed_everything(seed: int, threads: int) -> None:
     """Seed torch's generators and make the kernels deterministic."""
     torch.manual_seed(seed)
-    if threads:
-        torch.set_num_threads(threads)
+    limit_threads(threads)  # train.threads, else SEQLM_THREADS / OMP_NUM_THREADS, else the default
     torch.use_deterministic_algorithms(True, warn_only=True)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 

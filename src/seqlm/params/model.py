@@ -162,8 +162,8 @@ class TrainParams(Section):
     """The ``train`` section of ``params.yaml``.
 
     * ``seed``: seeds weights, dropout masks and batch order (same params → same metrics);
-    * ``device``: ``auto`` takes a GPU when there is one; ``threads``: CPU threads (0 = torch's
-      default);
+    * ``device``: ``auto`` takes a GPU when there is one; ``threads``: CPU threads (0 =
+      ``SEQLM_THREADS``, else ``OMP_NUM_THREADS``, else torch's default: seqlm.core.threads);
     * ``batch_size`` rows of ``num_steps`` tokens per minibatch (seq2seq: windows of
       ``net.window``);
     * ``sampling``: ``sequential`` (state carried across batches) or ``random`` (textbook's two
