@@ -2,17 +2,19 @@
 
 import copy
 import re
+import subprocess
 import time
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, DvcProject
 from pipeline_support import ran
 from seqlm.ops.report import EVAL, load_entries
 
 pytestmark = pytest.mark.slow
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 REMOTE = "storage"
 
@@ -24,8 +26,8 @@ def test_the_committed_config_names_a_default_remote_beside_the_checkout():
     assert re.search(rf"\['remote \"{REMOTE}\"'\]\s+url = \.\./\.\./seqlm-storage\s", config)
 
 
-def test_a_local_override_repoints_the_remote_without_touching_git(tmp_path: Path):
-    project = DvcProject(tmp_path / "project")
+def test_a_local_override_repoints_the_remote_without_touching_git(dvc_project, tmp_path: Path):
+    project = dvc_project  # at tmp_path / "project"
     assert project.dvc("remote", "default").stdout.strip() == REMOTE
     listed = project.dvc("remote", "list").stdout
     assert str(tmp_path / "seqlm-storage") in listed
@@ -34,7 +36,7 @@ def test_a_local_override_repoints_the_remote_without_touching_git(tmp_path: Pat
     assert project.git("status", "--porcelain").stdout == ""  # .dvc/config.local is ignored
 
 
-def clone_of(project: DvcProject, root: Path) -> DvcProject:
+def clone_of(project, root: Path):
     """A fresh ``git clone`` of ``project`` at ``root``, driven like the project itself."""
     project.git("clone", "-q", str(project.root), str(root))
     clone = copy.copy(project)
@@ -69,15 +71,36 @@ def test_a_fresh_clone_pulls_the_results_and_reproduces_nothing(baseline, tmp_pa
     assert clone.git("status", "--porcelain").stdout == ""  # nothing rewritten
 
 
-def wait_for_queue(project: DvcProject, seconds: float = 300) -> str:
-    """``dvc queue status`` once nothing is queued or running (or the time is up)."""
+def start_workers(project, jobs: int, **env: str) -> None:
+    """``dvc queue start -j jobs`` with ``env`` added. Its output goes to a file: the workers it
+    spawns hold on to its stdout, so a pipe would stay open until they exit."""
+    log = project.root.parent / "queue-start.log"
+    with log.open("w") as out:
+        subprocess.run(
+            ["dvc", "queue", "start", "-j", str(jobs)],
+            cwd=project.root,
+            env={**project.env, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=120,
+            check=True,
+        )
+    assert f"Started '{jobs}' new experiments task queue workers" in log.read_text(), (
+        log.read_text()
+    )
+
+
+def wait_for_queue(project, experiments: int, seconds: float = 300) -> str:
+    """``dvc queue status`` once ``experiments`` have ended, succeeded or failed (or the time is
+    up). Counting ended ones, not the absence of Queued and Running, leaves no gap to fall into
+    while a worker takes a task."""
     deadline = time.monotonic() + seconds
     status = ""
     while time.monotonic() < deadline:
         status = project.dvc("queue", "status").stdout
-        if "Queued" not in status and "Running" not in status:
+        if len(re.findall(r"\b(?:Success|Failed)\b", status)) >= experiments:
             break
-        time.sleep(2)
+        time.sleep(4)  # each status call starts dvc: poll gently beside the two workers
     return status
 
 
@@ -94,13 +117,8 @@ def logged_interval(log: str) -> tuple[datetime, datetime]:
 def test_two_queued_experiments_run_at_once_each_on_its_share_of_the_cores(baseline):
     for seed in (1, 2):
         baseline.dvc("exp", "run", "--queue", "-n", f"seed{seed}", "-S", f"train.seed={seed}")
-    env = baseline.env
-    baseline.env = {**env, "SEQLM_THREADS": "1"}  # the workers inherit `dvc queue start`'s env
-    try:
-        baseline.dvc("queue", "start", "-j", "2")
-    finally:
-        baseline.env = env
-    status = wait_for_queue(baseline)
+    start_workers(baseline, 2, SEQLM_THREADS="1")  # the workers inherit this environment
+    status = wait_for_queue(baseline, 2)
     baseline.dvc("queue", "stop", check=False)
     assert len(re.findall(r"\bSuccess\b", status)) == 2, status
 
