@@ -16,6 +16,7 @@ import pandas as pd
 from seqlm.core.atomic import remove_outputs, write_json, write_text
 from seqlm.core.errors import DataError
 from seqlm.core.stage import parser, run_stage
+from seqlm.core.threads import limit_threads
 from seqlm.data.corpus import SplitData, load_split
 from seqlm.data.vocab import Vocab, load_vocab
 from seqlm.neural.checkpoint import load_checkpoint
@@ -51,6 +52,7 @@ SCORED = ("val", "test")
 
 def body(args: argparse.Namespace) -> None:
     remove_outputs(args.metrics, args.samples, args.bpc_table, args.embeddings)
+    limit_threads()  # SEQLM_THREADS / OMP_NUM_THREADS (the stage has no train.threads)
     model_name = load_model_name(args.params)
     net = load_section(NetParams, "net", args.params)
     tok = load_section(TokenizeParams, "tokenize", args.params)

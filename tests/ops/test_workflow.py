@@ -1,6 +1,7 @@
 """The scheduled reproduction workflow: valid (actionlint) and wired to the gate."""
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -78,3 +79,42 @@ def test_it_checks_out_full_history_caches_pip_and_runs_the_gate(workflow):
 def test_the_make_target_the_workflow_calls_runs_the_gate_module():
     makefile = (ROOT / "Makefile").read_text()
     assert "python -m seqlm.ops.gate $(GATE_ARGS)" in makefile
+
+
+def test_it_pulls_before_the_gate_and_pushes_after_only_with_a_configured_remote(workflow):
+    [job] = workflow["jobs"].values()
+    steps = job["steps"]
+    runs = [s.get("run", "") for s in steps]
+    configure = next(s for s in steps if s.get("run") == ".ci/dvc-remote")
+    assert (
+        configure["id"] == "remote"
+        and "secrets.DVC_REMOTE_URL" in configure["env"]["DVC_REMOTE_URL"]
+    )
+    pull = next(i for i, run in enumerate(runs) if "dvc pull" in run)
+    gate = next(i for i, run in enumerate(runs) if "make gate" in run)
+    push = next(i for i, run in enumerate(runs) if "dvc push" in run)
+    assert steps.index(configure) < pull < gate < push
+    for i in (pull, push):
+        assert "--run-cache" in runs[i]
+        assert steps[i]["if"] == "steps.remote.outputs.enabled == 'true'"  # push: the gate passed
+
+
+def test_without_a_remote_secret_the_set_up_says_so_and_disables_pull_and_push(tmp_path):
+    output = tmp_path / "github_output"
+    env = {"PATH": os.environ["PATH"], "GITHUB_OUTPUT": str(output), "DVC_REMOTE_URL": ""}
+    proc = subprocess.run(
+        [str(ROOT / ".ci/dvc-remote")], env=env, capture_output=True, text=True, check=True
+    )
+    assert proc.stdout.startswith("::notice title=DVC remote::no DVC_REMOTE_URL secret")
+    assert output.read_text() == "enabled=false\n"
+
+
+def test_a_remote_url_of_another_kind_is_refused_before_anything_is_installed(tmp_path):
+    env = {
+        "PATH": os.environ["PATH"],
+        "DVC_REMOTE_URL": "ftp://host/x",
+        "SEQLM_BIN": "/nonexistent",
+    }
+    proc = subprocess.run([str(ROOT / ".ci/dvc-remote")], env=env, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "s3://, gs:// or ssh:// (got 'ftp')" in proc.stdout

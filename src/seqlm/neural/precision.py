@@ -23,6 +23,7 @@ from typing import Literal
 import torch
 
 from seqlm.core.errors import ParamError
+from seqlm.core.threads import limit_threads
 
 PrecisionName = Literal["fp32", "bf16", "fp16"]
 LOW_PRECISION = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -48,8 +49,7 @@ def seed_everything(seed: int, threads: int) -> None:
     """
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.manual_seed(seed)
-    if threads:
-        torch.set_num_threads(threads)
+    limit_threads(threads)  # train.threads, else SEQLM_THREADS / OMP_NUM_THREADS, else the default
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
 

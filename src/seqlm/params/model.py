@@ -167,8 +167,8 @@ class TrainParams(Section):
     * ``device``: ``auto`` takes a GPU when there is one; ``precision``: ``fp32``, ``bf16``
       (autocast; CUDA or CPU) or ``fp16`` (autocast with loss scaling; CUDA only);
       ``processes``: training processes per node (data-parallel, launched with ``torchrun``; the
-      ``batch_size`` rows divide across them); ``threads``: CPU threads per process (0 = torch's
-      default);
+      ``batch_size`` rows divide across them); ``threads``: CPU threads per process (0 =
+      ``SEQLM_THREADS``, else ``OMP_NUM_THREADS``, else torch's default: seqlm.core.threads);
     * ``batch_size`` rows of ``num_steps`` tokens per minibatch (seq2seq: windows of
       ``net.window``);
     * ``sampling``: ``sequential`` (state carried across batches) or ``random`` (textbook's two
