@@ -8,7 +8,8 @@ char`` and ``ngram.order: 7`` points the download stage at those files (``file:/
 sha1s); then download, clean, tokenize, vocab, corpus and ngram run, each as its own subprocess
 (``python -m stages.<name>`` with dvc.yaml's arguments, in a folder per size). The table gives,
 per stage (``MB``: the train size asked for; ``corpus MB``: train, val and test), its wall time,
-peak resident memory (``os.wait4``'s ``ru_maxrss`` of that child) and throughput. Beside the n-gram
+CPU time and peak resident memory (``os.wait4``'s rusage of that child) and throughput (MB/s
+of wall time; on a busy machine CPU time is the steadier figure). Beside the n-gram
 row: KenLM's ``lmplz`` on the same kind of model (issue #12: 14 s and 0.35 GB for 44M train
 characters at order 7, scaled linearly to the train characters here) and our ratio to it.
 
@@ -87,8 +88,8 @@ def write_params(files: dict[str, Path], folder: Path) -> None:
     (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
 
 
-def run_stage(name: str, folder: Path) -> tuple[float, float]:
-    """Run one stage in ``folder`` as a child process: (wall seconds, peak RSS in MB)."""
+def run_stage(name: str, folder: Path) -> tuple[float, float, float]:
+    """Run one stage in ``folder`` as a child process: (wall seconds, CPU seconds, peak RSS MB)."""
     env = dict(os.environ, SEQLM_NO_PROGRESS="1")
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO), env.get("PYTHONPATH", "")])
     env.pop("SEQLM_MIRROR", None)  # the file:// URLs are the corpus
@@ -108,7 +109,7 @@ def run_stage(name: str, folder: Path) -> tuple[float, float]:
     if proc.returncode:
         tail = (folder / f"{name}.log").read_text(encoding="utf-8", errors="replace")[-2000:]
         raise SystemExit(f"stage {name} failed in {folder}:\n{tail}")
-    return wall, usage.ru_maxrss / 1024  # Linux: kilobytes
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024  # Linux: kilobytes
 
 
 def bench_size(size_mb: float, workdir: Path) -> list[dict[str, object]]:
@@ -120,11 +121,17 @@ def bench_size(size_mb: float, workdir: Path) -> list[dict[str, object]]:
     corpus_mb = sum(p.stat().st_size for p in files.values()) / 1e6
     rows = []
     for name in STAGES:
-        wall, rss = run_stage(name, folder)
-        rows.append({"stage": name, "size": size_mb, "wall": wall, "rss": rss, "mb": corpus_mb})
+        wall, cpu, rss = run_stage(name, folder)
+        rows.append(
+            {"stage": name, "size": size_mb, "wall": wall, "cpu": cpu, "rss": rss, "mb": corpus_mb}
+        )
     data = [r for r in rows if r["stage"] in DATA_STAGES]
     total = {"stage": "data stages", "size": size_mb, "mb": corpus_mb}
-    total.update(wall=sum(r["wall"] for r in data), rss=max(r["rss"] for r in data))
+    total.update(
+        wall=sum(r["wall"] for r in data),
+        cpu=sum(r["cpu"] for r in data),
+        rss=max(r["rss"] for r in data),
+    )
     rows.insert(len(data), total)
     stats = json.loads((folder / "metrics" / "data.json").read_text(encoding="utf-8"))
     scale = stats["train"]["characters"] / LMPLZ["chars"]
@@ -134,13 +141,13 @@ def bench_size(size_mb: float, workdir: Path) -> list[dict[str, object]]:
 
 def table(rows: list[dict[str, object]]) -> str:
     """The figures as a fixed-width table."""
-    head = f"{'stage':<12} {'MB':>7} {'corpus MB':>9} {'wall s':>8} {'peak RSS MB':>12} {'MB/s':>7}"
+    head = f"{'stage':<12} {'MB':>7} {'corpus MB':>9} {'wall s':>8} {'cpu s':>7}"
+    head += f" {'peak RSS MB':>12} {'MB/s':>7}"
     head += f" {'lmplz s':>8} {'lmplz GB':>9} {'ratio':>6}"
     out = [head, "-" * len(head)]
     for r in rows:
-        line = (
-            f"{r['stage']:<12} {r['size']:>7g} {r['mb']:>9.2f} {r['wall']:>8.2f} {r['rss']:>12.0f}"
-        )
+        line = f"{r['stage']:<12} {r['size']:>7g} {r['mb']:>9.2f} {r['wall']:>8.2f}"
+        line += f" {r['cpu']:>7.2f} {r['rss']:>12.0f}"
         line += f" {r['mb'] / max(r['wall'], 1e-9):>7.2f}"
         if "lmplz_s" in r:
             ratio = r["wall"] / r["lmplz_s"]

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from seqlm.core.atomic import remove_outputs, write_json, write_text
 from seqlm.core.stage import parser, run_stage
 from seqlm.data.corpus import FREQ_TABLES, encode_split_file, freq_path, ids_path
-from seqlm.data.freq import freq_tables_csv
+from seqlm.data.freq import FreqCounter
 from seqlm.data.split import SPLITS
 from seqlm.data.vocab import load_vocab
 from seqlm.params import TokenizeParams, load_section
@@ -29,14 +29,20 @@ def body(args: argparse.Namespace) -> None:
     vocab = load_vocab(args.vocab)
     stats: dict[str, object] = {"token": tok.token, "vocab_size": len(vocab)}
     try:  # all or nothing
+        freq = FreqCounter(tok.token)
         for split in SPLITS:
-            data, pieces = encode_split_file(
-                split, args.tokens_dir, tok, vocab, ids_path(args.out_dir, split)
+            data, names = encode_split_file(
+                split,
+                args.tokens_dir,
+                tok,
+                vocab,
+                ids_path(args.out_dir, split),
+                freq if split == "train" else None,  # the tables count the train split only
             )
             stats[split] = data.stats()
             log.info("%s: %s (ids as %s)", split, stats[split], data.ids.dtype)
             if split == "train":
-                tables = freq_tables_csv(pieces, tok.token)
+                tables = freq.tables_csv(names)
         for n in FREQ_TABLES:
             write_text(freq_path(args.freq_dir, n), tables[n])
         write_json(args.metrics, stats)

@@ -85,7 +85,9 @@ def test_the_scaling_benchmark_runs_every_stage_at_a_tiny_size(tmp_path: Path, c
     )
     out = capsys.readouterr().out
     assert code == 0
-    stages = re.findall(r"^(\w[\w ]*?)\s+0\.02\s+[\d.]+\s+[\d.]+\s+\d+\s+[\d.]+", out, re.M)
+    stages = re.findall(
+        r"^(\w[\w ]*?)\s+0\.02\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+\d+\s+[\d.]+", out, re.M
+    )
     assert stages[:7] == [
         "download",
         "clean",

@@ -18,7 +18,7 @@ from seqlm.data.corpus import (
     prepare_text,
     tokens_path,
 )
-from seqlm.data.freq import freq_tables_csv
+from seqlm.data.freq import FreqCounter, freq_tables_csv, unique_first
 from seqlm.data.tokens import stream, tokenize_lines, write_token_file
 from seqlm.data.vocab import build_vocab
 from seqlm.params import TokenizeParams, VocabParams
@@ -62,14 +62,16 @@ def test_a_split_reads_back_as_it_was_written(tmp_path):
 def test_the_corpus_stage_encodes_a_token_file_in_batches_to_a_mapped_compact_file(tmp_path):
     tok = TokenizeParams(token="char", line_end="eos")
     token_lines = tokenize_lines(["abc", "", "ba cd"] * 50, tok)
-    vocab = build_vocab(stream(token_lines[:3], tok), VocabParams())
+    vocab = build_vocab(stream(token_lines[:1], tok), VocabParams())  # " " and "d" unseen
     write_token_file(tokens_path(tmp_path, "val"), [token_lines[:7], token_lines[7:]], tok)
     whole = encode_split("val", token_lines, tok, vocab)
     out = ids_path(tmp_path / "ids", "val")
-    data, pieces = encode_split_file("val", tmp_path, tok, vocab, out)
+    freq = FreqCounter(tok.token)
+    data, names = encode_split_file("val", tmp_path, tok, vocab, out, freq)
     assert data.ids.dtype == np.uint8 and isinstance(data.ids, np.memmap)
     assert np.array_equal(data.ids, whole.ids) and data.stats() == whole.stats()
-    assert [x for p in pieces for x in p] == stream(token_lines, tok)
+    assert data.oov == 100  # " " and "d" of the 50 lines "ba cd"
+    assert freq.tables_csv(names)[3] == pandas_freq_table_csv(stream(token_lines, tok), 3, "char")
     assert load_split(tmp_path / "ids", tmp_path, "val", tok).stats() == whole.stats()
 
 
@@ -144,3 +146,12 @@ def test_the_data_stages_in_memory_give_splits_vocab_and_ids():
     assert data.splits["val"].ids.tolist() == [0, 0, 0]  # six seven eight: unseen in train
     from_bytes = prepare_text(text.encode("utf-8"), split)
     assert (from_bytes.vocab, from_bytes.token_lines) == (data.vocab, data.token_lines)
+
+
+@pytest.mark.parametrize("space", [50, 2**60])  # packed with the index and sorted, or np.unique
+def test_unique_keys_with_first_index_and_count_either_way(space):
+    keys = np.random.default_rng(0).integers(0, 50, size=500)
+    uniq, first, counts = unique_first(keys, space)
+    want = np.unique(keys, return_index=True, return_counts=True)
+    for got, ref in zip((uniq, first, counts), want, strict=True):
+        assert np.array_equal(got, ref)

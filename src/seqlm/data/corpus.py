@@ -11,7 +11,7 @@ the same params. The stages themselves go through a split in batches of lines
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +19,12 @@ import numpy as np
 
 from seqlm.core.errors import DataError
 from seqlm.data.clean import clean_text
-from seqlm.data.freq import FREQ_TABLES, freq_table_csv  # noqa: F401 (the stage reads them here)
+from seqlm.data.freq import (  # noqa: F401 (FREQ_TABLES, freq_table_csv: read from here)
+    FREQ_TABLES,
+    FreqCounter,
+    TokenIndex,
+    freq_table_csv,
+)
 from seqlm.data.ids import id_dtype, read_ids, write_ids
 from seqlm.data.split import SPLITS, check_blocks, split_by_line
 from seqlm.data.tokens import (
@@ -87,29 +92,56 @@ def encode_split(
     return SplitData.of(name, ids, TokenStats.of(token_lines, tok))
 
 
+class SplitEncoder:
+    """Encodes a stream in pieces: each token gets its own id in first-occurrence order (a
+    :class:`~seqlm.data.freq.TokenIndex`, what the frequency tables count) and, through a table
+    from those ids, its vocabulary id: one pass of Python per token."""
+
+    def __init__(self, vocab: Vocab) -> None:
+        self.vocab = vocab
+        self.index = TokenIndex()
+        self.to_vocab = np.zeros(0, dtype=np.int64)
+
+    def encode(self, piece: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """``(own ids, vocabulary ids)`` of the next piece of the stream."""
+        own = self.index.encode(piece)
+        new = self.index.tokens[self.to_vocab.size :]
+        if new:
+            added = np.fromiter(map(self.vocab.index, new), dtype=np.int64, count=len(new))
+            self.to_vocab = np.r_[self.to_vocab, added]
+        return own, self.to_vocab[own]
+
+
 def encode_split_file(
-    name: str, tokens_dir: str | os.PathLike[str], tok: Tokenization, vocab: Vocab, out: Path
-) -> tuple[SplitData, Iterable[list[str]]]:
+    name: str,
+    tokens_dir: str | os.PathLike[str],
+    tok: Tokenization,
+    vocab: Vocab,
+    out: Path,
+    freq: FreqCounter | None = None,
+) -> tuple[SplitData, list[str]]:
     """Encode a split's token file to the ids file ``out`` batch by batch (the corpus stage).
 
-    Returns the split (its ids read back mapped) and a fresh iterator over its stream in pieces."""
+    ``freq``, when given, counts the stream's n-grams on the way. Returns the split (its ids read
+    back mapped) and its distinct tokens in first-occurrence order (the names of ``freq``'s ids)."""
     t = as_tokenization(tok)
     path = tokens_path(tokens_dir, name)
     stats = read_token_stats(path)
     if stats.tokens == 0:
         raise DataError(f"the {name} split has no tokens")
-    oov = 0
+    encoder, oov = SplitEncoder(vocab), 0
 
     def chunks() -> Iterator[np.ndarray]:
         nonlocal oov
-        for part in stream_batches(iter_line_batches(path, t.token), t):
-            ids = vocab.encode(part)
+        for piece in stream_batches(iter_line_batches(path, t.token), t):
+            own, ids = encoder.encode(piece)
+            if freq is not None:
+                freq.add(own)
             oov += int(np.count_nonzero(ids == 0))
             yield ids
 
     write_ids(out, chunks(), stats.tokens, id_dtype(len(vocab)))
-    data = SplitData.of(name, read_ids(out), stats, oov)
-    return data, stream_batches(iter_line_batches(path, t.token), t)
+    return SplitData.of(name, read_ids(out), stats, oov), encoder.index.tokens
 
 
 def ids_path(corpus_dir: str | os.PathLike[str], split: str) -> Path:

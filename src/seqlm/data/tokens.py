@@ -135,16 +135,24 @@ class StatsCounter:
         self.tok = as_tokenization(tok)
         self.lines = self.tokens = self.characters = 0
 
-    def add(self, token_lines: list[list[str]]) -> None:
-        """Count one batch of lines (those after every batch counted so far)."""
+    def add(self, token_lines: list[list[str]], texts: list[str] | None = None) -> None:
+        """Count one batch of lines (those after every batch counted so far); ``texts`` are their
+        :func:`line_text` when already made. Arithmetic only: the lengths of :func:`stream` and
+        :func:`running_text` without building them."""
         if not token_lines:
             return
-        if self.tok.line_end == "space" and self.lines:
-            self.characters += 1  # the space joining this batch to the previous one
-            self.tokens += self.tok.token == "char"
-        self.lines += len(token_lines)
-        self.tokens += len(stream(token_lines, self.tok))
-        self.characters += count_characters(token_lines, self.tok)
+        if texts is None:
+            texts = [line_text(line, self.tok.token) for line in token_lines]
+        n = len(token_lines)
+        tokens, characters = sum(map(len, token_lines)), sum(map(len, texts))
+        if self.tok.line_end == "space":
+            joins = n - 1 + (self.lines > 0)  # one space between consecutive lines
+            self.tokens += tokens + (joins if self.tok.token == "char" else 0)
+            self.characters += characters + joins
+        else:  # a line end (token and character) after every line
+            self.tokens += tokens + n
+            self.characters += characters + n
+        self.lines += n
 
     def stats(self) -> TokenStats:
         """What has been counted."""
@@ -166,8 +174,9 @@ def write_token_file(
     counter = StatsCounter(t)
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
         for token_lines in batches:
-            f.write("".join(line_text(line, t.token) + "\n" for line in token_lines))
-            counter.add(token_lines)
+            texts = [line_text(line, t.token) for line in token_lines]
+            f.write("".join(text + "\n" for text in texts))
+            counter.add(token_lines, texts)
     stats = counter.stats()
     write_json(stats_path(path), asdict(stats))
     return stats
