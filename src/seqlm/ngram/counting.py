@@ -7,19 +7,22 @@ memory-mapped split is never loaded whole.
 
 Orders are counted one after the other. For order ``k`` every position ``i`` has the row
 ``r[k-1][i]`` of the (k−1)-gram starting there (``-1`` if none: it would run past the stream or over
-a marker); the k-gram at ``i`` is keyed ``r[k-1][i] · V + x[i+k-1]``. Two passes over the stream:
+a marker); the k-gram at ``i`` is keyed ``r[k-1][i] · V + x[i+k-1]``. Two passes per order:
 
 1. *count*: each chunk's keys → ``np.unique`` with counts; the chunk tables are merged (sorted
    unique keys, counts summed) whenever the pending ones outgrow the merged table;
 2. *index*: each chunk's keys → rows in the final table (``searchsorted``), which give
-   ``r[k][i]`` for the next order and each k-gram's suffix row ``r[k-1][i+1]``.
+   ``r[k][i]`` and each k-gram's suffix row ``r[k-1][i+1]``.
+
+The count pass of order ``k + 1`` needs only ``r[k]``, so it runs inside the index pass of order
+``k``, chunk by chunk: one pass over the stream per order.
 
 Chunks are position ranges: the k-gram starting at ``i`` belongs to the chunk holding ``i`` and
 reads ``x`` up to ``i + k − 1`` past the chunk's end, so an n-gram across a chunk border is counted
 exactly once. When an order's key space ``rows(k − 1) · V`` is small (characters: a few million)
-both passes use a table over the whole space instead (``np.bincount``, then a gather). ``r[k]``
-lives in memory when the stream fits in one chunk, else in a temporary file read back chunk by
-chunk (a plain file, not a mapping, so it never counts towards resident memory).
+both passes use a table over the whole space instead (``np.add.at``/``np.bincount``, then a
+gather). ``r[k]`` lives in memory when the stream fits in one chunk, else in a temporary file read
+back chunk by chunk (a plain file, not a mapping, so it never counts towards resident memory).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import numpy as np
 from seqlm.core.errors import DataError
 
 KEY_LIMIT = 2**62  # keys must stay well inside int64
-CHUNK = 1 << 22  # positions per chunk
+CHUNK = 1 << 21  # positions per chunk
 DENSE_LIMIT = 1 << 25  # key spaces counted and indexed with a table of every key
 Reader = Callable[[int, int], np.ndarray]
 
@@ -156,33 +159,48 @@ def order_one(read: Reader, size: int, vocab_size: int, bos_id: int, chunk: int)
     return raw
 
 
-def count_order(
-    read: Reader, prev: Reader, size: int, k: int, vocab_size: int, bos_id: int, chunk: int,
-    space: int,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """Pass 1 for order ``k``: its sorted unique keys and raw counts (keys lie in ``0 .. space``:
-    below :data:`DENSE_LIMIT` they are counted with ``np.bincount``, else with ``np.unique``)."""
-    table = CountTable()
-    dense = np.zeros(space, dtype=np.int64) if space <= DENSE_LIMIT else None
-    for a, b in chunks(max(size - k + 1, 0), chunk):
-        p, x = prev(a, b), last_ids(read, size, a, b, k, bos_id)
-        valid = (p >= 0) & (x != bos_id)
-        keys = p[valid] * vocab_size + x[valid]
-        if dense is not None:
-            dense += np.bincount(keys, minlength=space)
+class KeyCounter:
+    """Counts keys that lie in ``0 .. space``: below :data:`DENSE_LIMIT` into a table over the whole
+    space (``np.bincount``, or ``np.add.at`` when a bincount's temporary would dwarf the chunk), else
+    with ``np.unique`` per chunk (:class:`CountTable`)."""
+
+    def __init__(self, space: int) -> None:
+        self.dense = np.zeros(space, dtype=np.int64) if space <= DENSE_LIMIT else None
+        self.table = CountTable()
+
+    def add(self, keys: np.ndarray) -> None:
+        """Count one chunk of keys."""
+        if self.dense is None:
+            self.table.add(keys)
+        elif self.dense.size <= 4 * keys.size:  # a bincount's temporary is small beside the keys
+            self.dense += np.bincount(keys, minlength=self.dense.size)
         else:
-            table.add(keys)
-    if dense is not None:
-        uniq = np.flatnonzero(dense)
-        return uniq.astype(np.int64), dense[uniq]
-    return table.result()
+            np.add.at(self.dense, keys, 1)  # unbuffered: repeated keys all count
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """The sorted unique keys and their counts."""
+        if self.dense is None:
+            return self.table.result()
+        uniq = np.flatnonzero(self.dense).astype(np.int64)
+        return uniq, self.dense[uniq]
+
+
+def next_keys(
+    rows: np.ndarray, read: Reader, size: int, a: int, b: int, k: int, vocab_size: int,
+    bos_id: int,
+) -> np.ndarray:  # fmt: skip
+    """Keys of the (k+1)-grams starting at ``a .. b`` from ``rows = r[k][a:b]``: the valid ones."""
+    x = last_ids(read, size, a, b, k + 1, bos_id)
+    valid = (rows >= 0) & (x != bos_id)
+    return rows[valid] * vocab_size + x[valid]
 
 
 def index_order(
     read: Reader, prev: Reader, size: int, k: int, vocab_size: int, bos_id: int,
-    keys: np.ndarray, chunk: int, store: RowStore | None,
+    keys: np.ndarray, chunk: int, store: RowStore | None, counter: KeyCounter | None,
 ) -> np.ndarray:  # fmt: skip
-    """Pass 2 for order ``k``: each k-gram's suffix row; ``store`` gets ``r[k]`` if given."""
+    """The index pass of order ``k``: each k-gram's suffix row; ``store`` gets ``r[k]`` and
+    ``counter`` the keys of the (k+1)-grams (the count pass of the next order), if given."""
     suffix = np.full(keys.size, -1, dtype=np.int64)
     space = int(keys[-1]) + 1 if keys.size else 0
     ranks = None
@@ -202,6 +220,8 @@ def index_order(
             suffix[rows[at]] = p_ext[at + 1]  # the (k−1)-gram starting one later
         if store is not None:
             store.append(rows)
+        if counter is not None:
+            counter.add(next_keys(rows, read, size, a, b, k, vocab_size, bos_id))
     return suffix
 
 
@@ -214,17 +234,26 @@ def count_flat(
     raw1[bos_id] = 0  # the begin marker is context, never a target
     keys = [np.arange(vocab_size, dtype=np.int64)]
     suffix, raw, swb = [np.full(vocab_size, -1, dtype=np.int64)], [raw1], [keys[0] == bos_id]
+    counter = KeyCounter(vocab_size * vocab_size) if max_order > 1 else None
+    for a, b in chunks(size, chunk):  # the count pass of order 2
+        if counter is not None:
+            counter.add(next_keys(read(a, b), read, size, a, b, 1, vocab_size, bos_id))
     with tempfile.TemporaryDirectory(prefix="seqlm-ngram-") as tmp:
         folder = Path(tmp) if size > chunk else None
         prev: Reader = read  # r[1][i] is the id itself
         store_prev: RowStore | None = None
         for k in range(2, max_order + 1):
-            if keys[-1].size * vocab_size >= KEY_LIMIT:
-                raise DataError(f"too many distinct {k - 1}-grams to key {k}-grams in int64")
-            space = keys[-1].size * vocab_size
-            uniq, counts = count_order(read, prev, size, k, vocab_size, bos_id, chunk, space)
+            assert counter is not None
+            uniq, counts = counter.result()
+            counter = None
+            if k < max_order:
+                if uniq.size * vocab_size >= KEY_LIMIT:
+                    raise DataError(f"too many distinct {k}-grams to key {k + 1}-grams in int64")
+                counter = KeyCounter(uniq.size * vocab_size)
             store = RowStore(size, folder, f"rows{k}") if k < max_order else None
-            suffix.append(index_order(read, prev, size, k, vocab_size, bos_id, uniq, chunk, store))
+            suffix.append(
+                index_order(read, prev, size, k, vocab_size, bos_id, uniq, chunk, store, counter)
+            )
             keys.append(uniq)
             raw.append(counts)
             swb.append(swb[-1][uniq // vocab_size])
