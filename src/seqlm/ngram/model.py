@@ -63,6 +63,18 @@ class NgramModel(abc.ABC):
         how many tokens precede ``t`` in its sequence, at most ``order − 1``.
         """
 
+    def probabilities_given_rows(
+        self,
+        contexts: Sequence[np.ndarray],
+        context_len: np.ndarray,
+        words: np.ndarray,
+        grams: Sequence[np.ndarray],
+    ) -> np.ndarray:
+        """:meth:`probabilities`, where ``grams[k − 2][t]`` is already the row of the k-gram
+        (context, word) of order ``k`` (``-1`` if unseen), for ``k = 2 .. len(grams) + 1``: a
+        model that looks them up can skip that (the same values either way)."""
+        return self.probabilities(contexts, context_len, words)
+
     # --- scoring -------------------------------------------------------------------------------
 
     def sequence_probabilities(self, sequences: Sequence[np.ndarray]) -> np.ndarray:
@@ -112,12 +124,14 @@ class NgramModel(abc.ABC):
             bad = int(window[(window < 0) | (window >= self.vocab_size)][0])
             raise DataError(f"token id {bad} is outside the vocabulary 0..{self.vocab_size - 1}")
         starts = np.full(window.size, start, dtype=np.int64)
-        rows = self.counts.ending_rows(window, starts, self.order - 1)
+        rows = self.counts.ending_rows(window, starts, self.order)  # the n-grams ending at each j
         targets = np.arange(window.size - (b - a), window.size)
-        contexts = [r[targets - 1] for r in rows]
+        contexts = [r[targets - 1] for r in rows[: self.order - 1]]
+        grams = [r[targets] for r in rows[1:]]  # each target's n-gram of orders 2 .. order
         context_len = np.minimum(targets - start, self.order - 1)
         with np.errstate(divide="ignore"):
-            return np.log(self.probabilities(contexts, context_len, window[targets]))
+            p = self.probabilities_given_rows(contexts, context_len, window[targets], grams)
+            return np.log(p)
 
     # --- next-token distributions --------------------------------------------------------------
 
