@@ -1,4 +1,7 @@
-"""Stage ``corpus``: token ids per split, data statistics, n-gram frequency tables of the train split."""
+"""Stage ``corpus``: token ids per split, data statistics, n-gram frequency tables of the train split.
+
+Each split is encoded batch by batch into a compact ``.npy`` (:mod:`seqlm.data.ids`); the frequency
+tables are counted over the train stream in pieces (:mod:`seqlm.data.freq`)."""
 
 from __future__ import annotations
 
@@ -7,18 +10,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from seqlm.core.atomic import remove_outputs, save_npy, write_json, write_text
+from seqlm.core.atomic import remove_outputs, write_json, write_text
 from seqlm.core.stage import parser, run_stage
-from seqlm.data.corpus import (
-    FREQ_TABLES,
-    encode_split,
-    freq_path,
-    freq_table_csv,
-    ids_path,
-    tokens_path,
-)
+from seqlm.data.corpus import FREQ_TABLES, encode_split_file, freq_path, ids_path
+from seqlm.data.freq import FreqCounter
 from seqlm.data.split import SPLITS
-from seqlm.data.tokens import read_token_file, stream
 from seqlm.data.vocab import load_vocab
 from seqlm.params import TokenizeParams, load_section
 
@@ -32,18 +28,27 @@ def body(args: argparse.Namespace) -> None:
     tok = load_section(TokenizeParams, "tokenize", args.params)
     vocab = load_vocab(args.vocab)
     stats: dict[str, object] = {"token": tok.token, "vocab_size": len(vocab)}
-    train_stream: list[str] = []
-    for split in SPLITS:
-        token_lines = read_token_file(tokens_path(args.tokens_dir, split))
-        data = encode_split(split, token_lines, tok, vocab)
-        save_npy(ids_path(args.out_dir, split), data.ids)
-        stats[split] = data.stats()
-        log.info("%s: %s", split, stats[split])
-        if split == "train":
-            train_stream = stream(token_lines, tok)
-    for n in FREQ_TABLES:
-        write_text(freq_path(args.freq_dir, n), freq_table_csv(train_stream, n, tok.token))
-    write_json(args.metrics, stats)
+    try:  # all or nothing
+        freq = FreqCounter(tok.token)
+        for split in SPLITS:
+            data, names = encode_split_file(
+                split,
+                args.tokens_dir,
+                tok,
+                vocab,
+                ids_path(args.out_dir, split),
+                freq if split == "train" else None,  # the tables count the train split only
+            )
+            stats[split] = data.stats()
+            log.info("%s: %s (ids as %s)", split, stats[split], data.ids.dtype)
+            if split == "train":
+                tables = freq.tables_csv(names)
+        for n in FREQ_TABLES:
+            write_text(freq_path(args.freq_dir, n), tables[n])
+        write_json(args.metrics, stats)
+    except BaseException:
+        remove_outputs(args.metrics, *outputs)
+        raise
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -58,7 +58,7 @@ def body(args: argparse.Namespace) -> None:
             save_target_logprobs(out_dir, split, result.logprobs[split])
         write_text(out_dir / SAMPLES, result.samples)
         if args.arpa:
-            train_lines = read_token_file(tokens_path(args.tokens_dir, "train"))
+            train_lines = read_token_file(tokens_path(args.tokens_dir, "train"), tok.token)
             sentence_model = fit_sentence_model(train_lines, vocab, result.model.order)
             write_arpa(sentence_model, SentenceVocab(vocab).arpa_names(), args.arpa)
         write_text(args.orders, orders_csv(result.orders))

@@ -1,5 +1,6 @@
 """Stage ``tokenize``: the splits' token lines: a one-file corpus is first cut into train/val/test by
-line index; a pre-split corpus's files are its splits."""
+line index; a pre-split corpus's files are its splits. Each split is written as a token file
+(``{split}.txt``, a line of text per line) with its statistics (``{split}.json``), batch by batch."""
 
 from __future__ import annotations
 
@@ -11,28 +12,35 @@ from collections.abc import Sequence
 from seqlm.core.atomic import remove_outputs
 from seqlm.core.stage import parser, run_stage
 from seqlm.data.clean import split_lines
-from seqlm.data.corpus import tokenize_splits, tokens_path
+from seqlm.data.corpus import line_blocks, tokens_path
 from seqlm.data.download import corpus_files
 from seqlm.data.split import SPLITS
-from seqlm.data.tokens import stream, write_token_file
+from seqlm.data.tokens import stats_path, tokenize_lines, write_token_file
 from seqlm.params import SINGLE, TokenizeParams, load_section
 
 log = logging.getLogger("seqlm.stages.tokenize")
+BATCH_LINES = 1 << 14  # lines tokenized at a time
 
 
 def body(args: argparse.Namespace) -> None:
-    remove_outputs(*(tokens_path(args.out_dir, s) for s in SPLITS))
+    paths = [tokens_path(args.out_dir, s) for s in SPLITS]
+    remove_outputs(*paths, *map(stats_path, paths))
     params = load_section(TokenizeParams, "tokenize", args.params)
     files = corpus_files(args.clean_dir)
     lines = {name: split_lines(path.read_text(encoding="utf-8")) for name, path in files.items()}
-    for split, token_lines in tokenize_splits(lines.get(SINGLE, lines), params).items():
-        write_token_file(tokens_path(args.out_dir, split), token_lines)
+    for split, block in line_blocks(lines.get(SINGLE, lines), params).items():
+        batches = (
+            tokenize_lines(block[i : i + BATCH_LINES], params)
+            for i in range(0, len(block), BATCH_LINES)
+        )
+        stats = write_token_file(tokens_path(args.out_dir, split), batches, params)
         log.info(
-            "%s: %d lines, %d %s tokens (line_end %s)",
+            "%s: %d lines, %d %s tokens, %d characters (line_end %s)",
             split,
-            len(token_lines),
-            len(stream(token_lines, params)),
+            stats.lines,
+            stats.tokens,
             params.token,
+            stats.characters,
             params.line_end,
         )
 
@@ -40,7 +48,7 @@ def body(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = parser(__doc__)
     ap.add_argument("--clean-dir", required=True, help="the clean stage's folder")
-    ap.add_argument("--out-dir", required=True, help="folder for {train,val,test}.jsonl")
+    ap.add_argument("--out-dir", required=True, help="folder for {train,val,test}.txt and .json")
     return run_stage(body, ap, argv)
 
 

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from seqlm.core.atomic import remove_outputs
 from seqlm.core.stage import parser, run_stage
 from seqlm.data.corpus import tokens_path
-from seqlm.data.tokens import read_token_file, stream
-from seqlm.data.vocab import build_vocab, save_vocab
+from seqlm.data.tokens import iter_line_batches, stream_batches
+from seqlm.data.vocab import count_tokens, save_vocab, vocab_from_counts
 from seqlm.params import TokenizeParams, VocabParams, load_section
 
 log = logging.getLogger("seqlm.stages.vocab")
@@ -21,14 +21,15 @@ def body(args: argparse.Namespace) -> None:
     remove_outputs(args.out)
     params = load_section(VocabParams, "vocab", args.params)
     tok = load_section(TokenizeParams, "tokenize", args.params)
-    train = stream(read_token_file(tokens_path(args.tokens_dir, "train")), tok)
-    vocab = build_vocab(train, params)
+    batches = iter_line_batches(tokens_path(args.tokens_dir, "train"), tok.token)
+    counts = count_tokens(stream_batches(batches, tok))
+    vocab = vocab_from_counts(counts, params)
     save_vocab(vocab, args.out)
     log.info(
         "vocabulary of %d entries from %d train tokens (min_freq %d, max_size %s); "
         "%d train tokens are <unk>",
         len(vocab),
-        len(train),
+        counts.total(),
         params.min_freq,
         params.max_size,
         vocab.counts[0],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 from pathlib import Path
 
@@ -91,3 +92,28 @@ def test_the_gpu_check_runs_on_the_cpu_and_compares_with_its_cpu_reference(
     assert len(rows) == 2 and rows[0] == rows[1]  # the run under test and the CPU reference
     assert "fp16 trains on CUDA only: skipped" in out
     assert "difference 0.00% (tolerance 2%): ok" in out
+
+
+def test_the_scaling_benchmark_runs_every_stage_at_a_tiny_size(tmp_path: Path, capsys) -> None:
+    code = load_benchmark("bench_scale").main(
+        ["--sizes", "0.02", "--workdir", str(tmp_path / "runs"), "--keep"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    stages = re.findall(
+        r"^(\w[\w ]*?)\s+0\.02\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+\d+\s+[\d.]+", out, re.M
+    )
+    assert stages[:7] == [
+        "download",
+        "clean",
+        "tokenize",
+        "vocab",
+        "corpus",
+        "data stages",
+        "ngram",
+    ]
+    assert re.search(r"^ngram .* \d+\.\d+x$", out, re.M)  # beside it: lmplz and our ratio
+    run = tmp_path / "runs" / "0.02MB"
+    metrics = json.loads((run / "metrics" / "ngram.json").read_text(encoding="utf-8"))
+    assert metrics["order"] == 7 and metrics["test"]["perplexity"] > 1
+    assert 20_000 <= (run / "source" / "train.txt").stat().st_size < 21_000

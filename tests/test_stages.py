@@ -116,7 +116,8 @@ def test_the_data_stages_in_memory_leave_what_the_stages_write(book, token):
     )
     assert data.vocab == load_vocab(book / "vocab.tsv")
     for name, split in data.splits.items():
-        assert data.token_lines[name] == read_token_file(tokens_path(book / "tok", name))
+        tok_file = tokens_path(book / "tok", name)
+        assert data.token_lines[name] == read_token_file(tok_file, token)
         on_disk = load_split(book / "ids", book / "tok", name, data_tok(params))
         assert np.array_equal(split.ids, on_disk.ids) and split.stats() == on_disk.stats()
 

@@ -38,7 +38,9 @@ def write_tiny_pipeline(tmp_path: Path, text: str, **sections) -> dict[str, Path
     save_vocab(data.vocab, paths["vocab"])
     for name, split in data.splits.items():
         save_npy(ids_path(paths["corpus"], name), split.ids)
-        write_token_file(tokens_path(paths["tokens"], name), data.token_lines[name])
+        write_token_file(
+            tokens_path(paths["tokens"], name), [data.token_lines[name]], CHAR_80_10_10
+        )
     params = {
         "model": "lstm",
         "clean": {"mode": "textbook"},

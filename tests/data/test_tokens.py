@@ -1,17 +1,26 @@
+import json
+
 import pytest
 
 from seqlm.core.errors import DataError, ParamError
 from seqlm.data.tokens import (
+    TokenStats,
+    as_tokenization,
     count_characters,
+    iter_line_batches,
     read_token_file,
+    read_token_stats,
     running_text,
     stream,
+    stream_batches,
     tokenize_lines,
     write_token_file,
 )
 from seqlm.params import TokenizeParams
 
 LINES = ["the time", "", "machine by"]
+EOS_WORDS_ = TokenizeParams(token="word", line_end="eos")
+NEWLINES_ = TokenizeParams(token="char", line_end="newline")
 
 
 def test_word_streams_are_the_words_in_order():
@@ -39,18 +48,46 @@ def test_an_unknown_tokenization_lists_the_choices():
         TokenizeParams(token="bpe")
 
 
-def test_token_files_round_trip(tmp_path):
-    token_lines = tokenize_lines(LINES, "char")
-    path = tmp_path / "train.jsonl"
-    write_token_file(path, token_lines)
-    assert read_token_file(path) == token_lines
+@pytest.mark.parametrize("tok", ["char", "word", EOS_WORDS_, NEWLINES_])
+def test_token_files_round_trip_in_batches_with_their_statistics(tmp_path, tok):
+    t = as_tokenization(tok)
+    lines = ["the time", "", "machine  by", "a,b \u2028c", "x"]
+    token_lines = tokenize_lines(lines, t)
+    path = tmp_path / "train.txt"
+    stats = write_token_file(path, [token_lines[:2], [], token_lines[2:]], t)
+    assert stats == TokenStats.of(token_lines, t) == read_token_stats(path)
+    assert stats.characters == len(running_text(token_lines, t))
+    assert stats.tokens == len(stream(token_lines, t))
+    assert read_token_file(path, t.token) == token_lines
+    for size in (1, 5, 1000):  # any batching gives the same lines and the same stream
+        batches = list(iter_line_batches(path, t.token, batch_chars=size))
+        assert [line for b in batches for line in b] == token_lines
+        assert [x for part in stream_batches(batches, t) for x in part] == stream(token_lines, t)
 
 
-def test_a_malformed_token_file_names_the_line(tmp_path):
-    path = tmp_path / "bad.jsonl"
-    path.write_text('["a"]\n{"x": 1}\n')
-    with pytest.raises(DataError, match="bad.jsonl:2: expected a JSON list of strings"):
-        read_token_file(path)
+def test_a_token_file_is_one_line_of_text_per_line(tmp_path):
+    path = tmp_path / "train.txt"
+    write_token_file(path, [tokenize_lines(["the  time", "", "machine"], EOS_WORDS_)], EOS_WORDS_)
+    assert path.read_text(encoding="utf-8") == "the time\n\nmachine\n"
+    assert json.loads(path.with_suffix(".json").read_text()) == {
+        "lines": 3,
+        "tokens": 6,
+        "characters": 18,
+    }
+
+
+def test_a_truncated_or_missing_token_file_is_refused(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_text("ab\ncd", encoding="utf-8")
+    with pytest.raises(DataError, match="bad.txt:2: the last line has no line end"):
+        read_token_file(path, "char")
+    with pytest.raises(DataError, match="run the tokenize stage"):
+        read_token_file(tmp_path / "none.txt", "char")
+    with pytest.raises(DataError, match="run the tokenize stage"):
+        read_token_stats(path)
+    path.with_suffix(".json").write_text('{"lines": 1}')
+    with pytest.raises(DataError, match="not the statistics of a token file"):
+        read_token_stats(path)
 
 
 EOS_WORDS = TokenizeParams(token="word", line_end="eos")

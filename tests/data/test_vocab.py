@@ -1,3 +1,4 @@
+import collections
 import hashlib
 import re
 
@@ -5,7 +6,14 @@ import numpy as np
 import pytest
 
 from seqlm.core.errors import DataError, ParamError
-from seqlm.data.vocab import Vocab, build_vocab, load_vocab, save_vocab
+from seqlm.data.vocab import (
+    Vocab,
+    build_vocab,
+    count_tokens,
+    load_vocab,
+    save_vocab,
+    vocab_from_counts,
+)
 from seqlm.params import VocabParams
 
 
@@ -160,3 +168,12 @@ def test_the_count_is_read_after_the_last_tab_of_a_row(tmp_path):
     path = tmp_path / "v.tsv"
     path.write_text("token\tcount\n<unk>\t0\na\tb\t7\n")  # a raw tab, as no seqlm file has
     assert load_vocab(path) == Vocab(("<unk>", "a\tb"), (0, 7))
+
+
+def test_tokens_counted_in_pieces_give_the_vocabulary_of_the_whole_stream():
+    stream = list("the time machine by h g wells") + ["<unk>", "the", "<bos>"] * 3
+    pieces = [stream[:1], [], stream[1:7], stream[7:]]
+    counts = count_tokens(pieces)
+    assert list(counts.items()) == list(collections.Counter(stream).items())  # first occurrence
+    for params in (VocabParams(), VocabParams(min_freq=2), VocabParams(max_size=6)):
+        assert vocab_from_counts(counts, params) == build_vocab(stream, params)

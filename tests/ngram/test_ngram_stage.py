@@ -30,7 +30,7 @@ def write_inputs(root: Path, text: str, token: str = "char", **ngram_params) -> 
     data = prepare_text(text, tokenize_params(token))
     save_vocab(data.vocab, root / "vocab.tsv")
     for split, tl in data.token_lines.items():
-        write_token_file(tokens_path(root / "tokens", split), tl)
+        write_token_file(tokens_path(root / "tokens", split), [tl], tokenize_params(token))
         save_npy(ids_path(root / "corpus", split), data.splits[split].ids)
     params = {
         "clean": {"mode": "textbook"},

@@ -1,36 +1,44 @@
 """The corpus stage's logic: token ids per split, data statistics, n-gram frequency tables.
 
-This module also owns reading a split back (:func:`load_split`): every evaluator gets the stream ids,
-the character count and the OOV count from here, so they all score the same targets. And it runs the
-data stages in memory (:func:`prepare_text`): a text → its splits and vocabulary, exactly as the
-clean, tokenize, vocab and corpus stages would leave them with the same params.
+This module also owns reading a split back (:func:`load_split`): every evaluator gets the stream ids
+(memory-mapped, :mod:`seqlm.data.ids`), the character count and the OOV count from here, so they all
+score the same targets. And it runs the data stages in memory (:func:`prepare_text`): a text → its
+splits and vocabulary, exactly as the clean, tokenize, vocab and corpus stages would leave them with
+the same params. The stages themselves go through a split in batches of lines
+(:func:`encode_split_file`), never holding a large corpus's tokens as Python objects.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from seqlm.core.errors import DataError
 from seqlm.data.clean import clean_text
+from seqlm.data.freq import (  # noqa: F401 (FREQ_TABLES, freq_table_csv: read from here)
+    FREQ_TABLES,
+    FreqCounter,
+    TokenIndex,
+    freq_table_csv,
+)
+from seqlm.data.ids import id_dtype, read_ids, write_ids
 from seqlm.data.split import SPLITS, check_blocks, split_by_line
 from seqlm.data.tokens import (
     Tokenization,
+    TokenStats,
     as_tokenization,
-    count_characters,
-    read_token_file,
+    iter_line_batches,
+    read_token_stats,
     stream,
+    stream_batches,
     tokenize_lines,
 )
 from seqlm.data.vocab import Vocab, build_vocab
 from seqlm.params import CleanParams, TokenizeParams, VocabParams
-
-FREQ_TABLES = {1: "unigrams", 2: "bigrams", 3: "trigrams"}
 
 
 @dataclass(frozen=True)
@@ -38,23 +46,25 @@ class SplitData:
     """One split as every model sees it."""
 
     name: str
-    ids: np.ndarray  # (N,) int32 token ids of the stream
+    ids: np.ndarray  # (N,) token ids of the stream, unsigned (seqlm.data.ids), maybe memory-mapped
     lines: int  # lines read (line_end space: non-empty lines)
     characters: int  # length of the running text
     oov: int  # tokens mapped to <unk>
 
     @classmethod
-    def of(
-        cls, name: str, ids: np.ndarray, token_lines: list[list[str]], tok: Tokenization
-    ) -> SplitData:
-        """A split from its stream ids and its token lines (which give the line and character counts)."""
-        return cls(
-            name=name,
-            ids=ids,
-            lines=len(token_lines),
-            characters=count_characters(token_lines, tok),
-            oov=int(np.count_nonzero(ids == 0)),
-        )
+    def of(cls, name: str, ids: np.ndarray, stats: TokenStats, oov: int | None = None) -> SplitData:
+        """A split from its stream ids and its token statistics (lines and characters); ``oov``
+        is counted from the ids unless given."""
+        if stats.tokens != ids.size:
+            raise DataError(
+                f"the {name} split has {ids.size} ids but its token file {stats.tokens} tokens; "
+                "run the tokenize and corpus stages again"
+            )
+        if oov is None:
+            oov = sum(
+                int(np.count_nonzero(ids[i : i + CHUNK] == 0)) for i in range(0, ids.size, CHUNK)
+            )
+        return cls(name=name, ids=ids, lines=stats.lines, characters=stats.characters, oov=oov)
 
     def stats(self) -> dict[str, float | int]:
         """The split's record in ``metrics/data.json``."""
@@ -68,14 +78,70 @@ class SplitData:
         }
 
 
+CHUNK = 1 << 22  # ids handled at a time when going through a split
+
+
 def encode_split(
     name: str, token_lines: list[list[str]], tok: Tokenization, vocab: Vocab
 ) -> SplitData:
-    """Encode one split's token lines as its stream of ids."""
+    """Encode one split's token lines (in memory) as its stream of ids."""
     toks = stream(token_lines, tok)
     if not toks:
         raise DataError(f"the {name} split has no tokens")
-    return SplitData.of(name, vocab.encode(toks), token_lines, tok)
+    ids = vocab.encode(toks).astype(id_dtype(len(vocab)))
+    return SplitData.of(name, ids, TokenStats.of(token_lines, tok))
+
+
+class SplitEncoder:
+    """Encodes a stream in pieces: each token gets its own id in first-occurrence order (a
+    :class:`~seqlm.data.freq.TokenIndex`, what the frequency tables count) and, through a table
+    from those ids, its vocabulary id: one pass of Python per token."""
+
+    def __init__(self, vocab: Vocab) -> None:
+        self.vocab = vocab
+        self.index = TokenIndex()
+        self.to_vocab = np.zeros(0, dtype=np.int64)
+
+    def encode(self, piece: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """``(own ids, vocabulary ids)`` of the next piece of the stream."""
+        own = self.index.encode(piece)
+        new = self.index.tokens[self.to_vocab.size :]
+        if new:
+            added = np.fromiter(map(self.vocab.index, new), dtype=np.int64, count=len(new))
+            self.to_vocab = np.r_[self.to_vocab, added]
+        return own, self.to_vocab[own]
+
+
+def encode_split_file(
+    name: str,
+    tokens_dir: str | os.PathLike[str],
+    tok: Tokenization,
+    vocab: Vocab,
+    out: Path,
+    freq: FreqCounter | None = None,
+) -> tuple[SplitData, list[str]]:
+    """Encode a split's token file to the ids file ``out`` batch by batch (the corpus stage).
+
+    ``freq``, when given, counts the stream's n-grams on the way. Returns the split (its ids read
+    back mapped) and its distinct tokens in first-occurrence order (the names of ``freq``'s ids)."""
+    t = as_tokenization(tok)
+    path = tokens_path(tokens_dir, name)
+    stats = read_token_stats(path)
+    if stats.tokens == 0:
+        raise DataError(f"the {name} split has no tokens")
+    encoder, oov = SplitEncoder(vocab), 0
+
+    def chunks() -> Iterator[np.ndarray]:
+        nonlocal oov
+        for piece in stream_batches(iter_line_batches(path, t.token), t):
+            own, ids = encoder.encode(piece)
+            if freq is not None:
+                freq.add(own)
+            oov += int(np.count_nonzero(ids == 0))
+            yield ids
+
+    write_ids(out, chunks(), stats.tokens, id_dtype(len(vocab)))
+    return SplitData.of(name, read_ids(out), stats, oov), encoder.index.tokens
 
 
 def ids_path(corpus_dir: str | os.PathLike[str], split: str) -> Path:
@@ -85,7 +151,7 @@ def ids_path(corpus_dir: str | os.PathLike[str], split: str) -> Path:
 
 def tokens_path(tokens_dir: str | os.PathLike[str], split: str) -> Path:
     """Where the tokenize stage puts a split's token lines."""
-    return Path(tokens_dir) / f"{split}.jsonl"
+    return Path(tokens_dir) / f"{split}.txt"
 
 
 def freq_path(freq_dir: str | os.PathLike[str], n: int) -> Path:
@@ -99,34 +165,13 @@ def load_split(
     split: str,
     tok: Tokenization,
 ) -> SplitData:
-    """Read a split back: ids from the corpus stage, line and character counts from its tokens."""
+    """Read a split back: ids from the corpus stage (memory-mapped, read-only), line and character
+    counts from the tokenize stage's statistics. ``tok`` is kept for callers' symmetry."""
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
-    token_lines = read_token_file(tokens_path(tokens_dir, split))
-    ids = np.load(ids_path(corpus_dir, split), allow_pickle=False)
-    return SplitData.of(split, ids, token_lines, tok)
-
-
-def freq_table(toks: Sequence[str], n: int, token: str) -> pd.DataFrame:
-    """The n-grams of a token stream with their counts: columns ``rank, ngram, count``.
-
-    By descending count, ties in first-occurrence order; rank from 1; an n-gram's tokens are joined
-    as text (words with a space, characters glued).
-    """
-    tokens = pd.Series(list(toks), dtype=object)
-    size = max(len(tokens) - n + 1, 0)
-    parts = [tokens.iloc[i : i + size].reset_index(drop=True) for i in range(n)]
-    grams = parts[0].str.cat(parts[1:], sep=" " if token == "word" else "") if size else parts[0]
-    counts = grams.groupby(grams, sort=False).size()  # first-occurrence order
-    counts = counts.sort_values(ascending=False, kind="stable")
-    return pd.DataFrame(
-        {"rank": np.arange(1, counts.size + 1), "ngram": counts.index, "count": counts.to_numpy()}
-    )
-
-
-def freq_table_csv(toks: Sequence[str], n: int, token: str) -> str:
-    """The frequency table of n-grams (:func:`freq_table`) as CSV with a header row."""
-    return freq_table(toks, n, token).to_csv(index=False, lineterminator="\n")
+    as_tokenization(tok)
+    stats = read_token_stats(tokens_path(tokens_dir, split))
+    return SplitData.of(split, read_ids(ids_path(corpus_dir, split)), stats)
 
 
 @dataclass(frozen=True)
@@ -171,16 +216,22 @@ def prepare_text(
     return PreparedData(vocab=voc, token_lines=token_lines, splits=splits)
 
 
-def tokenize_splits(
+def line_blocks(
     lines: list[str] | Mapping[str, list[str]], params: Tokenization
-) -> dict[str, list[list[str]]]:
-    """Tokenize each split (the tokenize stage): a one-file corpus's cleaned lines are first cut into
-    train/val/test by line index; a pre-split corpus's (a mapping split → lines) are used as they
-    are."""
+) -> dict[str, list[str]]:
+    """Each split's cleaned lines: a one-file corpus's are cut into train/val/test by line index; a
+    pre-split corpus's (a mapping split → lines) are used as they are."""
     tok = as_tokenization(params)
     if isinstance(lines, Mapping):
         blocks = {split: list(lines[split]) for split in SPLITS}
         check_blocks(blocks)
-    else:
-        blocks = split_by_line(lines, tok.train_fraction, tok.val_fraction, tok.test_fraction)
-    return {split: tokenize_lines(blocks[split], tok) for split in SPLITS}
+        return blocks
+    return split_by_line(lines, tok.train_fraction, tok.val_fraction, tok.test_fraction)
+
+
+def tokenize_splits(
+    lines: list[str] | Mapping[str, list[str]], params: Tokenization
+) -> dict[str, list[list[str]]]:
+    """Tokenize each split in memory (what the tokenize stage writes): see :func:`line_blocks`."""
+    blocks = line_blocks(lines, params)
+    return {split: tokenize_lines(blocks[split], params) for split in SPLITS}

@@ -16,14 +16,20 @@ replaces, and ``characters = len(running text)`` is the same denominator for bit
 whatever the tokenization. (The textbook glues lines together at character level, ``"wells" + "i"
 → "wellsi"``; only the textbook-exact functions in :mod:`seqlm.textbook` keep that.)
 
-Token files hold one JSON list of tokens per line (``.jsonl``; with ``space``, non-empty lines only),
-so the line structure survives for the sentence-per-line n-gram mode.
+Token files (``{split}.txt``) hold one line of the split per line, as text: a word line's words
+joined by one space, a character line as it is (with ``space``, non-empty lines only), each ended by
+``\\n``; so the line structure survives for the sentence-per-line n-gram mode, the file diffs and
+reads like the corpus, and it is read back in batches of lines (:func:`iter_line_batches`) without
+ever holding the split's tokens as Python objects. Beside it, ``{split}.json`` holds the split's
+:class:`TokenStats` (lines, tokens, characters), so readers need not count them again.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from seqlm.core.errors import DataError, ParamError
@@ -96,25 +102,137 @@ def count_characters(token_lines: list[list[str]], tok: Tokenization) -> int:
     return len(running_text(token_lines, tok))
 
 
-def write_token_file(path: str | os.PathLike[str], token_lines: list[list[str]]) -> None:
-    """Write one JSON list per line, atomically."""
-    from seqlm.core.atomic import write_text
-
-    write_text(path, "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in token_lines))
+def line_text(tokens: list[str], token: str) -> str:
+    """How a line of tokens is written in a token file: words joined by a space, characters glued."""
+    return (" " if token == "word" else "").join(tokens)
 
 
-def read_token_file(path: str | os.PathLike[str]) -> list[list[str]]:
-    """Read a token file written by :func:`write_token_file`."""
+def line_tokens(text: str, token: str) -> list[str]:
+    """The tokens of a line read from a token file (the inverse of :func:`line_text`)."""
+    return tokenize_line(text, token)
+
+
+@dataclass(frozen=True)
+class TokenStats:
+    """A split's size as the tokenize stage counted it (``{split}.json``)."""
+
+    lines: int  # lines written (line_end space: non-empty lines)
+    tokens: int  # length of the token stream
+    characters: int  # length of the running text
+
+    @classmethod
+    def of(cls, token_lines: list[list[str]], tok: Tokenization) -> TokenStats:
+        """The statistics of a split held in memory."""
+        counter = StatsCounter(tok)
+        counter.add(token_lines)
+        return counter.stats()
+
+
+class StatsCounter:
+    """Counts a split's :class:`TokenStats` over consecutive batches of its lines."""
+
+    def __init__(self, tok: Tokenization) -> None:
+        self.tok = as_tokenization(tok)
+        self.lines = self.tokens = self.characters = 0
+
+    def add(self, token_lines: list[list[str]], texts: list[str] | None = None) -> None:
+        """Count one batch of lines (those after every batch counted so far); ``texts`` are their
+        :func:`line_text` when already made. Arithmetic only: the lengths of :func:`stream` and
+        :func:`running_text` without building them."""
+        if not token_lines:
+            return
+        if texts is None:
+            texts = [line_text(line, self.tok.token) for line in token_lines]
+        n = len(token_lines)
+        tokens, characters = sum(map(len, token_lines)), sum(map(len, texts))
+        if self.tok.line_end == "space":
+            joins = n - 1 + (self.lines > 0)  # one space between consecutive lines
+            self.tokens += tokens + (joins if self.tok.token == "char" else 0)
+            self.characters += characters + joins
+        else:  # a line end (token and character) after every line
+            self.tokens += tokens + n
+            self.characters += characters + n
+        self.lines += n
+
+    def stats(self) -> TokenStats:
+        """What has been counted."""
+        return TokenStats(self.lines, self.tokens, self.characters)
+
+
+def stats_path(tokens_file: str | os.PathLike[str]) -> Path:
+    """Where the statistics of a token file are kept (``train.txt`` → ``train.json``)."""
+    return Path(tokens_file).with_suffix(".json")
+
+
+def write_token_file(
+    path: str | os.PathLike[str], batches: Iterable[list[list[str]]], tok: Tokenization
+) -> TokenStats:
+    """Write batches of token lines as one token file and its statistics, atomically."""
+    from seqlm.core.atomic import atomic_path, write_json
+
+    t = as_tokenization(tok)
+    counter = StatsCounter(t)
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        for token_lines in batches:
+            texts = [line_text(line, t.token) for line in token_lines]
+            f.write("".join(text + "\n" for text in texts))
+            counter.add(token_lines, texts)
+    stats = counter.stats()
+    write_json(stats_path(path), asdict(stats))
+    return stats
+
+
+def read_token_stats(path: str | os.PathLike[str]) -> TokenStats:
+    """The statistics written beside a token file."""
+    p = stats_path(path)
+    if not p.is_file():
+        raise DataError(f"{p} does not exist: run the tokenize stage")
+    try:
+        raw = json.loads(p.read_text(encoding="utf-8"))
+        return TokenStats(**{k: int(raw[k]) for k in ("lines", "tokens", "characters")})
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise DataError(f"{p}: not the statistics of a token file ({e})") from e
+
+
+BATCH_CHARS = 1 << 20  # characters of token file read per batch
+
+
+def iter_line_batches(
+    path: str | os.PathLike[str], token: str, batch_chars: int = BATCH_CHARS
+) -> Iterator[list[list[str]]]:
+    """The token lines of a token file, in batches of about ``batch_chars`` characters."""
     p = Path(path)
-    out: list[list[str]] = []
-    for n, raw in enumerate(p.read_text(encoding="utf-8").split("\n"), start=1):
-        if not raw:
+    if not p.is_file():
+        raise DataError(f"token file {str(p)!r} does not exist: run the tokenize stage")
+    batch: list[list[str]] = []
+    size = 0
+    with open(p, encoding="utf-8", newline="\n") as f:
+        for n, raw in enumerate(f, start=1):
+            if not raw.endswith("\n"):
+                raise DataError(f"{p}:{n}: the last line has no line end (a truncated file?)")
+            batch.append(line_tokens(raw[:-1], token))
+            size += len(raw)
+            if size >= batch_chars:
+                yield batch
+                batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def read_token_file(path: str | os.PathLike[str], token: str) -> list[list[str]]:
+    """Every token line of a token file (for what needs them all: sentence mode, tests)."""
+    return [line for batch in iter_line_batches(path, token) for line in batch]
+
+
+def stream_batches(batches: Iterable[list[list[str]]], tok: Tokenization) -> Iterator[list[str]]:
+    """The split's token stream (:func:`stream`) in pieces, one per batch of lines."""
+    t = as_tokenization(tok)
+    first = True
+    for token_lines in batches:
+        if not token_lines:
             continue
-        try:
-            line = json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{p}:{n}: not a JSON list of tokens ({e.msg})") from e
-        if not isinstance(line, list) or not all(isinstance(t, str) for t in line):
-            raise DataError(f"{p}:{n}: expected a JSON list of strings, got {raw[:60]!r}")
-        out.append(line)
-    return out
+        part = stream(token_lines, t)
+        if not first and t.line_end == "space" and t.token == "char":
+            part.insert(0, " ")
+        first = False
+        yield part

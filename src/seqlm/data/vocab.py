@@ -113,7 +113,20 @@ class Vocab:
 
 def build_vocab(train_stream: Sequence[str], params: VocabParams) -> Vocab:
     """Build the vocabulary from the train token stream (and nothing else)."""
-    counter = collections.Counter(train_stream)  # insertion order = first occurrence
+    return vocab_from_counts(collections.Counter(train_stream), params)
+
+
+def count_tokens(pieces: Iterable[Sequence[str]]) -> collections.Counter[str]:
+    """How often each token occurs in a stream given in consecutive pieces, keys in first-occurrence
+    order (as ``Counter(whole stream)`` would have them)."""
+    counter: collections.Counter[str] = collections.Counter()
+    for piece in pieces:
+        counter.update(piece)  # new keys are appended in their order of appearance
+    return counter
+
+
+def vocab_from_counts(counter: collections.Counter[str], params: VocabParams) -> Vocab:
+    """The vocabulary from the train tokens' counts (keys in first-occurrence order)."""
     by_count = sorted(counter.items(), key=lambda kv: kv[1], reverse=True)  # stable: ties keep it
     reserved = [UNK, *params.reserved]
     kept = [(t, c) for t, c in by_count if c >= params.min_freq and t not in reserved]

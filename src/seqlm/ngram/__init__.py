@@ -17,7 +17,7 @@ import numpy as np
 
 from seqlm.core.errors import ParamError
 from seqlm.ngram.arpa import ArpaModel, read_arpa, write_arpa
-from seqlm.ngram.counts import NgramCounts, count_ngrams
+from seqlm.ngram.counts import NgramCounts, count_ngrams, count_stream_ids
 from seqlm.ngram.kneser_ney import FALLBACK_DISCOUNTS, KneserNeyModel, modified_kn_discounts
 from seqlm.ngram.laplace import LaplaceModel
 from seqlm.ngram.model import NgramModel
@@ -29,10 +29,9 @@ from seqlm.params import AUTO, SMOOTHINGS, NgramParams
 def count_stream(
     train_ids: np.ndarray, vocab_size: int, max_order: int, bos_id: int
 ) -> NgramCounts:
-    """Stream mode: count the train split's stream as one sequence ``<bos> x1 .. xN``."""
-    return count_ngrams(
-        [np.r_[bos_id, np.asarray(train_ids, dtype=np.int64)]], vocab_size, max_order, bos_id
-    )
+    """Stream mode: count the train split's stream as one sequence ``<bos> x1 .. xN``, chunk by
+    chunk (``train_ids`` may be memory-mapped: it is never copied whole)."""
+    return count_stream_ids(np.asarray(train_ids), vocab_size, max_order, bos_id)
 
 
 def fit_ngram(

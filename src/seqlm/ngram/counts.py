@@ -16,13 +16,17 @@ An n-gram never spans two sequences; the begin marker is context only, never a c
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from seqlm.core.errors import DataError
+from seqlm.ngram.counting import CHUNK, KEY_LIMIT, Reader, Tables, count_flat
 
-KEY_LIMIT = 2**62  # keys must stay well inside int64
+DENSE_LOOKUP_LIMIT = 1 << 24  # keys of an order below which lookups use a table of every key
+DENSE_QUERIES = 1 << 14  # lookups at once that make the table worth building
+
+__all__ = ["KEY_LIMIT", "NgramCounts", "count_ngrams", "count_stream_ids", "flatten_sequences"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,6 +48,7 @@ class NgramCounts:
     starts_with_bos: tuple[np.ndarray, ...]  # (rows_k,) bool
     sequences: int
     tokens: int  # counted targets (begin markers excluded)
+    _ranks: dict[int, np.ndarray] = field(default_factory=dict, repr=False)  # see dense_ranks
 
     def rows(self, order: int) -> int:
         """How many distinct n-grams of ``order`` (the vocabulary size for order 1)."""
@@ -66,10 +71,25 @@ class NgramCounts:
         if keys.size == 0:  # no n-gram of this order fits in any training sequence
             return np.full(np.broadcast_shapes(prefix_rows.shape, np.shape(last_ids)), -1)
         wanted = prefix_rows * self.vocab_size + np.asarray(last_ids, dtype=np.int64)
+        ranks = self.dense_ranks(order) if wanted.size >= DENSE_QUERIES else None
+        if ranks is not None:
+            return np.where(prefix_rows >= 0, ranks[np.where(prefix_rows >= 0, wanted, 0)], -1)
         pos = np.searchsorted(keys, wanted)
         pos_c = np.minimum(pos, keys.size - 1)
         found = (prefix_rows >= 0) & (pos < keys.size) & (keys[pos_c] == wanted)
         return np.where(found, pos_c, -1)
+
+    def dense_ranks(self, order: int) -> np.ndarray | None:
+        """For large lookups when the key space of ``order`` is small (characters): the row of
+        every possible key (``-1`` if absent), built once; None when the space is too large."""
+        space = self.rows(order - 1) * self.vocab_size if order > 1 else 0
+        if order < 2 or space > DENSE_LOOKUP_LIMIT:
+            return None
+        if order not in self._ranks:
+            ranks = np.full(space, -1, dtype=np.int64 if space >= 2**31 else np.int32)
+            ranks[self.keys[order - 1]] = np.arange(self.rows(order), dtype=ranks.dtype)
+            self._ranks[order] = ranks
+        return self._ranks[order]
 
     def ending_rows(self, flat: np.ndarray, starts: np.ndarray, orders: int) -> list[np.ndarray]:
         """For each position ``j`` of ``flat``, the row of the n-gram of each order ending at ``j``.
@@ -101,9 +121,14 @@ def flatten_sequences(sequences: Sequence[np.ndarray]) -> tuple[np.ndarray, np.n
 
 
 def count_ngrams(
-    sequences: Sequence[np.ndarray], vocab_size: int, max_order: int, bos_id: int
+    sequences: Sequence[np.ndarray],
+    vocab_size: int,
+    max_order: int,
+    bos_id: int,
+    chunk: int = CHUNK,
 ) -> NgramCounts:
-    """Count the n-grams of orders ``1 .. max_order`` of ``sequences``, each begun by ``bos_id``."""
+    """Count the n-grams of orders ``1 .. max_order`` of ``sequences``, each begun by ``bos_id``
+    (``chunk`` positions at a time: the result does not depend on it)."""
     if max_order < 1:
         raise DataError(f"max_order = {max_order} must be >= 1")
     if not 0 <= bos_id < vocab_size:
@@ -120,41 +145,54 @@ def count_ngrams(
     if n_targets == 0:
         raise DataError("the training sequences hold no tokens after their begin markers")
 
-    pos = np.arange(flat.size)
-    raw1 = np.bincount(flat, minlength=vocab_size).astype(np.int64)
-    raw1[bos_id] = 0  # the begin marker is context, never a target
-    keys = [np.arange(vocab_size, dtype=np.int64)]
-    suffix = [np.full(vocab_size, -1, dtype=np.int64)]
-    raw = [raw1]
-    swb = [keys[0] == bos_id]
-    start_rows = flat  # row of the (k-1)-gram starting at each position (-1: runs off its sequence)
-    seq_starts = np.flatnonzero(is_start)
-    seq_ends = np.r_[seq_starts[1:], flat.size]
-    seq_end = np.repeat(seq_ends, seq_ends - seq_starts)  # (N,) where each position's sequence ends
-    for k in range(2, max_order + 1):
-        if keys[-1].size * vocab_size >= KEY_LIMIT:
-            raise DataError(f"too many distinct {k - 1}-grams to key {k}-grams in int64")
-        first = pos[: flat.size - k + 1]
-        valid = first[first + k <= seq_end[first]]  # k-grams starting here stay in their sequence
-        key = start_rows[valid] * vocab_size + flat[valid + k - 1]
-        uniq, inverse = np.unique(key, return_inverse=True)
-        rows_k = np.full(flat.size, -1, dtype=np.int64)
-        rows_k[valid] = inverse
-        suf = np.empty(uniq.size, dtype=np.int64)
-        suf[inverse] = start_rows[valid + 1]  # the (k-1)-gram starting one later is the suffix
-        keys.append(uniq)
-        suffix.append(suf)
-        raw.append(np.bincount(inverse, minlength=uniq.size).astype(np.int64))
-        swb.append(swb[-1][uniq // vocab_size])
-        start_rows = rows_k
+    tables = count_flat(in_memory(flat), flat.size, vocab_size, max_order, bos_id, chunk)
+    return from_tables(tables, bos_id)
+
+
+def in_memory(flat: np.ndarray) -> Reader:
+    """A reader (:mod:`seqlm.ngram.counting`) of an array already in memory."""
+    return lambda start, stop: flat[start:stop]
+
+
+def stream_reader(ids: np.ndarray, bos_id: int) -> Reader:
+    """A reader of ``<bos> ids`` that copies only the slice asked for (``ids`` may be mapped)."""
+
+    def read(start: int, stop: int) -> np.ndarray:
+        if start == 0:
+            return np.r_[bos_id, np.asarray(ids[: max(stop - 1, 0)], dtype=np.int64)]
+        return np.asarray(ids[start - 1 : stop - 1], dtype=np.int64)
+
+    return read
+
+
+def count_stream_ids(
+    ids: np.ndarray, vocab_size: int, max_order: int, bos_id: int, chunk: int = CHUNK
+) -> NgramCounts:
+    """Stream mode: the n-grams of ``<bos> ids`` as one sequence, chunk by chunk (``ids`` may be
+    memory-mapped; it is never copied whole)."""
+    if max_order < 1:
+        raise DataError(f"max_order = {max_order} must be >= 1")
+    if not 0 <= bos_id < vocab_size:
+        raise DataError(f"begin-marker id {bos_id} is outside the vocabulary 0..{vocab_size - 1}")
+    if ids.ndim != 1 or ids.size == 0:
+        raise DataError("the training sequences hold no tokens after their begin markers")
+    read = stream_reader(ids, bos_id)
+    tables = count_flat(read, ids.size + 1, vocab_size, max_order, bos_id, chunk)
+    if tables.sequences != 1:
+        raise DataError(f"every sequence must start with the begin marker (id {bos_id}), once")
+    return from_tables(tables, bos_id)
+
+
+def from_tables(tables: Tables, bos_id: int) -> NgramCounts:
+    """The counts object of what :func:`seqlm.ngram.counting.count_flat` counted."""
     return NgramCounts(
-        vocab_size=vocab_size,
+        vocab_size=tables.keys[0].size,
         bos_id=bos_id,
-        max_order=max_order,
-        keys=tuple(keys),
-        suffix=tuple(suffix),
-        raw=tuple(raw),
-        starts_with_bos=tuple(swb),
-        sequences=int(np.count_nonzero(is_start)),
-        tokens=n_targets,
+        max_order=len(tables.keys),
+        keys=tables.keys,
+        suffix=tables.suffix,
+        raw=tables.raw,
+        starts_with_bos=tables.starts_with_bos,
+        sequences=tables.sequences,
+        tokens=tables.tokens,
     )

@@ -106,12 +106,21 @@ class KneserNeyModel(NgramModel):
     def probabilities(
         self, contexts: Sequence[np.ndarray], context_len: np.ndarray, words: np.ndarray
     ) -> np.ndarray:
+        return self.probabilities_given_rows(contexts, context_len, words, ())
+
+    def probabilities_given_rows(
+        self,
+        contexts: Sequence[np.ndarray],
+        context_len: np.ndarray,
+        words: np.ndarray,
+        grams: Sequence[np.ndarray],
+    ) -> np.ndarray:
         p = self.complete[0][words]
         for k in range(2, self.order + 1):
             if self.counts.rows(k) == 0:  # no k-gram fits in training: nothing to interpolate
                 continue
             ctx = contexts[k - 2]  # row of the (k-1)-token context, -1 if unseen
-            gram = self.counts.lookup(k, ctx, words)
+            gram = grams[k - 2] if k - 2 < len(grams) else self.counts.lookup(k, ctx, words)
             seen_gram = gram >= 0
             p = np.where(seen_gram, self.complete[k - 1][np.maximum(gram, 0)], p)
             # seen context, unseen n-gram: back off with the context's gamma

@@ -22,6 +22,8 @@ import numpy as np
 from seqlm.core.errors import DataError
 from seqlm.ngram.counts import NgramCounts, flatten_sequences
 
+SCORE_CHUNK = 1 << 20  # targets scored at a time in stream mode
+
 
 class NgramModel(abc.ABC):
     """An n-gram language model over token ids ``0 .. vocab_size − 1``."""
@@ -61,6 +63,18 @@ class NgramModel(abc.ABC):
         how many tokens precede ``t`` in its sequence, at most ``order − 1``.
         """
 
+    def probabilities_given_rows(
+        self,
+        contexts: Sequence[np.ndarray],
+        context_len: np.ndarray,
+        words: np.ndarray,
+        grams: Sequence[np.ndarray],
+    ) -> np.ndarray:
+        """:meth:`probabilities`, where ``grams[k − 2][t]`` is already the row of the k-gram
+        (context, word) of order ``k`` (``-1`` if unseen), for ``k = 2 .. len(grams) + 1``: a
+        model that looks them up can skip that (the same values either way)."""
+        return self.probabilities(contexts, context_len, words)
+
     # --- scoring -------------------------------------------------------------------------------
 
     def sequence_probabilities(self, sequences: Sequence[np.ndarray]) -> np.ndarray:
@@ -83,12 +97,41 @@ class NgramModel(abc.ABC):
         with np.errstate(divide="ignore"):
             return np.log(self.sequence_probabilities(sequences))
 
-    def target_logprobs(self, ids: np.ndarray) -> np.ndarray:
-        """Stream mode, the project's convention: ``log p(x_t | <bos>, x_1 .. x_{t-1})``, all t."""
-        ids = np.asarray(ids, dtype=np.int64)
+    def target_logprobs(self, ids: np.ndarray, chunk: int = SCORE_CHUNK) -> np.ndarray:
+        """Stream mode, the project's convention: ``log p(x_t | <bos>, x_1 .. x_{t-1})``, all t.
+
+        Scored ``chunk`` targets at a time, each chunk read with the ``order − 1`` ids before it as
+        context, so ``ids`` (maybe memory-mapped) is never copied whole; the values do not depend
+        on ``chunk``."""
+        ids = np.asarray(ids)
         if ids.ndim != 1 or ids.size == 0:
             raise DataError(f"need a non-empty 1-d stream of token ids, got shape {ids.shape}")
-        return self.sequence_logprobs([np.r_[self.bos_id, ids]])
+        out = np.empty(ids.size, dtype=np.float64)
+        for a in range(0, ids.size, chunk):
+            b = min(a + chunk, ids.size)
+            out[a:b] = self._stream_chunk_logprobs(ids, a, b)
+        return out
+
+    def _stream_chunk_logprobs(self, ids: np.ndarray, a: int, b: int) -> np.ndarray:
+        """Log-probabilities of ``ids[a:b]`` within the stream ``<bos> ids``."""
+        lo = max(a - (self.order - 1), 0)
+        window = np.asarray(ids[lo:b], dtype=np.int64)
+        if lo == 0:  # the window starts at the begin marker
+            window, start = np.r_[self.bos_id, window], 0
+        else:  # the begin marker lies lo + 1 positions before the window
+            start = -(lo + 1)
+        if window.min() < 0 or window.max() >= self.vocab_size:
+            bad = int(window[(window < 0) | (window >= self.vocab_size)][0])
+            raise DataError(f"token id {bad} is outside the vocabulary 0..{self.vocab_size - 1}")
+        starts = np.full(window.size, start, dtype=np.int64)
+        rows = self.counts.ending_rows(window, starts, self.order)  # the n-grams ending at each j
+        targets = np.arange(window.size - (b - a), window.size)
+        contexts = [r[targets - 1] for r in rows[: self.order - 1]]
+        grams = [r[targets] for r in rows[1:]]  # each target's n-gram of orders 2 .. order
+        context_len = np.minimum(targets - start, self.order - 1)
+        with np.errstate(divide="ignore"):
+            p = self.probabilities_given_rows(contexts, context_len, window[targets], grams)
+            return np.log(p)
 
     # --- next-token distributions --------------------------------------------------------------
 

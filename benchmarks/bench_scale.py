@@ -1,0 +1,184 @@
+"""Scaling of the data stages and the n-gram stage with the corpus size (run by hand; prints
+figures, asserts nothing).
+
+For each size (MB) it builds a character-level corpus from the Penn Treebank in ``../shared/data``
+(or ``$SEQLM_MIRROR``): train is ``ptb.train.txt`` repeated, whole lines, up to the size; val and
+test are PTB's own. A ``params.yaml`` with the ``ptb`` dataset's settings but ``tokenize.token:
+char`` and ``ngram.order: 7`` points the download stage at those files (``file://`` URLs with their
+sha1s); then download, clean, tokenize, vocab, corpus and ngram run, each as its own subprocess
+(``python -m stages.<name>`` with dvc.yaml's arguments, in a folder per size). The table gives,
+per stage (``MB``: the train size asked for; ``corpus MB``: train, val and test), its wall time,
+CPU time and peak resident memory (``os.wait4``'s rusage of that child) and throughput (MB/s
+of wall time; on a busy machine CPU time is the steadier figure). Beside the n-gram
+row: KenLM's ``lmplz`` on the same kind of model (issue #12: 14 s and 0.35 GB for 44M train
+characters at order 7, scaled linearly to the train characters here) and our ratio to it.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_scale.py [--sizes 1,10,100] [--workdir DIR] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+LMPLZ = {"chars": 44e6, "seconds": 14.0, "gb": 0.35}  # issue #12, order 7
+STAGES = {
+    "download": ["--out-dir", "data/raw"],
+    "clean": ["--raw-dir", "data/raw", "--out-dir", "data/clean"],
+    "tokenize": ["--clean-dir", "data/clean", "--out-dir", "data/tokens"],
+    "vocab": ["--tokens-dir", "data/tokens", "--out", "data/vocab.tsv"],
+    "corpus": "--tokens-dir data/tokens --vocab data/vocab.tsv --out-dir data/corpus "
+    "--freq-dir data/freq --metrics metrics/data.json".split(),
+    "ngram": "--vocab data/vocab.tsv --corpus-dir data/corpus --tokens-dir data/tokens "
+    "--out-dir data/ngram --metrics metrics/ngram.json --orders metrics/ngram_orders.csv".split(),
+}
+DATA_STAGES = ("download", "clean", "tokenize", "vocab", "corpus")
+
+
+def source_dir() -> Path:
+    """Where the PTB files are: ``$SEQLM_MIRROR`` or ``../shared/data``."""
+    return Path(os.environ.get("SEQLM_MIRROR") or REPO.parent / "shared" / "data")
+
+
+def build_corpus(size_mb: float, out: Path) -> dict[str, Path]:
+    """``train.txt`` (PTB train repeated to ``size_mb`` MB, whole lines), ``val.txt``, ``test.txt``."""
+    out.mkdir(parents=True, exist_ok=True)
+    src = source_dir()
+    lines = (src / "ptb.train.txt").read_bytes().splitlines(keepends=True)
+    target, written = int(size_mb * 1e6), 0
+    with open(out / "train.txt", "wb") as f:
+        while written < target:
+            for line in lines:
+                f.write(line)
+                written += len(line)
+                if written >= target:
+                    break
+    shutil.copyfile(src / "ptb.valid.txt", out / "val.txt")
+    shutil.copyfile(src / "ptb.test.txt", out / "test.txt")
+    return {s: out / f"{s}.txt" for s in ("train", "val", "test")}
+
+
+def write_params(files: dict[str, Path], folder: Path) -> None:
+    """params.yaml: the defaults with the ptb dataset's settings, character tokens, order 7."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    ptb = yaml.safe_load((REPO / "conf" / "dataset" / "ptb.yaml").read_text(encoding="utf-8"))
+    for section in ("clean", "tokenize", "vocab", "generate"):
+        params[section].update(ptb.get(section, {}))
+    params["dataset"] = "ptb"
+    params["tokenize"]["token"] = "char"
+    params["ngram"].update(order=7, max_order=7)
+    splits = {}
+    for split, path in files.items():
+        sha1 = hashlib.sha1(path.read_bytes()).hexdigest()
+        splits[split] = {"url": path.resolve().as_uri(), "sha1": sha1}
+    params["download"].update(url=None, sha1=None, splits=splits)
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+
+def run_stage(name: str, folder: Path) -> tuple[float, float, float]:
+    """Run one stage in ``folder`` as a child process: (wall seconds, CPU seconds, peak RSS MB)."""
+    env = dict(os.environ, SEQLM_NO_PROGRESS="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO), env.get("PYTHONPATH", "")])
+    env.pop("SEQLM_MIRROR", None)  # the file:// URLs are the corpus
+    log = open(folder / f"{name}.log", "wb")  # noqa: SIM115
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", f"stages.{name}", *STAGES[name]],
+        cwd=folder,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    log.close()
+    if proc.returncode:
+        tail = (folder / f"{name}.log").read_text(encoding="utf-8", errors="replace")[-2000:]
+        raise SystemExit(f"stage {name} failed in {folder}:\n{tail}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024  # Linux: kilobytes
+
+
+def bench_size(size_mb: float, workdir: Path) -> list[dict[str, object]]:
+    """Every stage at one size: one table row each, and one for the data stages together."""
+    folder = workdir / f"{size_mb:g}MB"
+    shutil.rmtree(folder, ignore_errors=True)
+    files = build_corpus(size_mb, folder / "source")
+    write_params(files, folder)
+    corpus_mb = sum(p.stat().st_size for p in files.values()) / 1e6
+    rows = []
+    for name in STAGES:
+        wall, cpu, rss = run_stage(name, folder)
+        rows.append(
+            {"stage": name, "size": size_mb, "wall": wall, "cpu": cpu, "rss": rss, "mb": corpus_mb}
+        )
+    data = [r for r in rows if r["stage"] in DATA_STAGES]
+    total = {"stage": "data stages", "size": size_mb, "mb": corpus_mb}
+    total.update(
+        wall=sum(r["wall"] for r in data),
+        cpu=sum(r["cpu"] for r in data),
+        rss=max(r["rss"] for r in data),
+    )
+    rows.insert(len(data), total)
+    stats = json.loads((folder / "metrics" / "data.json").read_text(encoding="utf-8"))
+    scale = stats["train"]["characters"] / LMPLZ["chars"]
+    rows[-1].update(lmplz_s=LMPLZ["seconds"] * scale, lmplz_gb=LMPLZ["gb"] * scale)
+    return rows
+
+
+def table(rows: list[dict[str, object]]) -> str:
+    """The figures as a fixed-width table."""
+    head = f"{'stage':<12} {'MB':>7} {'corpus MB':>9} {'wall s':>8} {'cpu s':>7}"
+    head += f" {'peak RSS MB':>12} {'MB/s':>7}"
+    head += f" {'lmplz s':>8} {'lmplz GB':>9} {'ratio':>6}"
+    out = [head, "-" * len(head)]
+    for r in rows:
+        line = f"{r['stage']:<12} {r['size']:>7g} {r['mb']:>9.2f} {r['wall']:>8.2f}"
+        line += f" {r['cpu']:>7.2f} {r['rss']:>12.0f}"
+        line += f" {r['mb'] / max(r['wall'], 1e-9):>7.2f}"
+        if "lmplz_s" in r:
+            ratio = r["wall"] / r["lmplz_s"]
+            line += f" {r['lmplz_s']:>8.2f} {r['lmplz_gb']:>9.3f} {ratio:>5.1f}x"
+        out.append(line)
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--sizes", default="1,10,100", help="corpus sizes in MB, comma-separated")
+    ap.add_argument(
+        "--workdir", default=None, help="folder for the runs (default: a temporary one)"
+    )
+    ap.add_argument("--keep", action="store_true", help="keep the runs' folders")
+    args = ap.parse_args(argv)
+    sizes = [float(s) for s in args.sizes.split(",") if s.strip()]
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="seqlm-bench-scale-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, object]] = []
+    try:
+        for size in sizes:
+            rows += bench_size(size, workdir)
+            print(table([r for r in rows if r["size"] == size]), flush=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(f"\nall sizes (python {sys.version.split()[0]}, {os.cpu_count()} CPUs):")
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,265 @@
+"""Counting the n-grams of a long stream of ids chunk by chunk, in memory that does not grow with it.
+
+The input is one flat stream of ids where the begin marker opens each sequence (and appears nowhere
+else): an n-gram may start with the marker but never holds it further in, so it never spans two
+sequences. It is read through ``read(start, stop)`` (an ``int64`` copy of that slice), so a
+memory-mapped split is never loaded whole.
+
+Orders are counted one after the other. For order ``k`` every position ``i`` has the row
+``r[k-1][i]`` of the (k−1)-gram starting there (``-1`` if none: it would run past the stream or over
+a marker); the k-gram at ``i`` is keyed ``r[k-1][i] · V + x[i+k-1]``. Two passes per order:
+
+1. *count*: each chunk's keys → ``np.unique`` with counts; the chunk tables are merged (sorted
+   unique keys, counts summed) whenever the pending ones outgrow the merged table;
+2. *index*: each chunk's keys → rows in the final table (``searchsorted``), which give
+   ``r[k][i]`` and each k-gram's suffix row ``r[k-1][i+1]``.
+
+The count pass of order ``k + 1`` needs only ``r[k]``, so it runs inside the index pass of order
+``k``, chunk by chunk: one pass over the stream per order.
+
+Chunks are position ranges: the k-gram starting at ``i`` belongs to the chunk holding ``i`` and
+reads ``x`` up to ``i + k − 1`` past the chunk's end, so an n-gram across a chunk border is counted
+exactly once. When an order's key space ``rows(k − 1) · V`` is small (characters: a few million)
+both passes use a table over the whole space instead (``np.add.at``/``np.bincount``, then a
+gather). ``r[k]`` lives in memory when the stream fits in one chunk, else in a temporary file read
+back chunk by chunk (a plain file, not a mapping, so it never counts towards resident memory).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from seqlm.core.errors import DataError
+
+KEY_LIMIT = 2**62  # keys must stay well inside int64
+CHUNK = 1 << 21  # positions per chunk
+DENSE_LIMIT = 1 << 25  # key spaces counted and indexed with a table of every key
+Reader = Callable[[int, int], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Tables:
+    """What counting gives, per order (index ``k − 1``): see :class:`seqlm.ngram.NgramCounts`."""
+
+    keys: tuple[np.ndarray, ...]
+    suffix: tuple[np.ndarray, ...]
+    raw: tuple[np.ndarray, ...]
+    starts_with_bos: tuple[np.ndarray, ...]
+    sequences: int
+    tokens: int
+
+
+def merge_counts(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique keys with the counts of equal keys summed."""
+    if keys.size == 0:
+        return keys, counts
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    return keys[starts], np.add.reduceat(counts[order], starts)
+
+
+class CountTable:
+    """Sorted unique keys with counts, accumulated chunk by chunk."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[np.ndarray, np.ndarray]] = []
+        self.merged = 0  # rows of the merged table (parts[0] after a merge)
+        self.pending = 0
+
+    def add(self, keys: np.ndarray) -> None:
+        """Count ``keys`` (any order, repeats allowed)."""
+        uniq, counts = np.unique(keys, return_counts=True)
+        self.parts.append((uniq, counts.astype(np.int64)))
+        self.pending += uniq.size
+        if self.pending > max(self.merged, CHUNK):
+            self._merge()
+
+    def _merge(self) -> None:
+        if len(self.parts) > 1:
+            keys = np.concatenate([k for k, _ in self.parts])
+            counts = np.concatenate([c for _, c in self.parts])
+            self.parts = [merge_counts(keys, counts)]
+        self.merged = self.parts[0][0].size if self.parts else 0
+        self.pending = 0
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """The sorted unique keys and their counts."""
+        self._merge()
+        if not self.parts:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return self.parts[0]
+
+
+class RowStore:
+    """``r[k][i]`` for every position, written chunk by chunk and read back by ranges."""
+
+    def __init__(self, size: int, folder: Path | None, name: str) -> None:
+        self.dtype = np.dtype(np.int32 if size < 2**31 - 1 else np.int64)
+        self.path = folder / name if folder is not None else None
+        self.memory: list[np.ndarray] = []
+        self._array: np.ndarray | None = None
+        self._file = open(self.path, "wb") if self.path else None  # noqa: SIM115
+
+    def append(self, rows: np.ndarray) -> None:
+        if self._file is not None:
+            self._file.write(rows.astype(self.dtype).tobytes())
+        else:
+            self.memory.append(rows.astype(self.dtype))
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        else:
+            self._array = np.concatenate(self.memory) if self.memory else np.zeros(0, self.dtype)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        if self._array is not None:
+            return self._array[start:stop].astype(np.int64)
+        assert self.path is not None
+        out = np.fromfile(
+            self.path, dtype=self.dtype, count=stop - start, offset=start * self.dtype.itemsize
+        )
+        return out.astype(np.int64)
+
+    def remove(self) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+def chunks(size: int, chunk: int) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` of consecutive position ranges covering ``0 .. size``."""
+    for a in range(0, size, chunk):
+        yield a, min(a + chunk, size)
+
+
+def last_ids(read: Reader, size: int, a: int, b: int, k: int, bos_id: int) -> np.ndarray:
+    """``x[i + k − 1]`` for ``i`` in ``a .. b``; the begin marker past the stream's end (invalid)."""
+    lo, hi = a + k - 1, min(b + k - 1, size)
+    got = read(lo, hi) if hi > lo else np.zeros(0, dtype=np.int64)
+    return np.r_[got, np.full(b - a - got.size, bos_id, dtype=np.int64)]
+
+
+def order_one(read: Reader, size: int, vocab_size: int, bos_id: int, chunk: int) -> np.ndarray:
+    """Raw unigram counts (the begin marker's set to 0); checks every id is in the vocabulary."""
+    raw = np.zeros(vocab_size, dtype=np.int64)
+    for a, b in chunks(size, chunk):
+        x = read(a, b)
+        bad = (x < 0) | (x >= vocab_size)
+        if bad.any():
+            raise DataError(
+                f"token id {int(x[bad][0])} is outside the vocabulary 0..{vocab_size - 1}"
+            )
+        raw += np.bincount(x, minlength=vocab_size)
+    return raw
+
+
+class KeyCounter:
+    """Counts keys that lie in ``0 .. space``: below :data:`DENSE_LIMIT` into a table over the whole
+    space (``np.bincount``, or ``np.add.at`` when a bincount's temporary would dwarf the chunk), else
+    with ``np.unique`` per chunk (:class:`CountTable`)."""
+
+    def __init__(self, space: int) -> None:
+        self.dense = np.zeros(space, dtype=np.int64) if space <= DENSE_LIMIT else None
+        self.table = CountTable()
+
+    def add(self, keys: np.ndarray) -> None:
+        """Count one chunk of keys."""
+        if self.dense is None:
+            self.table.add(keys)
+        elif self.dense.size <= 4 * keys.size:  # a bincount's temporary is small beside the keys
+            self.dense += np.bincount(keys, minlength=self.dense.size)
+        else:
+            np.add.at(self.dense, keys, 1)  # unbuffered: repeated keys all count
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """The sorted unique keys and their counts."""
+        if self.dense is None:
+            return self.table.result()
+        uniq = np.flatnonzero(self.dense).astype(np.int64)
+        return uniq, self.dense[uniq]
+
+
+def next_keys(
+    rows: np.ndarray, read: Reader, size: int, a: int, b: int, k: int, vocab_size: int,
+    bos_id: int,
+) -> np.ndarray:  # fmt: skip
+    """Keys of the (k+1)-grams starting at ``a .. b`` from ``rows = r[k][a:b]``: the valid ones."""
+    x = last_ids(read, size, a, b, k + 1, bos_id)
+    valid = (rows >= 0) & (x != bos_id)
+    return rows[valid] * vocab_size + x[valid]
+
+
+def index_order(
+    read: Reader, prev: Reader, size: int, k: int, vocab_size: int, bos_id: int,
+    keys: np.ndarray, chunk: int, store: RowStore | None, counter: KeyCounter | None,
+) -> np.ndarray:  # fmt: skip
+    """The index pass of order ``k``: each k-gram's suffix row; ``store`` gets ``r[k]`` and
+    ``counter`` the keys of the (k+1)-grams (the count pass of the next order), if given."""
+    suffix = np.full(keys.size, -1, dtype=np.int64)
+    space = int(keys[-1]) + 1 if keys.size else 0
+    ranks = None
+    if space <= DENSE_LIMIT:  # the row of every possible key: one gather per position
+        ranks = np.full(space, -1, dtype=np.int32 if keys.size < 2**31 else np.int64)
+        ranks[keys] = np.arange(keys.size, dtype=ranks.dtype)
+    for a, b in chunks(size, chunk):
+        p_ext = prev(a, min(b + 1, size))
+        p = p_ext[: b - a]
+        x = last_ids(read, size, a, b, k, bos_id)
+        valid = (p >= 0) & (x != bos_id)
+        rows = np.full(b - a, -1, dtype=np.int64)
+        if valid.any():
+            wanted = p[valid] * vocab_size + x[valid]
+            rows[valid] = ranks[wanted] if ranks is not None else np.searchsorted(keys, wanted)
+            at = np.flatnonzero(valid)
+            suffix[rows[at]] = p_ext[at + 1]  # the (k−1)-gram starting one later
+        if store is not None:
+            store.append(rows)
+        if counter is not None:
+            counter.add(next_keys(rows, read, size, a, b, k, vocab_size, bos_id))
+    return suffix
+
+
+def count_flat(
+    read: Reader, size: int, vocab_size: int, max_order: int, bos_id: int, chunk: int = CHUNK
+) -> Tables:
+    """Count orders ``1 .. max_order`` of a flat stream (see the module docstring)."""
+    raw1 = order_one(read, size, vocab_size, bos_id, chunk)
+    sequences = int(raw1[bos_id])
+    raw1[bos_id] = 0  # the begin marker is context, never a target
+    keys = [np.arange(vocab_size, dtype=np.int64)]
+    suffix, raw, swb = [np.full(vocab_size, -1, dtype=np.int64)], [raw1], [keys[0] == bos_id]
+    counter = KeyCounter(vocab_size * vocab_size) if max_order > 1 else None
+    for a, b in chunks(size, chunk):  # the count pass of order 2
+        if counter is not None:
+            counter.add(next_keys(read(a, b), read, size, a, b, 1, vocab_size, bos_id))
+    with tempfile.TemporaryDirectory(prefix="seqlm-ngram-") as tmp:
+        folder = Path(tmp) if size > chunk else None
+        prev: Reader = read  # r[1][i] is the id itself
+        store_prev: RowStore | None = None
+        for k in range(2, max_order + 1):
+            assert counter is not None
+            uniq, counts = counter.result()
+            counter = None
+            if k < max_order:
+                if uniq.size * vocab_size >= KEY_LIMIT:
+                    raise DataError(f"too many distinct {k}-grams to key {k + 1}-grams in int64")
+                counter = KeyCounter(uniq.size * vocab_size)
+            store = RowStore(size, folder, f"rows{k}") if k < max_order else None
+            suffix.append(
+                index_order(read, prev, size, k, vocab_size, bos_id, uniq, chunk, store, counter)
+            )
+            keys.append(uniq)
+            raw.append(counts)
+            swb.append(swb[-1][uniq // vocab_size])
+            if store_prev is not None:
+                store_prev.remove()
+            if store is not None:
+                store.close()
+                prev, store_prev = store.read, store
+    return Tables(tuple(keys), tuple(suffix), tuple(raw), tuple(swb), sequences, size - sequences)

@@ -1,0 +1,101 @@
+"""Chunked n-gram counting and scoring give exactly what whole-stream counting gives."""
+
+import numpy as np
+import pytest
+
+from seqlm.core.errors import DataError
+from seqlm.ngram import count_ngrams, counting, fit_ngram
+from seqlm.ngram import counts as counts_module
+from seqlm.ngram.counts import count_stream_ids
+
+FIELDS = ("keys", "suffix", "raw", "starts_with_bos")
+
+
+def whole_stream_counts(sequences, vocab_size, max_order, bos_id):
+    """Reference: every n-gram of every sequence counted with a Python dict."""
+    out = [dict() for _ in range(max_order)]
+    for seq in sequences:
+        seq = [int(x) for x in seq]
+        for i in range(len(seq)):
+            for k in range(1, max_order + 1):
+                gram = tuple(seq[i : i + k])
+                if len(gram) < k or (k == 1 and gram[0] == bos_id):
+                    continue
+                out[k - 1][gram] = out[k - 1].get(gram, 0) + 1
+    return out
+
+
+def random_sequences(rng, count):
+    vocab_size = int(rng.integers(3, 9))
+    bos = int(rng.integers(0, vocab_size))
+    seqs = []
+    for _ in range(count):
+        x = rng.integers(0, vocab_size - 1, size=int(rng.integers(1, 40)))
+        x[x >= bos] += 1  # no begin marker inside a sequence
+        seqs.append(np.r_[bos, x])
+    return seqs, vocab_size, bos
+
+
+def decoded(counts, k):
+    """{n-gram tuple: raw count} of order k, decoded from the keys."""
+    grams = [(i,) for i in range(counts.vocab_size)]
+    for j in range(2, k + 1):
+        grams = [grams[p] + (w,) for p, w in zip(counts.prefix(j), counts.last(j), strict=True)]
+    return {g: int(c) for g, c in zip(grams, counts.raw[k - 1], strict=True) if c}
+
+
+@pytest.fixture(params=["dense", "sorted"])
+def key_tables(request, monkeypatch):
+    """Both ways of counting and looking up keys: a table over the whole key space (small spaces)
+    and sorted unique keys (large ones), forced here on the same small data."""
+    if request.param == "sorted":
+        monkeypatch.setattr(counting, "DENSE_LIMIT", 0)
+        monkeypatch.setattr(counts_module, "DENSE_LOOKUP_LIMIT", 0)
+    monkeypatch.setattr(counts_module, "DENSE_QUERIES", 1)
+    return request.param
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_chunked_counting_equals_whole_stream_counting_at_any_chunk_size(seed, key_tables):
+    rng = np.random.default_rng(seed)
+    seqs, vocab_size, bos = random_sequences(rng, int(rng.integers(1, 6)))
+    max_order = int(rng.integers(1, 7))
+    whole = count_ngrams(seqs, vocab_size, max_order, bos, chunk=10**6)  # one chunk
+    reference = whole_stream_counts(seqs, vocab_size, max_order, bos)
+    for k in range(1, max_order + 1):
+        assert decoded(whole, k) == reference[k - 1]
+    for chunk in (1, 2, 3, 7):  # n-grams across every kind of chunk border
+        chunked = count_ngrams(seqs, vocab_size, max_order, bos, chunk=chunk)
+        for field in FIELDS:
+            for a, b in zip(getattr(whole, field), getattr(chunked, field), strict=True):
+                assert np.array_equal(a, b), (field, chunk)
+        assert (chunked.sequences, chunked.tokens) == (whole.sequences, whole.tokens)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32, np.int64])
+def test_stream_counting_reads_unsigned_ids_in_chunks_and_scores_identically(
+    tmp_path, dtype, key_tables
+):
+    rng = np.random.default_rng(1)
+    ids = rng.integers(1, 12, size=500)  # id 0 is the begin marker here
+    path = tmp_path / "train.npy"
+    np.save(path, ids.astype(dtype))
+    mapped = np.load(path, mmap_mode="r")
+    whole = count_ngrams([np.r_[0, ids]], 12, 5, 0)
+    chunked = count_stream_ids(mapped, 12, 5, 0, chunk=16)
+    for field in FIELDS:
+        for a, b in zip(getattr(whole, field), getattr(chunked, field), strict=True):
+            assert np.array_equal(a, b)
+    held_out = rng.integers(0, 12, size=300).astype(dtype)
+    for smoothing in ("kneser_ney", "laplace"):
+        model = fit_ngram(chunked, 5, smoothing)
+        reference = model.sequence_logprobs([np.r_[0, held_out.astype(np.int64)]])
+        for chunk in (1, 3, 64, 10**6):
+            assert np.array_equal(model.target_logprobs(held_out, chunk=chunk), reference)
+
+
+def test_stream_counting_refuses_ids_outside_the_vocabulary_or_a_begin_marker_inside():
+    with pytest.raises(DataError, match="token id 9 is outside the vocabulary 0..4"):
+        count_stream_ids(np.array([1, 2, 9], dtype=np.uint8), 5, 3, 0, chunk=2)
+    with pytest.raises(DataError, match="must start with the begin marker"):
+        count_stream_ids(np.array([1, 0, 2], dtype=np.uint8), 5, 3, 0, chunk=2)
