@@ -19,9 +19,11 @@ keeps the arithmetic visible. It gives up the overlap of communication with ``ba
 
 The weights start equal (same seed, then rank 0's are broadcast); the dropout masks are drawn per
 rank (rank ``r > 0`` reseeds with ``seed + r · 1000003``), so with dropout on, N processes train a
-statistically equivalent, not identical, model. Only rank 0 validates, logs, saves the checkpoint
-and writes metrics; its val score and its stop decision are broadcast, and the budget and the step
-hook are agreed every step (the maximum over ranks), so all ranks stop together.
+statistically equivalent, not identical, model. Only rank 0 validates, logs, saves the checkpoint,
+writes metrics and the resumable state (every rank's carried state and generators gathered into
+it, each rank's handed back to it on resuming); its val score and its stop decision are broadcast,
+and the budget and the step hook are agreed every step (the maximum over ranks), so all ranks stop
+together.
 """
 
 from __future__ import annotations
@@ -145,6 +147,23 @@ class World:
             return compute()
         box: list[object] = [compute() if self.is_main else None]
         dist.broadcast_object_list(box, src=0, device=self.device)
+        return box[0]  # type: ignore[return-value]
+
+    def gather(self, value: T) -> list[T] | None:
+        """Every rank's ``value`` in rank order, on rank 0 (None on the others)."""
+        if not self.distributed:
+            return [value]
+        out: list[T] | None = [value] * self.size if self.is_main else None
+        dist.gather_object(value, out, dst=0)
+        return out
+
+    def scatter(self, compute: Callable[[], Sequence[T]]) -> T:
+        """This rank's item of ``compute()``, run on rank 0 only (one item per rank)."""
+        if not self.distributed:
+            return compute()[0]
+        box: list[object] = [None]
+        items = list(compute()) if self.is_main else None
+        dist.scatter_object_list(box, items, src=0)
         return box[0]  # type: ignore[return-value]
 
     def agreed(self, on_step: StepHook | None) -> StepHook | None:
