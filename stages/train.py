@@ -27,6 +27,7 @@ from seqlm.data.corpus import load_split
 from seqlm.data.vocab import load_vocab
 from seqlm.neural.distributed import (
     check_batch_split,
+    die_with_launcher,
     leave,
     relaunch,
     under_torchrun,
@@ -48,6 +49,8 @@ def body(args: argparse.Namespace) -> None:
         log.info("starting %d training processes with torchrun", params.processes)
         relaunch("stages.train", args.argv, params.processes)
         return
+    if under_torchrun():
+        die_with_launcher()  # a killed torchrun (or dvc repro) takes this worker with it
     try:
         train_here(args, params)
     finally:

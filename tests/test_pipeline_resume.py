@@ -1,5 +1,5 @@
 """End to end: `dvc repro` killed with SIGKILL in the middle of training resumes where it was and
-ends with the metrics and curves of an uninterrupted run."""
+ends with the metrics and curves of an uninterrupted run, in one training process or two."""
 
 from __future__ import annotations
 
@@ -70,10 +70,21 @@ def curves(root: Path) -> dict[str, str]:
     }
 
 
+def quiet_state(root: Path) -> None:
+    """The state stays as the kill left it: no process is left training (torchrun's workers run
+    in sessions of their own and must have died with their launcher)."""
+    before = (root / STATE).stat().st_mtime_ns
+    time.sleep(3)  # several evaluations' worth of training
+    assert (root / STATE).stat().st_mtime_ns == before
+    assert not (root / "metrics/train.json").exists()
+
+
+@pytest.mark.parametrize("processes", [1, 2])
 def test_a_repro_killed_mid_training_resumes_and_ends_as_an_uninterrupted_run(
-    dvc_project, tmp_path
+    dvc_project, tmp_path, processes: int
 ) -> None:
-    dvc_project.set_params(**{**TINY, "train": LONG_TRAIN})
+    train = {**LONG_TRAIN, "processes": processes, "device": "cpu"}
+    dvc_project.set_params(**{**TINY, "train": train})
     dvc_project.dvc("repro", "ngram")  # the data and the n-gram, shared by both copies
     killed = dvc_project.root
     whole = tmp_path / "whole"
@@ -83,6 +94,7 @@ def test_a_repro_killed_mid_training_resumes_and_ends_as_an_uninterrupted_run(
     dvc(whole, env, "repro")
     repro_killed_after_first_state(killed, env)
     assert (killed / STATE).is_file() and not (killed / "metrics/train.json").exists()
+    quiet_state(killed)
 
     rerun = dvc(killed, env, "repro")
     output = rerun.stdout + rerun.stderr

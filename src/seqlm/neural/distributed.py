@@ -45,6 +45,7 @@ T = TypeVar("T")
 StepHook = Callable[[int, torch.nn.Module], bool | None]
 RANK_SEED_STRIDE = 1_000_003
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE")
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def under_torchrun() -> bool:
@@ -209,6 +210,23 @@ def join(device: torch.device, batch_size: int) -> World:
         cuda = device.type == "cuda"
         dist.init_process_group("nccl" if cuda else "gloo", device_id=device if cuda else None)
     return replace(world, device=device)
+
+
+def die_with_launcher() -> None:
+    """Have the kernel kill this process when the process that started it dies (Linux only).
+
+    torchrun starts every worker in a session of its own, so a ``kill -9`` of ``dvc repro``'s
+    process group (or of torchrun itself) would leave the workers training, and writing, on their
+    own; with this a killed launcher takes its workers with it, as one process would go."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    launcher = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != launcher:  # it died before the request was made
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def leave() -> None:
