@@ -4,6 +4,11 @@ With ``train.processes`` > 1 the stage starts itself again under ``torchrun`` (t
 this node) and waits; started by ``torchrun`` (``RANK`` and ``WORLD_SIZE`` set, e.g. a multi-node
 launch) it trains as the rank it is given. Only rank 0 logs, writes DVCLive, the checkpoint and
 the metrics.
+
+At every evaluation the stage (rank 0) saves a resumable state in ``--state-dir`` (not a DVC
+output, so DVC leaves it when the stage reruns) with a copy of its DVCLive folder; rerun after a
+crash, it continues from there if the state was saved under the same params, number of processes
+and data, and removes it when training has completed.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from seqlm.core.atomic import remove_outputs, write_json
@@ -21,6 +27,7 @@ from seqlm.data.corpus import load_split
 from seqlm.data.vocab import load_vocab
 from seqlm.neural.distributed import (
     check_batch_split,
+    die_with_launcher,
     leave,
     relaunch,
     under_torchrun,
@@ -28,6 +35,7 @@ from seqlm.neural.distributed import (
 )
 from seqlm.neural.loop import EpochRecord, train
 from seqlm.neural.models import NetParams, check_net_for_model, load_model_name
+from seqlm.neural.resume import Resume, fingerprint, folder_files, open_resume, restore_folder
 from seqlm.params import TokenizeParams, TrainParams, load_section
 
 log = logging.getLogger("seqlm.stages.train")
@@ -41,6 +49,8 @@ def body(args: argparse.Namespace) -> None:
         log.info("starting %d training processes with torchrun", params.processes)
         relaunch("stages.train", args.argv, params.processes)
         return
+    if under_torchrun():
+        die_with_launcher()  # a killed torchrun (or dvc repro) takes this worker with it
     try:
         train_here(args, params)
     finally:
@@ -49,8 +59,8 @@ def body(args: argparse.Namespace) -> None:
 
 def train_here(args: argparse.Namespace, params: TrainParams) -> None:
     """Train in this process (rank 0 of 1, or the rank torchrun gave it)."""
-    main_rank = world_from_env().is_main
-    if main_rank:
+    world = world_from_env()
+    if world.is_main:
         remove_outputs(args.checkpoint, args.metrics)
     else:
         logging.getLogger("seqlm").setLevel(logging.WARNING)
@@ -66,16 +76,13 @@ def train_here(args: argparse.Namespace, params: TrainParams) -> None:
         "train: %s; val: %s; vocabulary of %d", train_split.stats(), val_split.stats(), len(vocab)
     )
 
-    with live_logger(args.live_dir, main_rank) as live:
+    current = fingerprint(model_name, net, params, vocab, train_split, val_split, world.size)
+    resume = open_state(args.state_dir, args.live_dir, current, world.is_main)
+    resumed = resume is not None and resume.saved is not None
 
-        def on_epoch(record: EpochRecord) -> None:
-            live.log_metric("train/perplexity", record.train_perplexity)
-            live.log_metric("val/perplexity", record.val_perplexity)
-            live.log_metric("val/bits_per_char", record.val_bits_per_char)
-            live.log_metric("lr", record.lr)
-            live.log_metric("tokens_per_second", record.tokens_per_second)
-            live.next_step()
-
+    with live_logger(args.live_dir, world.is_main, resumed) as live:
+        if resume is not None and live is not None:
+            keep_curves_with_state(resume, live, args.live_dir)
         result = train(
             model_name,
             net,
@@ -84,32 +91,75 @@ def train_here(args: argparse.Namespace, params: TrainParams) -> None:
             train_split,
             val_split,
             checkpoint_path=args.checkpoint,
-            on_epoch=on_epoch if live is not None else None,
+            on_epoch=partial(log_evaluation, live, params.eval_every) if live is not None else None,
+            resume=resume,
         )
-    if not main_rank:
+    if not world.is_main:
         return
     write_json(args.metrics, result.to_metrics())
+    if resume is not None:
+        resume.remove()  # completed: a rerun (dvc repro -f) starts from the beginning
     log.info(
-        "best val perplexity %.4f (%.4f bits/char) at epoch %d of %d (stopped: %s), %.1f min, "
-        "%.0f tokens/s",
+        "best val perplexity %.4f (%.4f bits/char) at epoch %d of %d, step %d of %d (stopped: "
+        "%s), %.1f min, %.0f tokens/s",
         result.best_val_perplexity,
         result.best_val_bits_per_char,
         result.best_epoch,
         result.epochs,
+        result.best_step,
+        result.steps,
         result.stopped,
         result.train_seconds / 60,
         result.tokens_per_second,
     )
 
 
-def live_logger(live_dir: str, main_rank: bool) -> contextlib.AbstractContextManager[Any]:
-    """DVCLive's logger on rank 0, nothing (``None``) on the other ranks."""
+def live_logger(
+    live_dir: str, main_rank: bool, resumed: bool
+) -> contextlib.AbstractContextManager[Any]:
+    """DVCLive's logger on rank 0 (continuing its curves when ``resumed``), nothing (``None``) on
+    the other ranks."""
     if not main_rank:
         return contextlib.nullcontext()
     from dvclive import Live  # slow to import: only when the stage runs
 
     # dvcyaml=None: DVCLive must not touch dvc.yaml (the plots are declared there by hand)
-    return Live(dir=live_dir, dvcyaml=None, save_dvc_exp=False, report=None)
+    return Live(dir=live_dir, dvcyaml=None, save_dvc_exp=False, report=None, resume=resumed)
+
+
+def open_state(
+    state_dir: str | None, live_dir: str, current: dict[str, Any], main_rank: bool
+) -> Resume | None:
+    """The resumable state kept in ``state_dir`` (None: no such folder given); rank 0 alone reads
+    it. When it is resumed from, the DVCLive folder is put back as it was when the state was
+    saved."""
+    if state_dir is None:
+        return None
+    resume = open_resume(state_dir, current, main_rank)
+    if resume.saved is not None:
+        restore_folder(live_dir, resume.saved["extras"].get("dvclive_files", {}))
+    return resume
+
+
+def keep_curves_with_state(resume: Resume, live: Any, live_dir: str) -> None:
+    """Save DVCLive's folder and step with every state; continue a resumed run's step."""
+    if resume.saved is not None:
+        # set, not read back: Live(resume=True) stays at step 0 when only step 0 was logged
+        live.step = resume.saved["extras"].get("dvclive_step", 0)
+    resume.extras = lambda: {"dvclive_step": live.step, "dvclive_files": folder_files(live_dir)}
+
+
+def log_evaluation(live: Any, eval_every: int, record: EpochRecord) -> None:
+    """One evaluation's figures to DVCLive, whose step is the evaluation's index (from 0)."""
+    live.log_metric("train/perplexity", record.train_perplexity)
+    live.log_metric("val/perplexity", record.val_perplexity)
+    live.log_metric("val/bits_per_char", record.val_bits_per_char)
+    live.log_metric("lr", record.lr)
+    live.log_metric("tokens_per_second", record.tokens_per_second)
+    if eval_every:  # evaluations are not epochs: say where each one was
+        live.log_metric("epoch", record.epoch)
+        live.log_metric("steps", record.step)
+    live.next_step()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -120,6 +170,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--checkpoint", required=True, help="where to write the best checkpoint (.pt)")
     ap.add_argument("--metrics", required=True, help="training summary JSON")
     ap.add_argument("--live-dir", required=True, help="DVCLive folder for the per-epoch curves")
+    ap.add_argument(
+        "--state-dir",
+        help="folder for the resumable state (kept across a crash, removed when training ends); "
+        "without it, nothing is saved or resumed",
+    )
     ap.set_defaults(argv=list(sys.argv[1:] if argv is None else argv))  # for a torchrun relaunch
     return run_stage(body, ap, argv)
 

@@ -21,9 +21,13 @@ REPO = TESTS.parent
 ENTRY = Path(__file__).resolve().parent / "ddp_entry.py"
 
 
-def run_entry(out: Path, model: str, steps: int, processes: int) -> tuple[dict, dict]:
-    """Run the entry in one process or under torchrun: (its weights, its figures)."""
-    out.mkdir()
+def run_entry(
+    out: Path, model: str, steps: int, processes: int, *extra: str, status: int = 0
+) -> tuple[dict, dict]:
+    """Run the entry in one process or under torchrun: (its weights, its figures); ``extra``
+    arguments (a state folder, a crash step) are passed on, and the run must exit with
+    ``status`` (non-zero: nothing is read back)."""
+    out.mkdir(exist_ok=True)
     env = {
         **os.environ,
         "OMP_NUM_THREADS": "1",
@@ -31,7 +35,7 @@ def run_entry(out: Path, model: str, steps: int, processes: int) -> tuple[dict, 
     }
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(name, None)
-    args = [str(ENTRY), str(out), model, str(steps)]
+    args = [str(ENTRY), str(out), model, str(steps), *extra]
     if processes > 1:
         command = [
             sys.executable,
@@ -45,6 +49,9 @@ def run_entry(out: Path, model: str, steps: int, processes: int) -> tuple[dict, 
     else:
         command = [sys.executable, *args]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    if status:
+        assert done.returncode != 0, done.stderr[-4000:]
+        return {}, {}
     assert done.returncode == 0, done.stderr[-4000:]
     weights = torch.load(out / "model.pt", weights_only=True)["state_dict"]
     return weights, json.loads((out / "result.json").read_text())
@@ -62,6 +69,30 @@ def test_two_torchrun_processes_make_the_updates_of_one_process(tmp_path, model)
     # the figures are summed over both ranks' targets: the same as one process's
     assert two_figures["train_perplexity"] == pytest.approx(one_figures["train_perplexity"], 1e-5)
     assert two_figures["val_perplexity"] == pytest.approx(one_figures["val_perplexity"], 1e-5)
+
+
+@pytest.mark.slow
+def test_two_processes_killed_after_an_evaluation_resume_as_an_uninterrupted_run(tmp_path) -> None:
+    # dropout on: each rank's own generator, and each rank's carried rows, must come back
+    steps, crash_at = 8, 5  # evaluations (and states) every 3 steps: resumed from step 3
+    whole, whole_figures = run_entry(
+        tmp_path / "whole", "lstm", steps, 2, str(tmp_path / "s1"), "0"
+    )
+    state = tmp_path / "s2"
+    run_entry(tmp_path / "killed", "lstm", steps, 2, str(state), str(crash_at), status=3)
+    saved = torch.load(state / "state.pt", weights_only=True)
+    assert saved["progress"]["steps"] == 3 and saved["fingerprint"]["processes"] == 2
+    assert len(saved["ranks"]) == 2 and saved["ranks"][1]["carried"] is not None
+    assert not torch.equal(saved["ranks"][0]["rng"]["torch"], saved["ranks"][1]["rng"]["torch"])
+    resumed, figures = run_entry(tmp_path / "killed", "lstm", steps, 2, str(state), "0")
+    assert figures == whole_figures and figures["steps"] == steps
+    assert len(figures["history"]) == 3  # steps 3, 6 and the last
+    for key in whole:
+        assert torch.equal(whole[key], resumed[key]), key
+    last = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)
+    again = torch.load(tmp_path / "killed" / "last.pt", weights_only=True)
+    for key in last:
+        assert torch.equal(last[key], again[key]), key
 
 
 def test_a_batch_that_does_not_divide_across_the_processes_is_refused() -> None:

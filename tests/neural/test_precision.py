@@ -80,6 +80,21 @@ def test_loss_scaling_unscales_before_clipping_and_skips_an_overflowing_step() -
     assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
+def test_the_loss_scale_and_the_skipped_steps_are_saved_with_the_updater() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    updater = scaled_updater(model)
+    updater.update(model(torch.randn(4, 3)).sum() * float("inf"))  # skipped: the scale halves
+    state = updater.state_dict()
+    assert state["scaler"]["scale"] == 512.0 and state["skipped"] == 1
+    again = scaled_updater(torch.nn.Linear(3, 1))
+    again.load_state_dict(state)
+    assert again.scaler is not None and again.scaler.get_scale() == 512.0
+    assert (again.steps, again.skipped) == (0, 1)
+    params = TrainParams(optimizer="sgd", lr=0.1, warmup_steps=0)
+    assert Updater(torch.nn.Linear(3, 1), params, 10).state_dict()["scaler"] is None
+
+
 @pytest.mark.parametrize("model", ["rnn", "gru", "lstm", "seq2seq"])
 @pytest.mark.parametrize("output", ["softmax", "adaptive"])
 def test_every_model_and_output_layer_trains_under_bf16_autocast(model, output, tiny_text) -> None:

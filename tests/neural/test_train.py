@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -207,11 +208,12 @@ def test_auto_takes_the_gpu_only_when_there_is_one() -> None:
             resolve_device("cuda")
 
 
-def train_stage_argv(paths: dict, checkpoint, metrics, live) -> list[str]:
+def train_stage_argv(paths: dict, checkpoint, metrics, live, state=None) -> list[str]:
     """The train stage's command line over a tiny pipeline's files."""
     inputs = [("--params", "params"), ("--vocab", "vocab"), ("--corpus-dir", "corpus")]
     inputs.append(("--tokens-dir", "tokens"))
     outputs = [("--checkpoint", checkpoint), ("--metrics", metrics), ("--live-dir", live)]
+    outputs.append(("--state-dir", state or Path(checkpoint).parent / "train_state"))
     return [a for flag, key in inputs for a in (flag, str(paths[key]))] + [
         a for flag, path in outputs for a in (flag, str(path))
     ]
@@ -238,6 +240,29 @@ def test_the_train_stage_writes_checkpoint_metrics_and_learning_curves(
         assert len((curves / name).read_text().splitlines()) == 3, name  # header + 2 epochs
     assert not (tmp_path / "dvc.yaml").exists() and not (live / "dvc.yaml").exists()
     assert ckpt.is_file()
+    assert not (tmp_path / "model" / "train_state").exists()  # removed once training completed
+
+
+def test_the_train_stage_logs_the_evaluation_and_step_when_it_validates_mid_epoch(
+    tmp_path, tiny_text, monkeypatch
+) -> None:
+    from stages import train as train_stage
+
+    paths = write_tiny_pipeline(tmp_path, tiny_text, train={"eval_every": 20})
+    monkeypatch.chdir(tmp_path)
+    live = tmp_path / "dvclive"
+    argv = train_stage_argv(paths, tmp_path / "m.pt", tmp_path / "t.json", live)
+    assert train_stage.main(argv) == 0
+    summary = json.loads((tmp_path / "t.json").read_text())
+    curves = live / "plots" / "metrics"
+    steps = [
+        int(line.split("\t")[1]) for line in (curves / "steps.tsv").read_text().splitlines()[1:]
+    ]
+    assert steps == [*range(20, summary["steps"], 20), summary["steps"]]
+    epochs = [line.split("\t")[1] for line in (curves / "epoch.tsv").read_text().splitlines()[1:]]
+    assert epochs[0] == "1" and epochs[-1] == "2" and summary["epochs"] == 2
+    val = (curves / "val" / "perplexity.tsv").read_text().splitlines()
+    assert [line.split("\t")[0] for line in val[1:]] == [str(i) for i in range(len(steps))]
 
 
 def test_the_train_stage_fails_cleanly_on_a_bidirectional_lm(tmp_path, tiny_text, capsys) -> None:

@@ -19,9 +19,11 @@ keeps the arithmetic visible. It gives up the overlap of communication with ``ba
 
 The weights start equal (same seed, then rank 0's are broadcast); the dropout masks are drawn per
 rank (rank ``r > 0`` reseeds with ``seed + r · 1000003``), so with dropout on, N processes train a
-statistically equivalent, not identical, model. Only rank 0 validates, logs, saves the checkpoint
-and writes metrics; its val score and its stop decision are broadcast, and the budget and the step
-hook are agreed every step (the maximum over ranks), so all ranks stop together.
+statistically equivalent, not identical, model. Only rank 0 validates, logs, saves the checkpoint,
+writes metrics and the resumable state (every rank's carried state and generators gathered into
+it, each rank's handed back to it on resuming); its val score and its stop decision are broadcast,
+and the budget and the step hook are agreed every step (the maximum over ranks), so all ranks stop
+together.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ T = TypeVar("T")
 StepHook = Callable[[int, torch.nn.Module], bool | None]
 RANK_SEED_STRIDE = 1_000_003
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE")
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def under_torchrun() -> bool:
@@ -147,6 +150,23 @@ class World:
         dist.broadcast_object_list(box, src=0, device=self.device)
         return box[0]  # type: ignore[return-value]
 
+    def gather(self, value: T) -> list[T] | None:
+        """Every rank's ``value`` in rank order, on rank 0 (None on the others)."""
+        if not self.distributed:
+            return [value]
+        out: list[T] | None = [value] * self.size if self.is_main else None
+        dist.gather_object(value, out, dst=0)
+        return out
+
+    def scatter(self, compute: Callable[[], Sequence[T]]) -> T:
+        """This rank's item of ``compute()``, run on rank 0 only (one item per rank)."""
+        if not self.distributed:
+            return compute()[0]
+        box: list[object] = [None]
+        items = list(compute()) if self.is_main else None
+        dist.scatter_object_list(box, items, src=0)
+        return box[0]  # type: ignore[return-value]
+
     def agreed(self, on_step: StepHook | None) -> StepHook | None:
         """``on_step`` whose stop request (on any rank) stops every rank."""
         if on_step is None or not self.distributed:
@@ -190,6 +210,23 @@ def join(device: torch.device, batch_size: int) -> World:
         cuda = device.type == "cuda"
         dist.init_process_group("nccl" if cuda else "gloo", device_id=device if cuda else None)
     return replace(world, device=device)
+
+
+def die_with_launcher() -> None:
+    """Have the kernel kill this process when the process that started it dies (Linux only).
+
+    torchrun starts every worker in a session of its own, so a ``kill -9`` of ``dvc repro``'s
+    process group (or of torchrun itself) would leave the workers training, and writing, on their
+    own; with this a killed launcher takes its workers with it, as one process would go."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    launcher = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != launcher:  # it died before the request was made
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def leave() -> None:

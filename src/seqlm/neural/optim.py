@@ -6,13 +6,15 @@ schedulers::
     warm-up (any schedule):  lr · (s + 1) / W                                   for s < W
     constant:                lr
     cosine:                  lr · (f + (1 − f) · ½ (1 + cos π p)),   f = min_lr / lr,
-                             p = max((s − W) / (total − W), spent fraction of the time budget) ≤ 1
+                             p = max((s − W) / (total − W), spent fraction of the time budget) ≤ 1,
+                             total = epochs × batches per epoch, or max_steps if fewer
     plateau:                 lr · factor^k, never below min_lr (the warm-up too), after k cuts;
-                             a cut after plateau_patience epochs without a better val perplexity
+                             a cut after plateau_patience evaluations (epochs unless
+                             eval_every is set) without a better val perplexity
     step:                    lr · decay^max(e − decay_after, 0) in epoch e = 1, 2, …
 
 Warm-up then cosine (or constant) is a ``SequentialLR`` of two ``LambdaLR``; ``plateau`` is a
-warm-up ``LambdaLR`` and ``ReduceLROnPlateau`` (stepped with each epoch's val perplexity); ``step``
+warm-up ``LambdaLR`` and ``ReduceLROnPlateau`` (stepped with every val perplexity); ``step``
 a warm-up ``LambdaLR`` and a ``MultiplicativeLR`` stepped at each epoch's end (× ``decay`` from
 the end of epoch ``decay_after`` on; ``decay_after`` 0 starts at ``lr · decay``). A cut that comes
 during the warm-up scales the rest of the ramp too. The
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch.optim.lr_scheduler import (
@@ -62,6 +65,12 @@ def make_optimizer(model: torch.nn.Module, params: TrainParams) -> torch.optim.O
     )
 
 
+def total_steps(per_epoch: int, params: TrainParams) -> int:
+    """The schedule's horizon: ``epochs`` epochs of ``per_epoch`` steps, or ``max_steps`` if fewer."""
+    total = per_epoch * params.epochs
+    return min(total, params.max_steps) if params.max_steps else total
+
+
 def cosine_factor(
     params: TrainParams, total_steps: int, time_fraction: Callable[[], float]
 ) -> Callable[[int], float]:
@@ -84,8 +93,9 @@ def cosine_factor(
 class Schedule:
     """The learning rate of every optimizer step (see the module docstring).
 
-    Call :meth:`step` after every optimizer step and :meth:`end_epoch` with every epoch's val
-    perplexity. ``time_fraction()`` is the spent fraction of the time budget (0 without one).
+    Call :meth:`step` after every optimizer step, :meth:`after_eval` with every val perplexity and
+    :meth:`after_epoch` at every epoch's end (:meth:`end_epoch` does both). ``time_fraction()`` is
+    the spent fraction of the time budget (0 without one).
     """
 
     def __init__(
@@ -162,19 +172,46 @@ class Schedule:
             self.per_step.step()
 
     def end_epoch(self, val_perplexity: float) -> None:
-        """After an epoch's validation: reduce on plateau, or the step decay (those schedules)."""
-        if self.per_epoch is None:
-            return
+        """After an epoch ended with a validation: :meth:`after_eval`, then :meth:`after_epoch`."""
+        self.after_eval(val_perplexity)
+        self.after_epoch()
+
+    def after_eval(self, val_perplexity: float) -> None:
+        """After every validation: ``plateau`` counts it (its patience is in evaluations)."""
+        plateau = self.per_epoch
+        if isinstance(plateau, ReduceLROnPlateau):
+            self._cut(lambda: plateau.step(val_perplexity))
+
+    def after_epoch(self) -> None:
+        """After every epoch: ``step`` decays the rate."""
+        if isinstance(self.per_epoch, MultiplicativeLR):
+            self._cut(self.per_epoch.step)
+
+    def _cut(self, step: Callable[[], object]) -> None:
         before = self.lr
-        if isinstance(self.per_epoch, ReduceLROnPlateau):
-            self.per_epoch.step(val_perplexity)
-        else:
-            self.per_epoch.step()
+        step()
         ramp = self.per_step
         if ramp is not None and ramp.last_epoch < self.warmup_steps and self.lr != before:
             # a cut during the warm-up scales the rest of the ramp too
             ramp.base_lrs = [base * self.factor for base in ramp.base_lrs]
             self.ramp_base *= self.factor
+
+    def state_dict(self) -> dict[str, Any]:
+        """The schedulers' states (the optimizer's learning rates are in the optimizer's)."""
+        return {
+            "per_step": None if self.per_step is None else self.per_step.state_dict(),
+            "per_epoch": None if self.per_epoch is None else self.per_epoch.state_dict(),
+            "ramp_base": getattr(self, "ramp_base", None),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict`'s state (a schedule built from the same params)."""
+        if self.per_step is not None:
+            self.per_step.load_state_dict(state["per_step"])
+        if self.per_epoch is not None:
+            self.per_epoch.load_state_dict(state["per_epoch"])
+        if state["ramp_base"] is not None:
+            self.ramp_base = state["ramp_base"]
 
 
 def ema_avg_fn(decay: float) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -262,3 +299,26 @@ class Updater:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return self.scaler.get_scale() >= scale  # the scale drops only after an overflow
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything the next steps depend on: optimizer, schedule, average, the gradient
+        scaler (None without one), step and skipped-step counts."""
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "average": None if self.average is None else self.average.state_dict(),
+            "scaler": None if self.scaler is None else self.scaler.state_dict(),
+            "steps": self.steps,
+            "skipped": self.skipped,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict`'s state (an updater built from the same params)."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        if self.average is not None:
+            self.average.load_state_dict(state["average"])
+        if self.scaler is not None and state.get("scaler") is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        self.steps = int(state["steps"])
+        self.skipped = int(state.get("skipped", 0))

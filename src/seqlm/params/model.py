@@ -177,14 +177,20 @@ class TrainParams(Section):
       for sgd and adam it is L2); ``lr``; ``clip``: max gradient norm (0 = off);
     * ``schedule``: ``constant``, ``cosine`` (to ``min_lr`` at the last step of ``epochs``),
       ``plateau`` (× ``plateau_factor`` when val perplexity has not improved for
-      ``plateau_patience`` epochs) or ``step`` (``lr · decay ** max(epoch − decay_after, 0)`` in
+      ``plateau_patience`` evaluations) or ``step`` (``lr · decay ** max(epoch − decay_after, 0)`` in
       epoch 1, 2, ...: Zaremba et al.'s halving after epoch 4); ``warmup_steps``: linear warm-up
       from 0 (any schedule);
-    * ``epochs``: at most this many; ``patience``: stop after this many epochs without a better val
-      perplexity (0 = off); ``budget_minutes``: stop when training (validation included) has run
-      this long (0 = off); the cosine schedule then anneals by time if time runs out before steps;
+    * ``epochs``: at most this many; ``patience``: stop after this many evaluations (epochs unless
+      ``eval_every`` is set) without a better val perplexity (0 = off); ``budget_minutes``: stop
+      when training (validation included) has run this long (0 = off); the cosine schedule then
+      anneals by time if time runs out before steps;
     * ``average``: evaluate and save an exponential moving average of the weights with this decay
-      per step (0 = off, 0.999 = roughly the last thousand steps).
+      per step (0 = off, 0.999 = roughly the last thousand steps);
+    * ``max_steps``: stop after this many optimizer steps over the whole run (0 = no limit); the
+      cosine schedule then ends at ``min(max_steps, epochs × batches per epoch)``;
+    * ``eval_every``: validate (and keep the best checkpoint, log, save the resumable state) every
+      this many optimizer steps and at the last one, epochs notwithstanding (0 = at every epoch's
+      end). ``patience`` and ``plateau_patience`` count evaluations.
     """
 
     section: ClassVar[str] = "train"
@@ -212,6 +218,8 @@ class TrainParams(Section):
     patience: NonNegativeInt = 0
     budget_minutes: NonNegative = 0.0
     average: Annotated[float, Field(ge=0, lt=1), Allowed("must be in [0, 1) (0 = off)")] = 0.0
+    max_steps: NonNegativeInt = 0
+    eval_every: NonNegativeInt = 0
 
     @model_validator(mode="after")
     def _min_lr_below_lr(self) -> Self:

@@ -1,0 +1,316 @@
+"""The resumable training state: saved at every evaluation, so a killed run continues where it was.
+
+At every evaluation point that does not end training, :func:`seqlm.neural.loop.train` saves one file
+atomically (``torch.save`` of plain values and tensors, read back with ``weights_only=True``)::
+
+    {"format": 2, "fingerprint": {...what the run was trained on...},
+     "model": state_dict, "updater": {optimizer, schedule, average (None when off), scaler (None
+     without fp16's), steps, skipped},
+     "rng": {"python": the batch Random at the start of the current epoch},
+     "ranks": [per training process, in rank order: {"rng": {"torch", "numpy", "cuda"},
+               "carried": its rows' recurrent state between batches (None at an epoch's start)}],
+     "progress": {"epoch", "position" (batches done in it), "steps", "tokens", "train_seconds",
+                  "elapsed"},
+     "best": {...}, "history": [...records...], "checkpoint": the best checkpoint file's bytes,
+     "extras": what the caller saves beside it (the train stage: its DVCLive files and step)}
+
+Under several processes only rank 0 reads and writes the state: the ranks' own parts (their dropout
+generators differ, and each carries the state of its own rows) are gathered to it when saving, and
+on resuming rank 0 decides, sends every rank the common part and scatters their own.
+
+A state is only resumed from when its fingerprint — the model name, the ``net`` and ``train``
+sections, the number of training processes, the vocabulary's checksum and the sha256 of the train
+and val ids — equals the run's; otherwise it is removed, the reason logged, and training starts
+from the beginning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from seqlm.core.atomic import atomic_path
+from seqlm.data.corpus import SplitData
+from seqlm.data.vocab import Vocab
+from seqlm.neural.distributed import World
+from seqlm.neural.records import Best, EpochRecord, Progress
+from seqlm.params import NetParams, TrainParams
+
+if TYPE_CHECKING:
+    from seqlm.neural.loop import Trainer
+
+log = logging.getLogger(__name__)
+
+FORMAT = 2
+STATE_FILE = "state.pt"
+
+
+def fingerprint(
+    model_name: str,
+    net: NetParams,
+    params: TrainParams,
+    vocab: Vocab,
+    train_split: SplitData,
+    val_split: SplitData,
+    processes: int = 1,
+) -> dict[str, Any]:
+    """What a resumable state must have been trained on to be resumed from (plain values);
+    ``processes``: how many training processes (torchrun's world size) share the run."""
+    return {
+        "format": FORMAT,
+        "processes": processes,
+        "model": model_name,
+        "net": net.to_dict(),
+        "train": params.model_dump(),
+        "vocab_sha256": vocab.checksum(),
+        "train_ids_sha256": _ids_sha256(train_split.ids),
+        "val_ids_sha256": _ids_sha256(val_split.ids),
+    }
+
+
+def _ids_sha256(ids: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(ids, dtype=np.int64).tobytes()).hexdigest()
+
+
+def differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """What differs between two fingerprints, key by key (sections' keys as ``train.lr``)."""
+    out = []
+    for key in sorted(set(saved) | set(current)):
+        old, new = saved.get(key), current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            out += [f"{key}.{d}" for d in differences(old, new)]
+        elif old != new:
+            out.append(f"{key} (saved {_short(old)}, now {_short(new)})")
+    return out
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 24 else text[:12] + "…"
+
+
+@dataclass
+class Resume:
+    """Where :func:`~seqlm.neural.loop.train` keeps its resumable state, and what it resumes.
+
+    ``saved`` is the state to continue (None: start from the beginning); ``extras()`` is called
+    at every save and its plain values are saved with the state (``saved["extras"]`` on resume).
+    """
+
+    folder: Path
+    fingerprint: dict[str, Any]
+    saved: dict[str, Any] | None = None
+    extras: Callable[[], dict[str, Any]] = field(default=dict)
+
+    @property
+    def path(self) -> Path:
+        return self.folder / STATE_FILE
+
+    def save(self, payload: dict[str, Any]) -> None:
+        """Write the state atomically, stamped with the fingerprint and the caller's extras."""
+        payload = {"format": FORMAT, "fingerprint": self.fingerprint, **payload}
+        payload["extras"] = self.extras()
+        buffer = io.BytesIO()  # in memory first: the bytes do not depend on the temporary name
+        torch.save(payload, buffer)
+        with atomic_path(self.path) as tmp:
+            tmp.write_bytes(buffer.getvalue())
+
+    def remove(self) -> None:
+        """Delete the state (training has completed), and its folder if nothing else is there."""
+        self.path.unlink(missing_ok=True)
+        if self.folder.is_dir() and not any(self.folder.iterdir()):
+            self.folder.rmdir()
+
+
+def open_resume(
+    folder: str | os.PathLike[str], current: dict[str, Any], main: bool = True
+) -> Resume:
+    """The :class:`Resume` for ``folder``: with the state saved there if its fingerprint is
+    ``current``; a state that cannot be resumed from is removed, and why is logged. Not ``main``
+    (a training process other than rank 0): the state is left to rank 0, which sends what is
+    needed (:func:`resumed_state`)."""
+    resume = Resume(Path(folder), current)
+    path = resume.path
+    if not main:
+        return resume
+    if not path.exists():
+        log.info("no resumable state at %s: training from the start", path)
+        return resume
+    saved, reason = _read(path, current)
+    if saved is not None:
+        resume.saved = saved
+        progress = saved["progress"]
+        log.info(
+            "resuming from %s: epoch %d, %d batches into it, %d optimizer steps, %d evaluations",
+            path,
+            progress["epoch"],
+            progress["position"],
+            progress["steps"],
+            len(saved["history"]),
+        )
+        return resume
+    log.warning("not resuming from %s: %s; training from the start (it is removed)", path, reason)
+    path.unlink()
+    return resume
+
+
+def _read(path: Path, current: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    """The state at ``path`` if it can be resumed from under ``current``, else None and why."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a truncated or foreign file: say so, never resume from it
+        return None, f"it is not a readable state ({type(e).__name__}: {e})"
+    if not isinstance(saved, dict) or saved.get("format") != FORMAT:
+        return None, f"it is not a resumable state of format {FORMAT}"
+    diff = differences(saved.get("fingerprint", {}), current)
+    if diff:
+        return None, "it was saved under other params or data: " + "; ".join(diff)
+    return saved, ""
+
+
+# --- what the state holds besides state_dicts ----------------------------------------------------
+
+
+def rng_states() -> dict[str, Any]:
+    """The global generators' states: torch's CPU one, numpy's, and CUDA's when in use."""
+    name, key, pos, has_gauss, gauss = np.random.get_state(legacy=True)
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": (str(name), [int(k) for k in key], int(pos), int(has_gauss), float(gauss)),
+        "cuda": torch.cuda.get_rng_state_all() if cuda else None,
+    }
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    """Put the global generators back in :func:`rng_states`'s states."""
+    torch.set_rng_state(states["torch"])
+    name, key, pos, has_gauss, gauss = states["numpy"]
+    np.random.set_state((name, np.asarray(key, dtype=np.uint32), pos, has_gauss, gauss))
+    if states["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def moved(value: Any, device: torch.device | str) -> Any:
+    """``value`` (a tensor, or tuples and lists of them, or None) with its tensors on ``device``."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to(device)
+    if isinstance(value, tuple | list):
+        return type(value)(moved(v, device) for v in value)
+    return value
+
+
+def folder_files(folder: str | os.PathLike[str]) -> dict[str, bytes]:
+    """Every file under ``folder``, its bytes by its path relative to ``folder``."""
+    root = Path(folder)
+    if not root.is_dir():
+        return {}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def restore_folder(folder: str | os.PathLike[str], files: dict[str, bytes]) -> None:
+    """Make ``folder`` hold exactly ``files`` (:func:`folder_files`'s map), nothing else."""
+    import shutil
+
+    root = Path(folder)
+    shutil.rmtree(root, ignore_errors=True)
+    for name, data in files.items():
+        with atomic_path(root / name) as tmp:
+            tmp.write_bytes(data)
+
+
+# --- a training run's state --------------------------------------------------------------------
+
+
+def snapshot(t: Trainer, checkpoint_path: Path) -> dict[str, Any] | None:
+    """What :func:`restore` needs to continue exactly from here (tensors on the CPU), on rank 0
+    (None on the others); every rank's generators and carried state are gathered into it."""
+    p = t.progress
+    ranks = t.world.gather({"rng": rng_states(), "carried": moved(t.carried, "cpu")})
+    if ranks is None:
+        return None
+    return {
+        "model": {k: v.detach().cpu() for k, v in t.model.state_dict().items()},
+        "updater": t.updater.state_dict(),
+        "rng": {"python": p.epoch_rng},
+        "ranks": ranks,
+        "progress": {
+            "epoch": p.epoch,
+            "position": p.position,
+            "steps": t.updater.steps,
+            "tokens": p.tokens,
+            "train_seconds": p.train_seconds,
+            "elapsed": t.budget.elapsed(),
+        },
+        "best": asdict(p.best),
+        "history": [asdict(r) for r in p.history],
+        "checkpoint": checkpoint_path.read_bytes() if p.best.evaluation else None,
+    }
+
+
+def resumed_state(world: World, resume: Resume | None) -> dict[str, Any] | None:
+    """The state to continue from, on every rank (None on all: start from the beginning).
+
+    Rank 0's ``resume.saved`` decides; the other ranks get it without the checkpoint and the
+    extras (rank 0 writes those back), and each rank gets its own part as ``"rank"``."""
+    if resume is None:
+        return None
+    local = resume.saved
+    common = world.from_main(lambda: _common_part(local, world.size))
+    if common is None:
+        return None
+    own = world.scatter(lambda: local["ranks"] if local is not None else [])
+    return {**(local if world.is_main and local is not None else common), "rank": own}
+
+
+def _common_part(saved: dict[str, Any] | None, processes: int) -> dict[str, Any] | None:
+    """What every rank needs of ``saved`` (None: nothing to resume, or saved by another number of
+    processes, which is logged)."""
+    if saved is None:
+        return None
+    if len(saved["ranks"]) != processes:
+        log.warning(
+            "not resuming: the state was saved by %d training processes, this run has %d; "
+            "training from the start",
+            len(saved["ranks"]),
+            processes,
+        )
+        return None
+    return {k: v for k, v in saved.items() if k not in ("checkpoint", "extras", "ranks")}
+
+
+def restore(t: Trainer, saved: dict[str, Any], checkpoint_path: Path) -> None:
+    """Continue ``t`` from :func:`resumed_state`'s state (this rank's part under ``"rank"``);
+    the best checkpoint is written back where the state has it (rank 0)."""
+    t.model.load_state_dict(saved["model"])
+    t.updater.load_state_dict(saved["updater"])
+    set_rng_states(saved["rank"]["rng"])
+    done = saved["progress"]
+    t.progress = Progress(
+        epoch=done["epoch"],
+        position=done["position"],
+        epoch_rng=saved["rng"]["python"],
+        tokens=done["tokens"],
+        train_seconds=done["train_seconds"],
+        best=Best(**saved["best"]),
+        history=[EpochRecord(**r) for r in saved["history"]],
+    )
+    t.rng.setstate(saved["rng"]["python"])
+    t.carried = moved(saved["rank"]["carried"], t.model.device)
+    t.budget.resume(done["elapsed"])
+    if saved.get("checkpoint") is not None:
+        with atomic_path(checkpoint_path) as tmp:
+            tmp.write_bytes(saved["checkpoint"])
