@@ -157,9 +157,11 @@ def dynamic(
         lrs=ev.dynamic_lrs,
         decays=ev.dynamic_decays,
         segment=ev.dynamic_segment,
+        update=ev.dynamic_update,
     )
     log.info(
-        "dynamic evaluation, lr %g decay %g chosen on val among %d: val %.4f, test %.4f (%.1f s)",
+        "dynamic evaluation (%s), lr %g decay %g chosen on val among %d: val %.4f, test %.4f (%.1f s)",
+        result.update,
         result.lr,
         result.decay,
         len(result.grid),
@@ -171,11 +173,13 @@ def dynamic(
 
 
 def dynamic_record(result: DynamicResult) -> dict[str, object]:
-    """``metrics/eval.json``'s ``dynamic``: the chosen lr and decay, val and test, seconds taken."""
+    """``metrics/eval.json``'s ``dynamic``: the update, the chosen lr and decay, val and test, and
+    the seconds the grid and test took."""
     return {
         "lr": result.lr,
         "decay": result.decay,
         "segment": result.segment,
+        "update": result.update,
         "seconds": result.seconds,
         **{s: result.scores[s].to_record() for s in SCORED},
     }

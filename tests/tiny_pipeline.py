@@ -53,6 +53,7 @@ def write_tiny_pipeline(tmp_path: Path, text: str, **sections) -> dict[str, Path
         "generate": {"prefixes": ["the time", ""], "length": 20, "seed": 0},
         "evaluate": {
             "dynamic": True,
+            "dynamic_update": "sgd",
             "dynamic_lrs": [0.1, 1.0],
             "dynamic_decays": [0.0, 0.01],
             "dynamic_segment": 8,

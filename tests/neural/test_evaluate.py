@@ -192,7 +192,7 @@ def test_dynamic_evaluation_and_the_ensemble_are_reported_beside_the_static_scor
     metrics = json.loads((tmp_path / "metrics" / "eval.json").read_text())
     dyn, ens = metrics["dynamic"], metrics["ensemble"]
     assert (dyn["lr"], dyn["decay"]) in [(lr, d) for lr in (0.1, 1.0) for d in (0.0, 0.01)]
-    assert dyn["segment"] == 8 and dyn["seconds"] > 0
+    assert dyn["segment"] == 8 and dyn["seconds"] > 0 and dyn["update"] == "sgd"
     assert dyn["test"]["tokens"] == metrics["test"]["tokens"]
     assert dyn["val"]["perplexity"] != metrics["val"]["perplexity"]  # it adapted
     weights = ens["members"]

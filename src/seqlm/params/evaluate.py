@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
@@ -23,6 +23,8 @@ class EvaluateParams(Section):
 
     * ``dynamic``: also score val and test by dynamic evaluation (recurrent models only; a seq2seq
       model is skipped with a logged reason);
+    * ``dynamic_update``: ``sgd`` (``θ ← θ − lr·g``) or ``rms`` (each gradient divided by the root
+      of its running mean square over the segments read so far);
     * ``dynamic_lrs``, ``dynamic_decays``: the grid of SGD learning rates and decays toward the
       trained weights; the pair with the best val perplexity scores test;
     * ``dynamic_segment``: the tokens scored before each update;
@@ -32,7 +34,8 @@ class EvaluateParams(Section):
 
     section: ClassVar[str] = "evaluate"
     dynamic: bool = True
-    dynamic_lrs: Annotated[Listed[Positive], Field(min_length=1)] = (0.2, 0.5, 1.0)
-    dynamic_decays: Annotated[Listed[Decay], Field(min_length=1)] = (0.0, 0.001)
+    dynamic_update: Literal["sgd", "rms"] = "rms"
+    dynamic_lrs: Annotated[Listed[Positive], Field(min_length=1)] = (0.001, 0.0015, 0.002)
+    dynamic_decays: Annotated[Listed[Decay], Field(min_length=1)] = (0.01, 0.02)
     dynamic_segment: Count = 64
     members: Listed[MemberName] = ()

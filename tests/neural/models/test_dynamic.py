@@ -24,15 +24,18 @@ def split(name: str, ids: np.ndarray) -> SplitData:
     return SplitData(name=name, ids=ids, lines=1, characters=ids.size, oov=0)
 
 
+@pytest.mark.parametrize("update, lr", [("sgd", 1.0), ("rms", 0.01)])
 @pytest.mark.parametrize("name", RECURRENT)
 @pytest.mark.parametrize("changed", [0, 17, 30, 59])
-def test_a_token_changes_no_log_probability_of_the_targets_before_it(name, changed) -> None:
+def test_a_token_changes_no_log_probability_of_the_targets_before_it(
+    name, changed, update, lr
+) -> None:
     model = small_model(name)
     ids = long_stream()
     other = ids.copy()
     other[changed] = 2 + (other[changed] - 1) % (VOCAB_SIZE - 2)  # another id, never <bos>
     assert other[changed] != ids[changed]
-    kw = {"lr": 1.0, "decay": 0.05, "segment": 6}
+    kw = {"lr": lr, "decay": 0.05, "segment": 6, "update": update}
     lp = dynamic_logprobs(model, ids, BOS_ID, **kw)
     lp_other = dynamic_logprobs(model, other, BOS_ID, **kw)
     segment_start = changed - changed % 6
@@ -44,15 +47,16 @@ def test_a_token_changes_no_log_probability_of_the_targets_before_it(name, chang
         assert not np.allclose(lp[changed + 7 :], lp_other[changed + 7 :])
 
 
+@pytest.mark.parametrize("update, lr", [("sgd", 1.0), ("rms", 0.01)])
 @pytest.mark.parametrize("name", RECURRENT)
-def test_adapting_changes_the_later_log_probabilities_and_not_the_model(name) -> None:
+def test_adapting_changes_the_later_log_probabilities_and_not_the_model(name, update, lr) -> None:
     model = small_model(name)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     ids = long_stream()
     static = target_logprobs(model, ids, BOS_ID)
     no_learning = dynamic_logprobs(model, ids, BOS_ID, lr=0.0, decay=0.0, segment=6)
     np.testing.assert_allclose(no_learning, static, rtol=0, atol=1e-6)
-    adapted = dynamic_logprobs(model, ids, BOS_ID, lr=1.0, decay=0.0, segment=6)
+    adapted = dynamic_logprobs(model, ids, BOS_ID, lr=lr, decay=0.0, segment=6, update=update)
     np.testing.assert_allclose(adapted[:6], static[:6], rtol=0, atol=1e-6)  # nothing learned yet
     assert np.abs(adapted[6:] - static[6:]).max() > 1e-3
     assert adapted[6:].sum() > static[6:].sum()  # a repetitive stream: learning it helps
@@ -60,11 +64,12 @@ def test_adapting_changes_the_later_log_probabilities_and_not_the_model(name) ->
         assert torch.equal(v, before[k]), k
 
 
-def test_a_full_decay_goes_back_to_the_trained_weights_after_every_segment() -> None:
+@pytest.mark.parametrize("update", ["sgd", "rms"])
+def test_a_full_decay_goes_back_to_the_trained_weights_after_every_segment(update) -> None:
     model = small_model("lstm")
     ids = long_stream()
     static = dynamic_logprobs(model, ids, BOS_ID, lr=0.0, decay=0.0, segment=6)
-    reset = dynamic_logprobs(model, ids, BOS_ID, lr=1.0, decay=1.0, segment=6)
+    reset = dynamic_logprobs(model, ids, BOS_ID, lr=1.0, decay=1.0, segment=6, update=update)
     np.testing.assert_allclose(reset, static, rtol=0, atol=1e-6)
 
 
@@ -74,6 +79,10 @@ def test_seq2seq_and_bad_settings_are_refused() -> None:
         dynamic_logprobs(small_model("seq2seq"), ids, BOS_ID, lr=0.1, decay=0.0, segment=6)
     with pytest.raises(ParamError, match="decay"):
         dynamic_logprobs(small_model("lstm"), ids, BOS_ID, lr=0.1, decay=1.5, segment=6)
+    with pytest.raises(ParamError, match="adam"):
+        dynamic_logprobs(
+            small_model("lstm"), ids, BOS_ID, lr=0.1, decay=0.0, segment=6, update="adam"
+        )
     with pytest.raises(ParamError, match="segment"):
         dynamic_logprobs(small_model("lstm"), ids, BOS_ID, lr=0.1, decay=0.0, segment=0)
 
