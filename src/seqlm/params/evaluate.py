@@ -33,7 +33,7 @@ class EvaluateParams(Section):
     """
 
     section: ClassVar[str] = "evaluate"
-    dynamic: bool = True
+    dynamic: bool = False
     dynamic_update: Literal["sgd", "rms"] = "rms"
     dynamic_lrs: Annotated[Listed[Positive], Field(min_length=1)] = (0.001, 0.0015, 0.002)
     dynamic_decays: Annotated[Listed[Decay], Field(min_length=1)] = (0.01, 0.02)
