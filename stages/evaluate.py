@@ -1,5 +1,6 @@
-"""Stage ``evaluate``: score the best checkpoint on val and test, mix with the n-gram, write samples
-and a 2-D map of the token embeddings."""
+"""Stage ``evaluate``: score the best checkpoint on val and test, mix with the n-gram, evaluate it
+dynamically, fit an ensemble of every member on val, write samples and a 2-D map of the token
+embeddings."""
 
 from __future__ import annotations
 
@@ -12,14 +13,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from seqlm.core.atomic import remove_outputs, write_json, write_text
-from seqlm.core.errors import DataError
+from seqlm.core.errors import DataError, ParamError
 from seqlm.core.stage import parser, run_stage
 from seqlm.core.threads import limit_threads
 from seqlm.data.corpus import SplitData, load_split
 from seqlm.data.vocab import Vocab, load_vocab
+from seqlm.mixture import apply_mixture, fit_mixture
 from seqlm.neural.checkpoint import load_checkpoint
+from seqlm.neural.dynamic import DynamicResult, check_dynamic, choose_on_val
 from seqlm.neural.embeddings import embedding_map_csv, embedding_matrix, embedding_pca
 from seqlm.neural.evaluation import score
 from seqlm.neural.generate import generate_samples, samples_markdown
@@ -27,6 +31,7 @@ from seqlm.neural.models import NeuralLM, count_parameters
 from seqlm.neural.precision import resolve_device
 from seqlm.params import (
     CleanParams,
+    EvaluateParams,
     GenerateParams,
     NetParams,
     TokenizeParams,
@@ -84,12 +89,23 @@ def body(args: argparse.Namespace) -> None:
     metrics["tokens_per_second"] = sum(neural[s][0].tokens for s in SCORED) / seconds
     lam, mixed = interpolate({s: neural[s][1] for s in SCORED}, ngram, splits)
     metrics["interpolation"] = {"lambda": lam, **{s: mixed[s].to_record() for s in SCORED}}
-    write_json(args.metrics, metrics)
+    ev = load_section(EvaluateParams, "evaluate", args.params)
+    members = {"ngram": ngram, model_name: {s: neural[s][1] for s in SCORED}}
     bits_per_char = {
         model_name: [neural[s][0].bits_per_char for s in SCORED],
         "ngram": [score_logprobs(splits[s], ngram[s]).bits_per_char for s in SCORED],
         f"{model_name}+ngram": [mixed[s].bits_per_char for s in SCORED],
     }
+    dyn = dynamic(model, splits, vocab.id_of("<bos>"), ev)
+    if dyn is not None:
+        metrics["dynamic"] = dynamic_record(dyn)
+        members[f"{model_name}-dynamic"] = dyn.logprobs
+        bits_per_char[f"{model_name}-dynamic"] = [dyn.scores[s].bits_per_char for s in SCORED]
+    members |= extra_members(args.members_dir, ev.members, vocab, splits, device)
+    weights, ensemble = fit_ensemble(members, splits)
+    metrics["ensemble"] = {"members": weights, **{s: ensemble[s].to_record() for s in SCORED}}
+    bits_per_char["ensemble"] = [ensemble[s].bits_per_char for s in SCORED]
+    write_json(args.metrics, metrics)
     write_text(args.bpc_table, bits_per_char_csv(bits_per_char))
     write_text(args.samples, samples_text(model, vocab, fmt, gen, model_name, args.ngram_dir))
     write_text(
@@ -121,6 +137,94 @@ def interpolate(
         mixed["test"].perplexity,
     )
     return lam, mixed
+
+
+def dynamic(
+    model: NeuralLM, splits: dict[str, SplitData], bos_id: int, ev: EvaluateParams
+) -> DynamicResult | None:
+    """Dynamic evaluation with the lr and decay chosen on val, or None (off, or not possible)."""
+    if not ev.dynamic:
+        return None
+    try:
+        check_dynamic(model)
+    except ParamError as e:
+        log.warning("dynamic evaluation skipped: %s", e)
+        return None
+    result = choose_on_val(
+        model,
+        splits,
+        bos_id,
+        lrs=ev.dynamic_lrs,
+        decays=ev.dynamic_decays,
+        segment=ev.dynamic_segment,
+        update=ev.dynamic_update,
+    )
+    log.info(
+        "dynamic evaluation (%s), lr %g decay %g chosen on val among %d: val %.4f, test %.4f (%.1f s)",
+        result.update,
+        result.lr,
+        result.decay,
+        len(result.grid),
+        result.scores["val"].perplexity,
+        result.scores["test"].perplexity,
+        result.seconds,
+    )
+    return result
+
+
+def dynamic_record(result: DynamicResult) -> dict[str, object]:
+    """``metrics/eval.json``'s ``dynamic``: the update, the chosen lr and decay, val and test, and
+    the seconds the grid and test took."""
+    return {
+        "lr": result.lr,
+        "decay": result.decay,
+        "segment": result.segment,
+        "update": result.update,
+        "seconds": result.seconds,
+        **{s: result.scores[s].to_record() for s in SCORED},
+    }
+
+
+def extra_members(
+    members_dir: str | None,
+    names: Sequence[str],
+    vocab: Vocab,
+    splits: dict[str, SplitData],
+    device: torch.device,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Each extra checkpoint ``<members_dir>/<name>.pt``'s log-probabilities of val and test, as
+    ensemble member ``extra-<name>`` (refused unless trained on this vocabulary)."""
+    if names and not members_dir:
+        raise ParamError("evaluate.members names extra checkpoints but no --members-dir was given")
+    scored: dict[str, dict[str, np.ndarray]] = {}
+    for name in names:
+        path = Path(str(members_dir)) / f"{name}.pt"
+        model, info = load_checkpoint(path, vocab, device=device)
+        scored[f"extra-{name}"] = {
+            s: score(model, splits[s], vocab.id_of("<bos>"))[1] for s in SCORED
+        }
+        log.info("extra member %s: a %s from epoch %d", path, info.model, info.epoch)
+    return scored
+
+
+def fit_ensemble(
+    members: dict[str, dict[str, np.ndarray]], splits: dict[str, SplitData]
+) -> tuple[dict[str, float], dict[str, SplitScore]]:
+    """The members' weights fitted by EM on val only, and the mixture's score on each split."""
+    weights = fit_mixture({name: lp["val"] for name, lp in members.items()})
+    mixed = {
+        s: score_logprobs(
+            splits[s], apply_mixture({name: lp[s] for name, lp in members.items()}, weights)
+        )
+        for s in SCORED
+    }
+    log.info(
+        "ensemble fitted on val (%s): val %.4f, test %.4f",
+        ", ".join(f"{name} {w:.3f}" for name, w in weights.items()),
+        mixed["val"].perplexity,
+        mixed["test"].perplexity,
+    )
+    return weights, mixed
 
 
 def samples_text(
@@ -170,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--bpc-table",
         required=True,
-        help="CSV of val/test bits per character of the model, the n-gram and their mixture",
+        help="CSV of val/test bits per character of the model, the n-gram and the mixtures",
     )
     ap.add_argument(
         "--embeddings",
@@ -181,6 +285,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--logprobs-dir",
         default=None,
         help="optional folder for the neural model's {split}_logprobs.npy",
+    )
+    ap.add_argument(
+        "--members-dir",
+        default=None,
+        help="folder of the extra ensemble members evaluate.members names (<name>.pt)",
     )
     return run_stage(body, ap, argv)
 

@@ -49,6 +49,7 @@ PROJECT_FILES = (
     "gate.yaml",
     "stages",
     "src",
+    "models",
     ".dvc/plots",
     ".dvc/config",
 )

@@ -37,6 +37,13 @@ CHOICES: dict[str, Callable[[Outputs], object]] = {
     "the checkpoint's weights": lambda out: out["checkpoint"].read_bytes(),
     "the interpolation weight": lambda out: read_json(out["eval"])["interpolation"]["lambda"],
     "the interpolation's val score": lambda out: read_json(out["eval"])["interpolation"]["val"],
+    "the dynamic evaluation's lr and decay": lambda out: (
+        read_json(out["eval"])["dynamic"]["lr"],
+        read_json(out["eval"])["dynamic"]["decay"],
+    ),
+    "the dynamic evaluation's val score": lambda out: read_json(out["eval"])["dynamic"]["val"],
+    "the ensemble's weights": lambda out: read_json(out["eval"])["ensemble"]["members"],
+    "the ensemble's val score": lambda out: read_json(out["eval"])["ensemble"]["val"],
 }
 
 
@@ -108,8 +115,9 @@ def test_the_stages_did_score_the_replaced_test_split(runs) -> None:
     as_is, reversed_test = runs
     for name in ("ngram", "eval"):
         assert read_json(as_is[name])["test"] != read_json(reversed_test[name])["test"], name
-    mixed = [read_json(out["eval"])["interpolation"]["test"] for out in runs]
-    assert mixed[0] != mixed[1]
+    for key in ("interpolation", "dynamic", "ensemble"):
+        mixed = [read_json(out["eval"])[key]["test"] for out in runs]
+        assert mixed[0] != mixed[1], key
 
 
 @pytest.mark.parametrize("choice", sorted(CHOICES))

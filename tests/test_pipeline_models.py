@@ -20,6 +20,8 @@ def exp_metrics(project) -> dict[str, dict]:
             "val": entry.metric(EVAL, "val.perplexity"),
             "test": entry.metric(EVAL, "test.perplexity"),
             "interpolated": entry.metric(EVAL, "interpolation.test.perplexity"),
+            "dynamic": entry.metric(EVAL, "dynamic.test.perplexity"),
+            "ensemble": entry.metric(EVAL, "ensemble.test.perplexity"),
         }
         for entry in load_entries(project.root)
     }
@@ -36,6 +38,14 @@ def test_the_default_pipeline_writes_every_metric_in_the_shared_record_shape(bas
     assert 0.0 <= ev["interpolation"]["lambda"] <= 1.0
     # the mixture with λ chosen on val is never worse on val than either model alone
     assert ev["interpolation"]["val"]["nll"] <= min(ev["val"]["nll"], ngram["val"]["nll"]) + 1e-6
+    # dynamic evaluation and the ensemble beside the static figures; the ensemble fitted on val
+    # is never worse on val than any of its members
+    for metrics in (ev["dynamic"], ev["ensemble"]):
+        assert set(metrics["val"]) >= record and set(metrics["test"]) >= record
+    assert set(ev["ensemble"]["members"]) == {"ngram", "lstm", "lstm-dynamic"}
+    assert sum(ev["ensemble"]["members"].values()) == pytest.approx(1.0)
+    members_nll = (ev["val"]["nll"], ngram["val"]["nll"], ev["dynamic"]["val"]["nll"])
+    assert ev["ensemble"]["val"]["nll"] <= min(members_nll) + 1e-6
     assert (baseline.root / "metrics/samples.md").read_text().count("time traveller") >= 2
     assert (baseline.root / "dvclive/train/plots/metrics/val/perplexity.tsv").is_file()
 
@@ -54,6 +64,10 @@ def test_each_model_runs_as_an_experiment_rerunning_only_train_and_evaluate(base
     assert exp["model"] == model
     assert exp["test"] > 1.0
     assert exp["interpolated"] > 1.0
+    assert exp["ensemble"] > 1.0
+    # seq2seq has no stream to adapt along: dynamic evaluation is skipped for it (exp_show then
+    # shows no number in the column the baseline's figure opened)
+    assert isinstance(exp["dynamic"], float) == (model != "seq2seq"), exp["dynamic"]
 
 
 def test_a_queue_of_two_models_runs_and_the_report_ranks_them(baseline, tmp_path):

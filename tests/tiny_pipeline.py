@@ -53,6 +53,14 @@ def write_tiny_pipeline(tmp_path: Path, text: str, **sections) -> dict[str, Path
         "net": {"embedding_size": 8, "hidden_size": 16, "window": 8},
         "train": {"batch_size": 4, "num_steps": 8, "epochs": 2, "lr": 0.01},
         "generate": {"prefixes": ["the time", ""], "length": 20, "seed": 0},
+        "evaluate": {
+            "dynamic": True,
+            "dynamic_update": "sgd",
+            "dynamic_lrs": [0.1, 1.0],
+            "dynamic_decays": [0.0, 0.01],
+            "dynamic_segment": 8,
+            "members": [],
+        },
     }
     for key, value in sections.items():
         if isinstance(value, dict):

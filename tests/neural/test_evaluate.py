@@ -1,4 +1,5 @@
-"""The evaluate stage scores val and test by the convention, mixes with the n-gram on val, writes samples."""
+"""The evaluate stage scores val and test by the convention, mixes with the n-gram on val, evaluates
+dynamically, fits an ensemble on val, writes samples."""
 
 from __future__ import annotations
 
@@ -86,11 +87,15 @@ def test_the_evaluate_stage_reports_val_test_and_the_interpolation(trained, tmp_
         "parameters",
         "tokens_per_second",
         "interpolation",
+        "dynamic",
+        "ensemble",
     }
     record_keys = {"tokens", "nll", "perplexity", "bits_per_char", "oov", "characters"}
     for split in ("val", "test"):
         assert set(metrics[split]) == record_keys
         assert set(metrics["interpolation"][split]) == record_keys
+        assert set(metrics["dynamic"][split]) == record_keys
+        assert set(metrics["ensemble"][split]) == record_keys
         n = load_split(trained["corpus"], trained["tokens"], split, "char").ids.size
         assert (
             metrics[split]["tokens"] == n == np.load(tmp_path / "lp" / f"{split}_logprobs.npy").size
@@ -109,7 +114,7 @@ def test_the_evaluate_stage_reports_val_test_and_the_interpolation(trained, tmp_
     assert table[0] == "system,val_bits_per_char,test_bits_per_char"
     systems = {row.split(",")[0]: float(row.split(",")[2]) for row in table[1:]}
     model = metrics["model"]
-    assert list(systems) == [model, "ngram", f"{model}+ngram"]
+    assert list(systems) == [model, "ngram", f"{model}+ngram", f"{model}-dynamic", "ensemble"]
     assert systems[model] == pytest.approx(metrics["test"]["bits_per_char"], abs=1e-6)
     assert systems[f"{model}+ngram"] == pytest.approx(
         metrics["interpolation"]["test"]["bits_per_char"], abs=1e-6
@@ -168,3 +173,78 @@ def test_evaluate_refuses_ngram_scores_of_other_targets(trained, tmp_path: Path,
     save_target_logprobs(trained["ngram"], "test", np.full(3, -1.0))
     assert evaluate.main(evaluate_argv(trained, tmp_path)) == 1
     assert "the n-gram scored 3 test targets" in capsys.readouterr().err
+
+
+def set_evaluate(paths: dict[str, Path], **values: object) -> None:
+    import yaml
+
+    params = yaml.safe_load(paths["params"].read_text())
+    params["evaluate"].update(values)
+    paths["params"].write_text(yaml.safe_dump(params))
+
+
+def test_dynamic_evaluation_and_the_ensemble_are_reported_beside_the_static_scores(
+    trained, tmp_path: Path
+) -> None:
+    from stages import evaluate
+
+    assert evaluate.main(evaluate_argv(trained, tmp_path)) == 0
+    metrics = json.loads((tmp_path / "metrics" / "eval.json").read_text())
+    dyn, ens = metrics["dynamic"], metrics["ensemble"]
+    assert (dyn["lr"], dyn["decay"]) in [(lr, d) for lr in (0.1, 1.0) for d in (0.0, 0.01)]
+    assert dyn["segment"] == 8 and dyn["seconds"] > 0 and dyn["update"] == "sgd"
+    assert dyn["test"]["tokens"] == metrics["test"]["tokens"]
+    assert dyn["val"]["perplexity"] != metrics["val"]["perplexity"]  # it adapted
+    weights = ens["members"]
+    assert set(weights) == {"ngram", "lstm", "lstm-dynamic"}
+    assert sum(weights.values()) == pytest.approx(1.0)
+    ngram_val = math.exp(-np.load(trained["ngram"] / "val_logprobs.npy").mean())
+    members_val = [metrics["val"]["perplexity"], dyn["val"]["perplexity"], ngram_val]
+    assert ens["val"]["perplexity"] <= min(members_val) + 1e-9
+    assert ens["val"]["perplexity"] <= metrics["interpolation"]["val"]["perplexity"] + 1e-9
+    set_evaluate(trained, dynamic=False)
+    assert evaluate.main(evaluate_argv(trained, tmp_path)) == 0
+    metrics = json.loads((tmp_path / "metrics" / "eval.json").read_text())
+    assert "dynamic" not in metrics and set(metrics["ensemble"]["members"]) == {"ngram", "lstm"}
+
+
+def test_extra_members_join_the_ensemble_and_must_share_the_vocabulary(
+    trained, tmp_path: Path, capsys
+) -> None:
+    import shutil
+
+    from stages import evaluate
+
+    extra = tmp_path / "models" / "extra"
+    extra.mkdir(parents=True)
+    shutil.copy(trained["checkpoint"], extra / "twin.pt")
+    set_evaluate(trained, dynamic=False, members=["twin"])
+    argv = evaluate_argv(trained, tmp_path, "--members-dir", str(extra))
+    assert evaluate.main(argv) == 0
+    metrics = json.loads((tmp_path / "metrics" / "eval.json").read_text())
+    weights = metrics["ensemble"]["members"]
+    assert set(weights) == {"ngram", "lstm", "extra-twin"}
+    assert weights["lstm"] == pytest.approx(weights["extra-twin"])  # the same model twice
+    assert sum(weights.values()) == pytest.approx(1.0)
+    set_evaluate(trained, members=["missing"])
+    assert evaluate.main(argv) == 1
+    assert "does not exist" in capsys.readouterr().err
+    from seqlm.data.vocab import Vocab
+    from seqlm.neural.checkpoint import load_checkpoint, save_checkpoint
+
+    vocab = load_vocab(trained["vocab"])
+    model, info = load_checkpoint(trained["checkpoint"], vocab)
+    foreign = Vocab(tokens=(*vocab.tokens[:-1], "zzz"), counts=vocab.counts)  # same size
+    save_checkpoint(
+        extra / "foreign.pt",
+        model,
+        model_name=info.model,
+        net=info.net,
+        vocab=foreign,
+        epoch=1,
+        best_val_perplexity=1.0,
+    )
+    set_evaluate(trained, members=["twin", "foreign"])
+    assert evaluate.main(argv) == 1
+    assert "foreign.pt' was trained with another vocabulary" in capsys.readouterr().err
+    assert not (tmp_path / "metrics" / "eval.json").exists()

@@ -2,7 +2,8 @@
 
 One row per committed baseline and per experiment: the model, the params that differ between the rows
 (so the table shows what each experiment changed), val and test perplexity and bits per character
-(see :mod:`seqlm.perplexity`), the interpolation with the n-gram, train minutes and the ratio of the
+(see :mod:`seqlm.perplexity`), the interpolation with the n-gram, dynamic evaluation, the
+ensemble fitted by EM (the best mixture), train minutes and the ratio of the
 test perplexity to the n-gram's. Rows are ranked by **val** perplexity — the split models are chosen
 on — with test beside it.
 
@@ -50,6 +51,8 @@ COLUMNS = [
     "val bpc",
     "test bpc",
     "interp. test ppl",
+    "dyn. test ppl",
+    "ens. test ppl",
     "n-gram test ppl",
     "vs n-gram",
     "train min",
@@ -162,6 +165,8 @@ def _row(i: int, e: Entry) -> list[str]:
         _num(e.metric(EVAL, "val.bits_per_char")),
         _num(e.metric(EVAL, "test.bits_per_char")),
         _num(e.metric(EVAL, "interpolation.test.perplexity")),
+        _num(e.metric(EVAL, "dynamic.test.perplexity")),
+        _num(e.metric(EVAL, "ensemble.test.perplexity")),
         _num(ngram),
         _num(test / ngram if _is_number(test) and _is_number(ngram) else None),
         _num(seconds / 60 if _is_number(seconds) else None, 1),
@@ -184,7 +189,10 @@ def leaderboard_markdown(entries: Sequence[Entry], plots_link: str | None = None
         "Ranked by val perplexity (models are chosen on val; test is held out). Perplexity is per "
         "token; bits per character compares word- and character-level models. *vs n-gram* is the "
         "test perplexity divided by the n-gram baseline's (below 1: better than the n-gram). "
-        "*interp.* is the neural model interpolated with the n-gram, the weight chosen on val.",
+        "*interp.* is the neural model interpolated with the n-gram, the weight chosen on val; "
+        "*dyn.* the neural model evaluated dynamically (learning rate and decay chosen on val); "
+        "*ens.* the best mixture, of every member (n-gram, neural, dynamic, extra checkpoints) "
+        "with weights fitted on val by EM.",
         "",
         table,
     ]

@@ -1,7 +1,7 @@
 """Typed parameters: one frozen pydantic model per ``params.yaml`` section, all of them here.
 
 ``files`` reads the file; ``data`` holds the data sections' schemas, ``model`` the model's, the
-network's, training's, sampling's and the n-gram's. Import them from here.
+network's, training's, sampling's and the n-gram's, ``evaluate`` the evaluate stage's. Import them from here.
 
 Every section is a :class:`~seqlm.core.schema.Section`: strict types (a string is not a number, a
 bool is not an integer; an integer where a float is expected becomes a float; a YAML list becomes a
@@ -33,6 +33,7 @@ from seqlm.params.data import (
     VocabParams,
     check_url,
 )
+from seqlm.params.evaluate import EvaluateParams
 from seqlm.params.files import (
     DEFAULT_PARAMS,
     build,
@@ -80,6 +81,7 @@ SECTIONS: dict[str, type[Section]] = {
         GenerateParams,
         NetParams,
         TrainParams,
+        EvaluateParams,
     )
 }
 """Every ``params.yaml`` section's schema, by section name."""
@@ -98,6 +100,7 @@ __all__ = [
     "DROPOUTS",
     "Device",
     "DownloadParams",
+    "EvaluateParams",
     "Dropout",
     "GenerateParams",
     "LINE_ENDS",

@@ -1,0 +1,186 @@
+"""Dynamic evaluation (Krause et al., 2018, "Dynamic Evaluation of Neural Sequence Models").
+
+A recurrent LM reads a split as one stream from ``<bos>`` (as :func:`~seqlm.neural.models.base.
+streamed_logprobs` does), but in short segments of ``segment`` tokens, and keeps learning as it
+reads. For each segment, in this order:
+
+1. **score** its targets with the current weights, carrying the recurrent state across segments
+   (these log-probabilities are what is recorded);
+2. **learn** from it: one step on the gradient ``g`` of the segment's mean cross-entropy, plain
+   SGD ``θ ← θ − lr·g`` or RMS-normalised ``θ ← θ − lr·g / √v̂`` (:class:`Adapter`);
+3. **decay** toward the trained weights θ₀: ``θ ← θ + decay·(θ₀ − θ)``.
+
+So every target is predicted before anything is learned from it: the weights that score segment
+``k`` have seen only segments ``0 .. k−1``. The model runs without dropout (eval mode), the state
+is cut from the graph at each segment's end (truncated BPTT of one segment), and the adapted
+weights are a copy: the model passed in is left as it was.
+
+Krause's RMS-normalised update divides by the root mean squared gradients of a pass over the
+train split; ``rms`` here divides by those of the segments already read (RMSprop over the stream,
+causal like everything else), which needs nothing but the split it scores. The decay is his global
+prior, the same for every weight. The learning rate and decay are chosen on val
+(:func:`choose_on_val`).
+Only the recurrent models (``stream(inputs, state)``) can be evaluated this way; seq2seq reads
+windows from a fresh encoder and has no stream to adapt along (refused with a ParamError).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from seqlm.core.errors import ParamError
+from seqlm.data.corpus import SplitData
+from seqlm.neural.models import NeuralLM
+from seqlm.neural.models.heads import head_target_logprobs
+from seqlm.neural.models.recurrent import RecurrentLM, detach_state
+from seqlm.perplexity import SplitScore, score_logprobs
+
+log = logging.getLogger("seqlm.neural.dynamic")
+
+UPDATES = ("sgd", "rms")
+
+
+@dataclass(frozen=True)
+class DynamicResult:
+    """The chosen ``lr`` and ``decay``, each split's score and log-probabilities under them, the
+    val perplexity of every grid point (``(lr, decay, perplexity)``) and the seconds it all took."""
+
+    lr: float
+    decay: float
+    segment: int
+    update: str
+    scores: dict[str, SplitScore]
+    logprobs: dict[str, np.ndarray]
+    grid: list[tuple[float, float, float]]
+    seconds: float
+
+
+def check_dynamic(model: NeuralLM) -> RecurrentLM:
+    """``model`` if it can be evaluated dynamically (a recurrent LM), else a ParamError."""
+    if not isinstance(model, RecurrentLM):
+        raise ParamError(
+            f"dynamic evaluation needs a recurrent model (rnn, gru, lstm) that reads a split as "
+            f"one stream; a {type(model).__name__} has no stream to adapt along "
+            "(set evaluate.dynamic: false)"
+        )
+    return model
+
+
+class Adapter:
+    """Steps 2 and 3 of a segment: the update from its gradients, then the decay toward θ₀.
+
+    ``sgd``: ``θ ← θ − lr·g``. ``rms``: ``θ ← θ − lr·g / (√v̂ + ε)``, where ``v̂`` is the running
+    mean of the squared gradients of the segments read so far (RMSprop over the stream itself:
+    β = 0.99, bias-corrected, ε = 1e-8), so each weight moves by about ``lr`` whatever its gradient's
+    scale."""
+
+    BETA = 0.99
+    EPS = 1e-8
+
+    def __init__(self, params: list[torch.Tensor], update: str, lr: float, decay: float) -> None:
+        if update not in UPDATES:
+            raise ParamError(f"dynamic update {update!r} is not one of {', '.join(UPDATES)}")
+        self.params, self.update, self.lr, self.decay = params, update, lr, decay
+        self.trained = [p.detach().clone() for p in params]  # θ₀
+        self.mean_sq = [torch.zeros_like(p) for p in params]
+        self.steps = 0
+
+    @torch.no_grad()
+    def step(self, grads: Sequence[torch.Tensor | None]) -> None:
+        """Learn from one segment's gradients, then decay toward the trained weights."""
+        self.steps += 1
+        for p, g, p0, v in zip(self.params, grads, self.trained, self.mean_sq, strict=True):
+            if g is not None and self.update == "sgd":
+                p.sub_(self.lr * g)
+            elif g is not None:
+                v.mul_(self.BETA).add_((1 - self.BETA) * g * g)
+                scale = (v / (1 - self.BETA**self.steps)).sqrt_().add_(self.EPS)
+                p.sub_(self.lr * g / scale)
+            if self.decay:
+                p.add_(self.decay * (p0 - p))
+
+
+def dynamic_logprobs(
+    model: NeuralLM,
+    ids: np.ndarray,
+    bos_id: int,
+    *,
+    lr: float,
+    decay: float,
+    segment: int,
+    update: str = "sgd",
+) -> np.ndarray:
+    """``log p(x_t | <bos>, x_1 .. x_{t-1})`` of every target of ``ids`` under dynamic evaluation
+    (float64, one per target), starting from ``model``'s weights, which are not changed."""
+    if lr < 0 or not 0.0 <= decay <= 1.0 or segment < 1:
+        raise ParamError(
+            f"dynamic evaluation needs lr >= 0, decay in [0, 1] and segment >= 1, "
+            f"got lr={lr}, decay={decay}, segment={segment}"
+        )
+    adapted = copy.deepcopy(check_dynamic(model)).eval()
+    params = [p for p in adapted.parameters() if p.requires_grad]
+    adapter = Adapter(params, update, lr, decay)
+    t = torch.as_tensor(np.asarray(ids, dtype=np.int64), device=adapted.device)
+    if t.ndim != 1 or t.numel() == 0:
+        raise ValueError(f"need a non-empty 1-D stream of ids, got shape {tuple(t.shape)}")
+    inputs = torch.cat([t.new_tensor([bos_id]), t[:-1]])  # (N,) <bos> x1 .. x_{N-1}
+    out: list[torch.Tensor] = []
+    state = None
+    for start in range(0, t.numel(), segment):
+        x = inputs[start : start + segment].unsqueeze(0)  # (1, n)
+        y = t[start : start + segment].unsqueeze(0)  # (1, n)
+        with torch.enable_grad():
+            hidden, new_state = adapted.features(x, state)  # (1, n, H)
+            lp = head_target_logprobs(adapted.head, hidden, y)[0]  # (n,) float64
+            out.append(lp.detach())  # 1. scored before anything is learned from it
+            grads = torch.autograd.grad(-lp.mean(), params, allow_unused=True)
+        adapter.step(grads)  # 2. learn from the segment, 3. decay toward θ₀
+        state = detach_state(new_state)
+    return torch.cat(out).cpu().numpy().astype(np.float64)
+
+
+def choose_on_val(
+    model: NeuralLM,
+    splits: dict[str, SplitData],
+    bos_id: int,
+    *,
+    lrs: Sequence[float],
+    decays: Sequence[float],
+    segment: int,
+    update: str = "sgd",
+) -> DynamicResult:
+    """Every ``(lr, decay)`` of the grid scored on **val** only; the best (lowest val perplexity,
+    the first in grid order on a tie) then scores every other split from the trained weights."""
+    if not lrs or not decays:
+        raise ParamError("dynamic evaluation needs at least one learning rate and one decay")
+    start = time.perf_counter()
+    grid: list[tuple[float, float, float]] = []
+    best: tuple[float, float, SplitScore, np.ndarray] | None = None
+    for lr in lrs:
+        for decay in decays:
+            lp = dynamic_logprobs(
+                model, splits["val"].ids, bos_id, lr=lr, decay=decay, segment=segment, update=update
+            )
+            val = score_logprobs(splits["val"], lp)
+            grid.append((float(lr), float(decay), val.perplexity))
+            log.info("dynamic evaluation lr %g decay %g: val %.4f", lr, decay, val.perplexity)
+            if best is None or val.nll < best[2].nll:
+                best = (float(lr), float(decay), val, lp)
+    assert best is not None
+    lr, decay, val, val_lp = best
+    scores, logprobs = {"val": val}, {"val": val_lp}
+    for name, split in splits.items():
+        if name != "val":
+            logprobs[name] = dynamic_logprobs(
+                model, split.ids, bos_id, lr=lr, decay=decay, segment=segment, update=update
+            )
+            scores[name] = score_logprobs(split, logprobs[name])
+    seconds = time.perf_counter() - start
+    return DynamicResult(lr, decay, segment, update, scores, logprobs, grid, seconds)

@@ -1,0 +1,90 @@
+"""Mixtures of any number of members, weights fitted by EM (seqlm.mixture)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from seqlm.core.errors import DataError
+from seqlm.mixture import apply_mixture, em_weights, fit_mixture, member_matrix, mixture_logprobs
+from seqlm.perplexity import best_mixture_weight, mix_logprobs
+
+
+def random_members(m: int, n: int, seed: int) -> np.ndarray:
+    """``(m, n)`` log-probabilities of members of unequal quality."""
+    rng = np.random.default_rng(seed)
+    p = rng.beta(np.arange(1, m + 1)[:, None] * 0.7, 2.0, size=(m, n))
+    return np.log(np.clip(p, 1e-12, 1.0))
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("m", [2, 3, 5])
+def test_em_weights_sum_to_one_and_beat_every_member(seed: int, m: int) -> None:
+    lp = random_members(m, 400, seed)
+    w = em_weights(lp)
+    assert w.shape == (m,) and (w >= 0).all()
+    assert w.sum() == pytest.approx(1.0, abs=1e-12)
+    mixed = mixture_logprobs(lp, w).sum()
+    assert all(mixed >= row.sum() - 1e-9 for row in lp)
+    # the optimum: no nearby point of the simplex does better
+    rng = np.random.default_rng(seed)
+    for _ in range(20):
+        other = np.clip(w + rng.normal(0, 0.01, m), 0, None)
+        assert mixture_logprobs(lp, other / other.sum()).sum() <= mixed + 1e-6
+
+
+def test_two_members_agree_with_the_golden_section_weight() -> None:
+    lp = random_members(2, 500, 7)
+    w = em_weights(lp)
+    lam = best_mixture_weight(lp[0], lp[1])
+    assert w[0] == pytest.approx(lam, abs=1e-4)
+    np.testing.assert_allclose(mixture_logprobs(lp, w), mix_logprobs(lp[0], lp[1], w[0]))
+
+
+def test_degenerate_members() -> None:
+    lp = random_members(3, 100, 1)
+    assert em_weights(lp[:1]).tolist() == [1.0]  # one member
+    same = np.stack([lp[0], lp[0], lp[0]])  # identical members: any split is optimal; EM stays
+    np.testing.assert_allclose(em_weights(same), [1 / 3] * 3)
+    dominated = np.stack([lp[0], lp[0] - 1.0])  # a member worse on every target gets nothing
+    assert em_weights(dominated)[1] < 1e-6
+    twins = np.stack([lp[1], lp[1], lp[1] - 0.5])  # twins share the weight, the worse one gets 0
+    w = em_weights(twins)
+    assert w[0] == pytest.approx(0.5, abs=1e-6) and w[1] == pytest.approx(0.5, abs=1e-6)
+    assert w[2] == 0.0
+
+
+def test_a_member_with_zero_probability_somewhere_is_handled_or_refused() -> None:
+    lp = random_members(2, 50, 3)
+    lp[1, 10] = -np.inf  # the second member calls target 10 impossible
+    names, matrix = member_matrix({"a": lp[0], "b": lp[1]})
+    w = em_weights(matrix)
+    assert np.isfinite(mixture_logprobs(matrix, w)).all() and w[0] > 0
+    lp[0, 10] = -np.inf  # now every member does: no mixture can score it
+    with pytest.raises(DataError, match="target 10"):
+        member_matrix({"a": lp[0], "b": lp[1]})
+
+
+@pytest.mark.parametrize(
+    "members, message",
+    [
+        ({}, "at least one"),
+        ({"a": np.zeros(3), "b": np.zeros(4)}, "same non-empty run"),
+        ({"a": np.array([-1.0, np.nan])}, "NaN or above 0"),
+        ({"a": np.array([-1.0, 0.5])}, "NaN or above 0"),
+    ],
+)
+def test_members_that_do_not_score_the_same_targets_are_refused(members, message) -> None:
+    with pytest.raises(DataError, match=message):
+        fit_mixture(members)
+
+
+def test_fit_then_apply_by_name() -> None:
+    lp = random_members(3, 200, 5)
+    val = {"x": lp[0], "y": lp[1], "z": lp[2]}
+    weights = fit_mixture(val)
+    assert list(weights) == ["x", "y", "z"] and sum(weights.values()) == pytest.approx(1.0)
+    reordered = {"z": lp[2], "x": lp[0], "y": lp[1]}
+    np.testing.assert_allclose(apply_mixture(reordered, weights), apply_mixture(val, weights))
+    with pytest.raises(DataError, match="fitted on members"):
+        apply_mixture({"x": lp[0]}, weights)
