@@ -80,7 +80,7 @@ def test_loss_scaling_unscales_before_clipping_and_skips_an_overflowing_step() -
     assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
-@pytest.mark.parametrize("model", ["rnn", "gru", "lstm", "seq2seq"])
+@pytest.mark.parametrize("model", ["rnn", "gru", "lstm", "seq2seq", "transformer"])
 @pytest.mark.parametrize("output", ["softmax", "adaptive"])
 def test_every_model_and_output_layer_trains_under_bf16_autocast(model, output, tiny_text) -> None:
     import numpy as np
