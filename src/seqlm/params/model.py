@@ -73,8 +73,9 @@ class NetParams(Section):
       ``C // 2``), its attention heads per layer (``hidden_size`` divisible by ``heads``) and how it
       encodes positions: ``learned`` (a ``(C, H)`` table) or ``rotary`` (RoPE on queries and keys;
       needs an even head width ``hidden_size / heads``). The transformer's width is ``hidden_size``
-      (an ``embedding_size`` other than it is projected to it); ``dropout`` is its attention and
-      residual dropout; ``weight_drop``, ``cell``, ``window`` and ``bridge`` are not read by it.
+      (an ``embedding_size`` other than it is projected to it); ``dropout`` drops each block's
+      attention and MLP outputs before the residual adds; ``weight_drop``, ``cell``, ``window``
+      and ``bridge`` are not read by it.
     """
 
     section: ClassVar[str] = "net"
