@@ -50,11 +50,16 @@ def test_the_default_pipeline_writes_every_metric_in_the_shared_record_shape(bas
     assert (baseline.root / "dvclive/train/plots/metrics/val/perplexity.tsv").is_file()
 
 
-@pytest.mark.parametrize("model", ["rnn", "gru", "lstm", "seq2seq"])
+MODEL_OPTIONS = {
+    "seq2seq": ["-S", "net.bidirectional=true"],
+    # the transformer's own net keys, so that a change of them reruns train and evaluate only
+    "transformer": ["-S", "net.context=16", "-S", "net.heads=4", "-S", "net.positions=rotary"],
+}
+
+
+@pytest.mark.parametrize("model", ["rnn", "gru", "lstm", "seq2seq", "transformer"])
 def test_each_model_runs_as_an_experiment_rerunning_only_train_and_evaluate(baseline, model):
-    params = ["-S", f"model={model}"] + (
-        ["-S", "net.bidirectional=true"] if model == "seq2seq" else []
-    )
+    params = ["-S", f"model={model}", *MODEL_OPTIONS.get(model, [])]
     params += ["-S", "train.seed=1"]  # so that even `lstm` (the default) is a new experiment
     run = baseline.dvc("exp", "run", *params)
     assert ran(run.stdout) == ["train", "evaluate"]

@@ -32,7 +32,7 @@ def saved(
     return path, model
 
 
-@pytest.mark.parametrize("model_name", ["rnn", "gru", "lstm", "seq2seq"])
+@pytest.mark.parametrize("model_name", ["rnn", "gru", "lstm", "seq2seq", "transformer"])
 def test_a_checkpoint_loads_back_into_the_same_model(tmp_path: Path, model_name: str) -> None:
     path, model = saved(tmp_path, model_name)
     loaded, info = load_checkpoint(path, VOCAB, model_name=model_name, net=NET)
@@ -144,7 +144,7 @@ def test_a_checkpoint_holding_pickled_objects_is_refused_without_running_them(
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"model": "transformer"}, "cannot build: model = 'transformer' is not a model"),
+        ({"model": "gpt"}, "cannot build: model = 'gpt' is not a model"),
         ({"net": [8, 8]}, "cannot build: params section 'net' must be a mapping"),
         ({"state_dict": {}}, "does not fit its own configuration"),
         ({"format": 2}, "is not a seqlm checkpoint of format 1"),
@@ -180,7 +180,7 @@ def spoil(path: Path, how: str) -> dict:
     elif how == "foreign":
         torch.save({"weights": torch.zeros(2)}, path)
     elif how == "unbuildable":
-        rewritten(path, model="transformer")
+        rewritten(path, model="gpt")
     elif how == "weights that do not fit":
         rewritten(path, state_dict={})
     other_net = NetParams(embedding_size=8, hidden_size=8, num_layers=1, tie_weights=True, window=4)

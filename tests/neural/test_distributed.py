@@ -57,7 +57,7 @@ def run_entry(
     return weights, json.loads((out / "result.json").read_text())
 
 
-@pytest.mark.parametrize("model", ["lstm", "seq2seq"])
+@pytest.mark.parametrize("model", ["lstm", "seq2seq", "transformer"])
 def test_two_torchrun_processes_make_the_updates_of_one_process(tmp_path, model) -> None:
     steps = 5
     one, one_figures = run_entry(tmp_path / "one", model, steps, processes=1)

@@ -95,7 +95,7 @@ def test_the_loss_scale_and_the_skipped_steps_are_saved_with_the_updater() -> No
     assert Updater(torch.nn.Linear(3, 1), params, 10).state_dict()["scaler"] is None
 
 
-@pytest.mark.parametrize("model", ["rnn", "gru", "lstm", "seq2seq"])
+@pytest.mark.parametrize("model", ["rnn", "gru", "lstm", "seq2seq", "transformer"])
 @pytest.mark.parametrize("output", ["softmax", "adaptive"])
 def test_every_model_and_output_layer_trains_under_bf16_autocast(model, output, tiny_text) -> None:
     import numpy as np

@@ -77,7 +77,7 @@ def test_the_checkpoint_holds_the_best_val_epoch_and_scores_what_training_report
     json.dumps(metrics)
 
 
-@pytest.mark.parametrize("model", ["rnn", "gru", "lstm", "seq2seq"])
+@pytest.mark.parametrize("model", ["rnn", "gru", "lstm", "seq2seq", "transformer"])
 def test_every_model_learns_and_its_checkpoint_scores_what_training_reported(
     tmp_path, tiny_text, model: str
 ) -> None:

@@ -31,7 +31,7 @@ def word_data(text: str) -> PreparedData:
     return data
 
 
-@pytest.mark.parametrize("model", ["lstm", "seq2seq"])
+@pytest.mark.parametrize("model", ["lstm", "seq2seq", "transformer"])
 def test_an_adaptive_softmax_model_learns_a_tiny_word_corpus(tiny_text: str, model: str) -> None:
     data = word_data(tiny_text)
     ids = data.splits["train"].ids

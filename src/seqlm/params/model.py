@@ -20,13 +20,15 @@ from seqlm.core.schema import (
 )
 from seqlm.params.files import read_params
 
-Model = Literal["rnn", "gru", "lstm", "seq2seq"]
+Model = Literal["rnn", "gru", "lstm", "seq2seq", "transformer"]
 MODELS = choices(Model)
 RECURRENT_MODELS = ("rnn", "gru", "lstm")
 Cell = Literal["fused", "scratch"]
 CELLS = choices(Cell)
 Bridge = Literal["concat", "sum"]
 BRIDGES = choices(Bridge)
+Positions = Literal["learned", "rotary"]
+POSITIONS = choices(Positions)
 DROPOUTS = ("dropout", "embedding_dropout", "input_dropout", "output_dropout", "weight_drop")
 Dropout = Annotated[float, Field(ge=0, lt=1), Allowed("must be in [0, 1) (a dropout probability)")]
 
@@ -65,7 +67,15 @@ class NetParams(Section):
       cutoffs[i+1])``, the clusters' projections ``div_value`` times narrower each); the cutoffs
       must increase and be below the vocabulary size; not with ``tie_weights``;
     * ``init_range``: 0 keeps each layer's own initialisation; > 0 draws every parameter uniformly
-      in ±``init_range`` (Zaremba et al. 2014: 0.1 small, 0.05 medium), the output bias included.
+      in ±``init_range`` (Zaremba et al. 2014: 0.1 small, 0.05 medium), the output bias included;
+    * ``context``, ``heads``, ``positions``: the transformer's context length ``C`` in tokens (it
+      trains on windows of ``train.num_steps`` <= ``C`` and scores with windows of ``C`` advanced by
+      ``C // 2``), its attention heads per layer (``hidden_size`` divisible by ``heads``) and how it
+      encodes positions: ``learned`` (a ``(C, H)`` table) or ``rotary`` (RoPE on queries and keys;
+      needs an even head width ``hidden_size / heads``). The transformer's width is ``hidden_size``
+      (an ``embedding_size`` other than it is projected to it); ``dropout`` drops each block's
+      attention and MLP outputs before the residual adds; ``weight_drop``, ``cell``, ``window``
+      and ``bridge`` are not read by it.
     """
 
     section: ClassVar[str] = "net"
@@ -87,6 +97,9 @@ class NetParams(Section):
     cutoffs: Listed[Annotated[int, Field(ge=1)]] = (2000, 6000)
     div_value: Positive = 4.0
     init_range: NonNegative = 0.0
+    context: Count = 64
+    heads: Count = 8
+    positions: Positions = "learned"
 
     @model_validator(mode="after")
     def _tied_sizes_match(self) -> Self:
@@ -125,13 +138,31 @@ class NetParams(Section):
 def check_net_for_model(model: str, net: NetParams) -> None:
     """Refuse combinations that make no sense for ``model`` (raises ParamError)."""
     check_model(model)
-    if net.bidirectional and model in RECURRENT_MODELS:
+    if model == "transformer":
+        check_transformer_net(net)
+    if net.bidirectional and model != "seq2seq":
         raise ParamError(
             f"net.bidirectional = true is not allowed with model = {model!r}: a bidirectional "
             f"network reads the text right-to-left too, so the state that predicts a token has "
             f"already seen it; a language model must be left-to-right. Bidirectional is the "
             f"seq2seq encoder's option (model = 'seq2seq'), whose encoder reads only the previous "
             f"window"
+        )
+
+
+def check_transformer_net(net: NetParams) -> None:
+    """Refuse a ``net`` the transformer cannot be built from (raises ParamError)."""
+    if net.hidden_size % net.heads:
+        raise ParamError(
+            f"net.hidden_size = {net.hidden_size} is not divisible by net.heads = {net.heads}: "
+            f"each attention head gets hidden_size / heads dimensions; choose heads among the "
+            f"divisors of hidden_size"
+        )
+    if net.positions == "rotary" and (net.hidden_size // net.heads) % 2:
+        raise ParamError(
+            f"net.positions = 'rotary' needs an even head width, got net.hidden_size / net.heads "
+            f"= {net.hidden_size} / {net.heads} = {net.hidden_size // net.heads} (rotary "
+            f"positions turn pairs of dimensions); change heads or hidden_size, or use learned"
         )
 
 

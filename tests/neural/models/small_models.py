@@ -29,7 +29,16 @@ CONFIGS = {
     "lstm-adaptive": ("lstm", {"num_layers": 2, **ADAPTIVE}),
     "gru-scratch-adaptive": ("gru", {"cell": "scratch", **ADAPTIVE}),
     "seq2seq-adaptive": ("seq2seq", {"window": 5, **ADAPTIVE}),
+    # a context longer than the test streams: every target sees the whole stream before it
+    "transformer": ("transformer", {"heads": 2, "num_layers": 2, "context": 32}),
+    "transformer-rotary": ("transformer", {"heads": 2, "context": 32, "positions": "rotary"}),
+    "transformer-adaptive": ("transformer", {"heads": 2, "context": 32, **ADAPTIVE}),
+    # a short context: the split is scored by sliding windows
+    "transformer-context-5": ("transformer", {"heads": 2, "context": 5, "positions": "rotary"}),
 }
+
+# scored by windows that a token-by-token stream does not reproduce
+SLIDING_WINDOWS = ("transformer-context-5",)
 
 
 def small_model(name: str, seed: int = 0, **overrides):

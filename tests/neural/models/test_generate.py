@@ -21,9 +21,9 @@ def char_model(name: str = "lstm", **net):
     return build_model(name, net_params, len(VOCAB), VOCAB.id_of("<bos>")).eval()
 
 
-@pytest.mark.parametrize("name", ["lstm", "seq2seq"])
+@pytest.mark.parametrize("name", ["lstm", "seq2seq", "transformer"])
 def test_the_same_seed_gives_the_same_samples(name: str) -> None:
-    model = char_model(name, window=4)
+    model = char_model(name, window=4, context=6)  # 15 new tokens: past the transformer's context
     params = GenerateParams(prefixes=("time", ""), length=15, temperature=1.0, top_k=0, seed=3)
     a = generate_samples(model, VOCAB, "char", params)
     b = generate_samples(model, VOCAB, "char", params)

@@ -25,15 +25,15 @@ def write_params(tmp_path: Path, params: dict) -> Path:
     return path
 
 
-def test_the_four_models_are_offered() -> None:
-    assert MODELS == ("rnn", "gru", "lstm", "seq2seq")
+def test_the_five_models_are_offered() -> None:
+    assert MODELS == ("rnn", "gru", "lstm", "seq2seq", "transformer")
     for name in MODELS:
         assert check_model(name) == name
 
 
 def test_an_unknown_model_is_refused_with_the_allowed_names() -> None:
-    with pytest.raises(ParamError, match=r"model = 'transformer'.*rnn, gru, lstm, seq2seq"):
-        check_model("transformer")
+    with pytest.raises(ParamError, match=r"model = 'gpt'.*rnn, gru, lstm, seq2seq, transformer"):
+        check_model("gpt")
 
 
 def test_the_model_key_is_read_from_the_top_of_params(tmp_path: Path) -> None:
@@ -44,7 +44,7 @@ def test_the_model_key_is_read_from_the_top_of_params(tmp_path: Path) -> None:
         load_model_name(write_params(tmp_path, {"model": "LSTM"}))
 
 
-@pytest.mark.parametrize("model", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("model", ["rnn", "gru", "lstm", "transformer"])
 def test_a_bidirectional_language_model_is_refused_because_it_sees_the_future(model: str) -> None:
     with pytest.raises(ParamError, match="net.bidirectional.*left-to-right.*seq2seq"):
         check_net_for_model(model, NetParams(bidirectional=True))

@@ -1,4 +1,5 @@
-"""Neural language models: recurrent LMs (RNN, GRU, LSTM) and the seq2seq encoder–decoder.
+"""Neural language models: recurrent LMs (RNN, GRU, LSTM), the seq2seq encoder–decoder and a
+decoder-only transformer.
 
 Build one from the top-level ``model`` key and the ``net`` section with :func:`build_model`. Every
 model is a :class:`NeuralLM`: it cuts its training batches, gives the loss of a batch, and scores a
@@ -14,6 +15,7 @@ from seqlm.neural.models.base import Batch, NeuralLM
 from seqlm.neural.models.cells import ScratchRecurrent, make_recurrent
 from seqlm.neural.models.recurrent import RecurrentLM, detach_state
 from seqlm.neural.models.seq2seq import Seq2SeqLM
+from seqlm.neural.models.transformer import TransformerLM
 from seqlm.params import (
     CELLS,
     MODELS,
@@ -34,6 +36,7 @@ __all__ = [
     "RecurrentLM",
     "ScratchRecurrent",
     "Seq2SeqLM",
+    "TransformerLM",
     "build_model",
     "check_model",
     "check_net_for_model",
@@ -49,6 +52,8 @@ def build_model(model: str, net: NetParams, vocab_size: int, bos_id: int) -> Neu
     check_net_for_model(model, net)
     if model == "seq2seq":
         return Seq2SeqLM(vocab_size, net, bos_id)
+    if model == "transformer":
+        return TransformerLM(vocab_size, net)
     return RecurrentLM(model, vocab_size, net)
 
 

@@ -1,0 +1,230 @@
+"""The transformer: causal attention, sliding-window scoring, positions, tying, its params."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+from small_models import BOS_ID, VOCAB_SIZE
+
+from seqlm.core.errors import ParamError
+from seqlm.neural.evaluation import target_logprobs
+from seqlm.neural.models import NetParams, TransformerLM, build_model, check_net_for_model
+from seqlm.neural.models.attention import Rotary
+from seqlm.neural.models.transformer import scoring_stride
+from seqlm.params import TrainParams
+
+
+def transformer(seed: int = 0, **net) -> TransformerLM:
+    """A small transformer (2 layers, 2 heads, width 8, embeddings of 6 projected to it)."""
+    torch.manual_seed(seed)
+    shape = {"embedding_size": 6, "hidden_size": 8, "heads": 2, "num_layers": 2, **net}
+    model = build_model("transformer", NetParams(**shape), VOCAB_SIZE, BOS_ID)
+    assert isinstance(model, TransformerLM)
+    return model.eval()
+
+
+def brute_force_logprobs(model: TransformerLM, ids: np.ndarray, context: int) -> np.ndarray:
+    """Each target scored alone from the window the docstring gives it: the inputs from
+    ``<bos>`` up to it while it lies in the first window of ``C``, else the window
+    ``k = (t − C) // S + 1`` that starts at input ``k S``."""
+    inputs = np.concatenate([[BOS_ID], ids[:-1]])
+    stride = scoring_stride(context)
+    out = []
+    for t in range(len(ids)):
+        start = 0 if t < context else ((t - context) // stride + 1) * stride
+        assert t - start + 1 >= min(t + 1, context - stride + 1)  # the context it is promised
+        window = torch.as_tensor(inputs[start : t + 1], dtype=torch.long)[None]  # (1, ≤ C)
+        with torch.no_grad():
+            logits, _ = model(window)
+        out.append(torch.log_softmax(logits[0, -1].double(), -1)[int(ids[t])].item())
+    return np.asarray(out)
+
+
+def test_the_scoring_stride_is_half_the_context() -> None:
+    assert [scoring_stride(c) for c in (1, 2, 3, 4, 5, 64)] == [1, 1, 1, 2, 2, 32]
+
+
+@pytest.mark.parametrize("positions", ["learned", "rotary"])
+@pytest.mark.parametrize("context", [1, 2, 3, 4, 7, 8, 30])
+def test_sliding_windows_score_each_target_once_from_the_window_the_docstring_gives_it(
+    positions: str, context: int, stream_ids: np.ndarray
+) -> None:
+    model = transformer(context=context, positions=positions)
+    expected = brute_force_logprobs(model, stream_ids, context)
+    for windows_per_batch in (1, 3, 256):
+        got = target_logprobs(model, stream_ids, BOS_ID, windows_per_batch=windows_per_batch)
+        assert got.shape == (len(stream_ids),)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+
+
+def test_a_target_beyond_the_first_window_sees_no_token_before_its_window(
+    stream_ids: np.ndarray,
+) -> None:
+    # C = 4, S = 2: window 3 reads inputs 6 .. 9 and scores targets 8 and 9 (input i is token
+    # i − 1, so it reads tokens 5 .. 8); token 4 is out of their sight, window 2 (inputs 4 .. 7)
+    # reads it for target 7
+    model = transformer(context=4)
+    base = target_logprobs(model, stream_ids, BOS_ID)
+    changed = stream_ids.copy()
+    changed[4] = (changed[4] + 1) % VOCAB_SIZE
+    lp = target_logprobs(model, changed, BOS_ID)
+    np.testing.assert_allclose(lp[8:10], base[8:10], rtol=0, atol=1e-12)
+    assert lp[7] != base[7]
+    changed = stream_ids.copy()
+    changed[5] = (changed[5] + 1) % VOCAB_SIZE
+    assert target_logprobs(model, changed, BOS_ID)[8] != base[8]
+
+
+@pytest.mark.parametrize("positions", ["learned", "rotary"])
+def test_the_training_logits_at_a_position_never_depend_on_later_tokens(positions: str) -> None:
+    model = transformer(context=12, positions=positions)
+    x = torch.randint(0, VOCAB_SIZE, (3, 12))
+    logits, _ = model(x)
+    for t in (0, 5, 9):
+        for k in (1, 2):
+            changed = x.clone()
+            changed[:, t + k] = (changed[:, t + k] + 1) % VOCAB_SIZE
+            moved, _ = model(changed)
+            torch.testing.assert_close(moved[:, : t + 1], logits[:, : t + 1], rtol=0, atol=1e-6)
+            assert not torch.allclose(moved[:, t + k], logits[:, t + k])
+
+
+def test_the_loss_gradient_at_a_position_never_reaches_later_inputs() -> None:
+    model = transformer(context=10)
+    x = torch.randint(0, VOCAB_SIZE, (2, 10))
+    embedded = model.embedding(x).detach().requires_grad_(True)  # (B, T, E)
+    model.embedding.forward = lambda idx: embedded  # type: ignore[method-assign]
+    logits, _ = model(x)
+    logits[:, 4].sum().backward()
+    assert embedded.grad is not None
+    assert embedded.grad[:, 5:].abs().max() == 0 and embedded.grad[:, :5].abs().max() > 0
+
+
+def test_training_batches_are_windows_of_num_steps_predicting_their_next_tokens() -> None:
+    model = transformer(context=8)
+    ids = np.arange(2, 42) % VOCAB_SIZE
+    params = TrainParams(batch_size=2, num_steps=6)
+    stream = np.concatenate([[BOS_ID], ids])
+    for sampling in ("sequential", "random"):
+        p = params.replace(sampling=sampling)
+        batches = list(model.training_batches(ids, BOS_ID, p, random.Random(0)))
+        assert 0 < len(batches) <= model.batches_per_epoch(len(ids), p)
+        for batch in batches:
+            x, y = batch.arrays
+            assert x.shape == y.shape == (2, 6) and not batch.continues
+            for row_x, row_y in zip(x, y, strict=True):
+                start = next(i for i in range(len(stream)) if np.array_equal(stream[i:][:6], row_x))
+                assert np.array_equal(stream[start + 1 : start + 7], row_y)
+        loss, targets, state = model.batch_loss(batches[0], None)
+        assert targets == 12 and state is None and loss.ndim == 0 and torch.isfinite(loss)
+
+
+def test_windows_longer_than_the_context_are_refused() -> None:
+    model = transformer(context=4)
+    with pytest.raises(ParamError, match=r"train.num_steps = 5 exceeds net.context = 4"):
+        model.batches_per_epoch(100, TrainParams(num_steps=5))
+    with pytest.raises(ParamError, match="num_steps"):
+        next(model.training_batches(np.arange(40) % 5, BOS_ID, TrainParams(num_steps=5), None))
+
+
+def test_the_stream_predicts_each_token_from_the_last_context_inputs() -> None:
+    model = transformer(context=5, positions="learned")
+    inputs = torch.randint(0, VOCAB_SIZE, (2, 13))
+    whole, state = model.stream(inputs, None)
+    assert whole.shape == (2, 13, VOCAB_SIZE) and state.shape == (2, 4)
+    torch.testing.assert_close(state, inputs[:, -4:])
+    for i in range(13):
+        alone, _ = model(inputs[:, max(0, i - 4) : i + 1])
+        torch.testing.assert_close(whole[:, i], alone[:, -1], rtol=0, atol=1e-6)
+    state, pieces = None, []
+    for i in range(0, 13, 3):  # read in pieces, the state carrying the last C − 1 inputs
+        logits, state = model.stream(inputs[:, i : i + 3], state)
+        pieces.append(logits)
+    torch.testing.assert_close(torch.cat(pieces, dim=1), whole, rtol=0, atol=1e-6)
+
+
+def test_rotary_scores_depend_only_on_the_distance_between_query_and_key() -> None:
+    rotary = Rotary(4)
+    q = torch.randn(4).expand(1, 1, 9, 4)  # the same query at every position
+    k = torch.randn(4).expand(1, 1, 9, 4)
+    scores = rotary(q)[0, 0] @ rotary(k)[0, 0].T  # (T, T)
+    for distance in range(-3, 4):
+        diagonal = torch.diagonal(scores, offset=distance)
+        torch.testing.assert_close(diagonal, diagonal[:1].expand_as(diagonal))
+    assert not torch.allclose(scores[0, 0], scores[0, 3])
+
+
+def test_learned_positions_are_a_table_of_the_context_and_rotary_has_no_parameters() -> None:
+    learned = transformer(context=6)
+    assert learned.position is not None and learned.position.weight.shape == (6, 8)
+    rotary = transformer(context=6, positions="rotary")
+    assert rotary.position is None
+    n = sum(p.numel() for p in learned.parameters())
+    assert sum(p.numel() for p in rotary.parameters()) == n - 6 * 8
+
+
+def test_tied_weights_share_the_embedding_matrix() -> None:
+    tied = transformer(embedding_size=8, tie_weights=True)
+    assert tied.head.weight is tied.embedding.weight
+    assert tied.head.weight.data_ptr() == tied.embedding.weight.data_ptr()
+    untied = transformer(embedding_size=8)
+    n = sum(p.numel() for p in untied.parameters())
+    assert sum(p.numel() for p in tied.parameters()) == n - VOCAB_SIZE * 8
+    assert isinstance(untied.project, torch.nn.Identity)  # no projection when E == H
+    assert transformer().project.weight.shape == (8, 6)  # E = 6 projected to H = 8
+
+
+def test_weights_start_small_and_the_residual_projections_smaller() -> None:
+    model = transformer(seed=0, embedding_size=64, hidden_size=64, num_layers=8, heads=4)
+    assert model.embedding.weight.std().item() == pytest.approx(0.02, rel=0.1)
+    qkv = model.blocks[0].attention.qkv
+    assert qkv.weight.std().item() == pytest.approx(0.02, rel=0.1)
+    assert qkv.bias is None
+    for block in model.blocks:
+        for layer in block.residual_projections():
+            assert layer.weight.std().item() == pytest.approx(0.02 / math.sqrt(16), rel=0.1)
+
+
+def test_the_output_bias_starts_at_the_unigram_log_frequencies() -> None:
+    model = transformer()
+    ids = np.array([2, 2, 2, 3, 4, 4])
+    model.init_output_bias(ids)
+    counts = np.bincount(ids, minlength=VOCAB_SIZE) + 1.0
+    expected = np.log(counts / counts.sum())
+    np.testing.assert_allclose(model.head.bias.detach().numpy(), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("net", "message"),
+    [
+        (
+            {"hidden_size": 10, "heads": 4},
+            r"net.hidden_size = 10 is not divisible by net.heads = 4",
+        ),
+        ({"hidden_size": 12, "heads": 4, "positions": "rotary"}, r"even head width.*= 3"),
+        ({"bidirectional": True}, "net.bidirectional.*left-to-right"),
+    ],
+)
+def test_a_net_the_transformer_cannot_use_is_refused_clearly(net: dict, message: str) -> None:
+    with pytest.raises(ParamError, match=message):
+        check_net_for_model("transformer", NetParams(**net))
+    with pytest.raises(ParamError, match=message):
+        build_model("transformer", NetParams(embedding_size=8, **net), VOCAB_SIZE, BOS_ID)
+    check_net_for_model("lstm", NetParams(**{k: v for k, v in net.items() if k != "bidirectional"}))
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("context", 0, "net.context = 0 must be an integer >= 1"),
+        ("heads", 0, "net.heads = 0 must be an integer >= 1"),
+        ("positions", "sinusoidal", "net.positions = 'sinusoidal'.*learned, rotary"),
+    ],
+)
+def test_bad_transformer_values_are_named_with_what_is_allowed(key, value, message) -> None:
+    with pytest.raises(ParamError, match=message):
+        NetParams(**{key: value})
