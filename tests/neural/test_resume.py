@@ -44,6 +44,22 @@ class LastWeights:
         return False
 
 
+CRASH_PARAMS = TINY_TRAIN.replace(eval_every=5)  # a state at step 5, the crash at step 8
+
+
+def crash_after_a_saved_state(tmp_path, folder, text: str) -> None:
+    """Train the tiny LSTM with ``CRASH_PARAMS`` and a resumable state in ``folder`` until it
+    crashes at step 8 (the state of step 5 left behind)."""
+    with pytest.raises(Crash):
+        train_tiny(
+            tmp_path,
+            text,
+            params=CRASH_PARAMS,
+            on_step=LastWeights(crash_at=8),
+            resume=resume_for(folder, text, params=CRASH_PARAMS),
+        )
+
+
 def test_the_horizon_is_max_steps_when_it_comes_before_the_last_epoch() -> None:
     assert total_steps(37, TINY_TRAIN) == 74
     assert total_steps(37, TINY_TRAIN.replace(max_steps=5)) == 5
@@ -161,45 +177,24 @@ def test_a_state_saved_under_other_params_or_data_is_never_resumed_and_is_remove
     tmp_path, tiny_text, caplog
 ) -> None:
     folder = tmp_path / "state"
-    with pytest.raises(Crash):
-        train_tiny(
-            tmp_path,
-            tiny_text,
-            params=TINY_TRAIN.replace(eval_every=5),
-            on_step=LastWeights(crash_at=8),
-            resume=resume_for(folder, tiny_text, params=TINY_TRAIN.replace(eval_every=5)),
-        )
+    crash_after_a_saved_state(tmp_path, folder, tiny_text)
     assert (folder / "state.pt").is_file()
     caplog.set_level(logging.INFO, logger="seqlm.neural.resume")
-    other = resume_for(folder, tiny_text, params=TINY_TRAIN.replace(eval_every=5, lr=0.02))
+    other = resume_for(folder, tiny_text, params=CRASH_PARAMS.replace(lr=0.02))
     assert other.saved is None and not (folder / "state.pt").exists()
     assert "not resuming from" in caplog.text and "train.lr (saved 0.01, now 0.02)" in caplog.text
     assert "training from the start" in caplog.text
 
-    with pytest.raises(Crash):
-        train_tiny(
-            tmp_path,
-            tiny_text,
-            params=TINY_TRAIN.replace(eval_every=5),
-            on_step=LastWeights(crash_at=8),
-            resume=resume_for(folder, tiny_text, params=TINY_TRAIN.replace(eval_every=5)),
-        )
+    crash_after_a_saved_state(tmp_path, folder, tiny_text)
     caplog.clear()
     text = tiny_text.replace("Time", "Tame")  # another vocabulary and other ids
-    assert resume_for(folder, text, params=TINY_TRAIN.replace(eval_every=5)).saved is None
+    assert resume_for(folder, text, params=CRASH_PARAMS).saved is None
     assert "vocab_sha256" in caplog.text and "train_ids_sha256" in caplog.text
 
 
 def test_a_state_saved_by_one_process_is_not_resumed_by_two(tmp_path, tiny_text, caplog) -> None:
-    folder, params = tmp_path / "state", TINY_TRAIN.replace(eval_every=5)
-    with pytest.raises(Crash):
-        train_tiny(
-            tmp_path,
-            tiny_text,
-            params=params,
-            on_step=LastWeights(crash_at=8),
-            resume=resume_for(folder, tiny_text, params=params),
-        )
+    folder, params = tmp_path / "state", CRASH_PARAMS
+    crash_after_a_saved_state(tmp_path, folder, tiny_text)
     saved = torch.load(folder / "state.pt", weights_only=True)
     assert saved["fingerprint"]["processes"] == 1 and len(saved["ranks"]) == 1
     caplog.set_level(logging.INFO, logger="seqlm.neural.resume")
