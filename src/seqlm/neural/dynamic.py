@@ -1,11 +1,13 @@
 """Dynamic evaluation (Krause et al., 2018, "Dynamic Evaluation of Neural Sequence Models").
 
-A recurrent LM reads a split as one stream from ``<bos>`` (as :func:`~seqlm.neural.models.base.
-streamed_logprobs` does), but in short segments of ``segment`` tokens, and keeps learning as it
-reads. For each segment, in this order:
+A recurrent LM or a transformer reads a split as one stream from ``<bos>`` (as it is scored
+statically), but in short segments of ``segment`` tokens, and keeps learning as it reads. For each
+segment, in this order:
 
-1. **score** its targets with the current weights, carrying the recurrent state across segments
-   (these log-probabilities are what is recorded);
+1. **score** its targets with the current weights, carrying the state across segments: the
+   recurrent state, or the transformer's last ``C − 1`` inputs, each target read in the window
+   the static sliding-window scorer reads it in (:meth:`~seqlm.neural.models.transformer.
+   TransformerLM.stream_features`), so with ``lr = 0`` the scores are the static ones;
 2. **learn** from it: one step on the gradient ``g`` of the segment's mean cross-entropy, plain
    SGD ``θ ← θ − lr·g`` or RMS-normalised ``θ ← θ − lr·g / √v̂`` (:class:`Adapter`);
 3. **decay** toward the trained weights θ₀: ``θ ← θ + decay·(θ₀ − θ)``.
@@ -20,8 +22,8 @@ train split; ``rms`` here divides by those of the segments already read (RMSprop
 causal like everything else), which needs nothing but the split it scores. The decay is his global
 prior, the same for every weight. The learning rate and decay are chosen on val
 (:func:`choose_on_val`).
-Only the recurrent models (``stream(inputs, state)``) can be evaluated this way; seq2seq reads
-windows from a fresh encoder and has no stream to adapt along (refused with a ParamError).
+Only the recurrent models and the transformer can be evaluated this way; seq2seq reads windows
+from a fresh encoder and has no stream to adapt along (refused with a ParamError).
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,12 +42,15 @@ from seqlm.core.errors import ParamError
 from seqlm.data.corpus import SplitData
 from seqlm.neural.models import NeuralLM
 from seqlm.neural.models.heads import head_target_logprobs
-from seqlm.neural.models.recurrent import RecurrentLM, detach_state
+from seqlm.neural.models.recurrent import RecurrentLM
+from seqlm.neural.models.transformer import TransformerLM
 from seqlm.perplexity import SplitScore, score_logprobs
 
 log = logging.getLogger("seqlm.neural.dynamic")
 
 UPDATES = ("sgd", "rms")
+
+Reader = Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]
 
 
 @dataclass(frozen=True)
@@ -62,15 +68,18 @@ class DynamicResult:
     seconds: float
 
 
-def check_dynamic(model: NeuralLM) -> RecurrentLM:
-    """``model`` if it can be evaluated dynamically (a recurrent LM), else a ParamError."""
-    if not isinstance(model, RecurrentLM):
-        raise ParamError(
-            f"dynamic evaluation needs a recurrent model (rnn, gru, lstm) that reads a split as "
-            f"one stream; a {type(model).__name__} has no stream to adapt along "
-            "(set evaluate.dynamic: false)"
-        )
-    return model
+def check_dynamic(model: NeuralLM) -> Reader:
+    """How ``model`` reads a stream in segments (``reader(inputs (1, n), state) → (the output
+    layer's input (1, n, H), state)``), or a ParamError if it cannot be evaluated dynamically."""
+    if isinstance(model, RecurrentLM):
+        return model.features
+    if isinstance(model, TransformerLM):
+        return model.stream_features
+    raise ParamError(
+        f"dynamic evaluation needs a model that reads a split as one stream (rnn, gru, lstm, "
+        f"transformer); a {type(model).__name__} has no stream to adapt along "
+        "(set evaluate.dynamic: false)"
+    )
 
 
 class Adapter:
@@ -107,6 +116,13 @@ class Adapter:
                 p.add_(self.decay * (p0 - p))
 
 
+def detached(state: Any) -> Any:
+    """The state cut from the graph at a segment's end (tensors detached, counts kept)."""
+    if isinstance(state, tuple):
+        return tuple(detached(s) for s in state)
+    return state.detach() if isinstance(state, torch.Tensor) else state
+
+
 def dynamic_logprobs(
     model: NeuralLM,
     ids: np.ndarray,
@@ -124,7 +140,9 @@ def dynamic_logprobs(
             f"dynamic evaluation needs lr >= 0, decay in [0, 1] and segment >= 1, "
             f"got lr={lr}, decay={decay}, segment={segment}"
         )
-    adapted = copy.deepcopy(check_dynamic(model)).eval()
+    check_dynamic(model)
+    adapted = copy.deepcopy(model).eval()
+    read = check_dynamic(adapted)
     params = [p for p in adapted.parameters() if p.requires_grad]
     adapter = Adapter(params, update, lr, decay)
     t = torch.as_tensor(np.asarray(ids, dtype=np.int64), device=adapted.device)
@@ -137,12 +155,12 @@ def dynamic_logprobs(
         x = inputs[start : start + segment].unsqueeze(0)  # (1, n)
         y = t[start : start + segment].unsqueeze(0)  # (1, n)
         with torch.enable_grad():
-            hidden, new_state = adapted.features(x, state)  # (1, n, H)
+            hidden, new_state = read(x, state)  # (1, n, H)
             lp = head_target_logprobs(adapted.head, hidden, y)[0]  # (n,) float64
             out.append(lp.detach())  # 1. scored before anything is learned from it
             grads = torch.autograd.grad(-lp.mean(), params, allow_unused=True)
         adapter.step(grads)  # 2. learn from the segment, 3. decay toward θ₀
-        state = detach_state(new_state)
+        state = detached(new_state)
     return torch.cat(out).cpu().numpy().astype(np.float64)
 
 

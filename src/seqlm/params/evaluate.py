@@ -21,7 +21,8 @@ MemberName = Annotated[
 class EvaluateParams(Section):
     """The ``evaluate`` section of ``params.yaml`` (:mod:`seqlm.neural.dynamic`, :mod:`seqlm.mixture`).
 
-    * ``dynamic``: also score val and test by dynamic evaluation (recurrent models only; a seq2seq
+    * ``dynamic``: also score val and test by dynamic evaluation (recurrent models and the
+      transformer; a seq2seq
       model is skipped with a logged reason);
     * ``dynamic_update``: ``sgd`` (``θ ← θ − lr·g``) or ``rms`` (each gradient divided by the root
       of its running mean square over the segments read so far);

@@ -12,7 +12,8 @@ It is an exact, normalised distribution over all ``V`` ids; training reads only 
 cluster, so a step costs far less than a full ``V``-way softmax. The helpers below give, for
 either kind: every token's score (:func:`head_scores`: logits, or the adaptive softmax's
 normalised log-probabilities, whose log-softmax is themselves), the mean cross-entropy
-(:func:`head_loss`) and the float64 log-probability of each target (:func:`head_target_logprobs`).
+(:func:`head_loss`; :func:`head_output` gives both as a model's ``forward`` returns them) and the
+float64 log-probability of each target (:func:`head_target_logprobs`).
 """
 
 from __future__ import annotations
@@ -75,6 +76,21 @@ def head_loss(head: Head, hidden: torch.Tensor, targets: torch.Tensor) -> torch.
     with torch.autocast(hidden.device.type, enabled=False):
         flat = hidden.float().reshape(-1, hidden.shape[-1])  # (N, H)
         return head(flat, targets.reshape(-1)).loss
+
+
+def head_output(
+    head: Head, hidden: torch.Tensor, targets: torch.Tensor | None
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """``hidden (B, T, H)`` → ``(scores (B, T, V), mean cross-entropy of targets (B, T), or None
+    without targets)``, what every model's ``forward`` returns. The scores are
+    :func:`head_scores`; with the adaptive softmax and ``targets`` they are not computed (None):
+    its loss reads only each target's cluster."""
+    if targets is not None and isinstance(head, nn.AdaptiveLogSoftmaxWithLoss):
+        return None, head_loss(head, hidden, targets)
+    logits = head_scores(head, hidden)  # (B, T, V)
+    if targets is None:
+        return logits, None
+    return logits, F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
 
 def gather_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

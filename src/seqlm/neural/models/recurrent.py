@@ -29,15 +29,13 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from seqlm.neural.batching import lm_batches, lm_batches_per_epoch
 from seqlm.neural.models.base import Batch, NeuralLM, streamed_logprobs
 from seqlm.neural.models.cells import State, make_recurrent
 from seqlm.neural.models.heads import (
     Head,
-    head_loss,
-    head_scores,
+    head_output,
     head_target_logprobs,
     init_head,
     make_head,
@@ -113,12 +111,7 @@ class RecurrentLM(NeuralLM):
         when ``targets`` are given: its loss reads only each target's cluster.
         """
         out, state = self.features(idx, state)
-        if targets is not None and isinstance(self.head, nn.AdaptiveLogSoftmaxWithLoss):
-            return None, head_loss(self.head, out, targets), state
-        logits = head_scores(self.head, out)  # (B, T, V)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.reshape(-1, self.vocab_size), targets.reshape(-1))
+        logits, loss = head_output(self.head, out, targets)  # (B, T, V) or None, loss or None
         return logits, loss, state
 
     def stream(self, inputs: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:

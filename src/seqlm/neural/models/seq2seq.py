@@ -29,12 +29,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from seqlm.neural.batching import window_pairs, window_pairs_per_epoch
 from seqlm.neural.models.base import Batch, NeuralLM
 from seqlm.neural.models.cells import make_recurrent
-from seqlm.neural.models.heads import head_loss, head_scores, head_target_logprobs, make_head
+from seqlm.neural.models.heads import head_output, head_scores, head_target_logprobs, make_head
 from seqlm.neural.models.recurrent import init_embedding_and_head, init_uniform
 from seqlm.neural.models.regularization import embedding_dropout, locked_dropout, weight_dropped
 from seqlm.params import NetParams, TrainParams, check_net_for_model
@@ -138,13 +137,7 @@ class Seq2SeqLM(NeuralLM):
         only). With the adaptive softmax and ``targets`` the logits are not computed (None).
         """
         out, _ = self.decode_hidden(self._teacher_inputs(tgt), self.encode(src, has_src))
-        if targets is not None and isinstance(self.head, nn.AdaptiveLogSoftmaxWithLoss):
-            return None, head_loss(self.head, out, targets)
-        logits = head_scores(self.head, out)  # (B, T, V)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.reshape(-1, self.vocab_size), targets.reshape(-1))
-        return logits, loss
+        return head_output(self.head, out, targets)
 
     def _teacher_inputs(self, tgt: torch.Tensor) -> torch.Tensor:
         """The decoder's inputs for targets ``tgt (B, T)``: ``<bos> tgt[:, :-1]``."""

@@ -40,15 +40,13 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from seqlm.core.errors import ParamError
 from seqlm.neural.batching import lm_batches, lm_batches_per_epoch
 from seqlm.neural.models.attention import Block, init_transformer_weights
 from seqlm.neural.models.base import Batch, NeuralLM
 from seqlm.neural.models.heads import (
-    head_loss,
-    head_scores,
+    head_output,
     head_target_logprobs,
     make_head,
 )
@@ -161,14 +159,7 @@ class TransformerLM(NeuralLM):
         With the adaptive softmax the logits are log-probabilities, and are not computed (None)
         when ``targets`` are given: its loss reads only each target's cluster.
         """
-        out = self.features(idx)  # (B, T, H)
-        if targets is not None and isinstance(self.head, nn.AdaptiveLogSoftmaxWithLoss):
-            return None, head_loss(self.head, out, targets)
-        logits = head_scores(self.head, out)  # (B, T, V)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.reshape(-1, self.vocab_size), targets.reshape(-1))
-        return logits, loss
+        return head_output(self.head, self.features(idx), targets)
 
     def _logits(self, idx: torch.Tensor) -> torch.Tensor:
         logits, _ = self(idx)
@@ -196,6 +187,33 @@ class TransformerLM(NeuralLM):
             out.append(last.view(b, k, -1))
         kept = history[:, total - min(c - 1, total) :]  # (B, ≤ C − 1)
         return torch.cat(out, dim=1), kept
+
+    def stream_features(
+        self, inputs: torch.Tensor, state: tuple[torch.Tensor, int] | None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, int]]:
+        """The output layer's input ``(B, n, H)`` for the next stream inputs ``(B, n)`` (the first
+        ever is ``<bos>``), each computed in the window :func:`sliding_window_logprobs` scores it
+        in, so a stream read in segments gets the same context as the split scored at once.
+
+        Input ``p`` (0-based from the stream's start) is read in window 0 (inputs ``0 .. C − 1``)
+        if ``p < C``, else in window ``k = (p − C) // S + 1`` (inputs ``kS .. kS + C − 1``, cut at
+        the segment's end: by causality the positions read are unchanged). The state is the last
+        ``C − 1`` inputs read and the count of inputs read so far. Dynamic evaluation reads the
+        stream this way, learning between segments (:mod:`seqlm.neural.dynamic`)."""
+        c, stride = self.context, scoring_stride(self.context)
+        history, start = (inputs[:, :0], 0) if state is None else state
+        seq = torch.cat([history, inputs], dim=1)  # inputs base .. end − 1 of the stream
+        base, end = start - history.shape[1], start + inputs.shape[1]
+        out = []
+        p = start
+        while p < end:
+            first = 0 if p < c else ((p - c) // stride + 1) * stride  # its window's first input
+            stop = min(first + c, end)
+            hidden = self.features(seq[:, first - base : stop - base])  # (B, ≤ C, H)
+            out.append(hidden[:, p - first :])  # positions p .. stop − 1
+            p = stop
+        kept = seq[:, seq.shape[1] - min(c - 1, end) :]  # (B, ≤ C − 1)
+        return torch.cat(out, dim=1), (kept, end)
 
     # --- the NeuralLM interface -----------------------------------------------------------------
 
