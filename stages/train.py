@@ -156,6 +156,7 @@ def log_evaluation(live: Any, eval_every: int, record: EpochRecord) -> None:
     live.log_metric("val/bits_per_char", record.val_bits_per_char)
     live.log_metric("lr", record.lr)
     live.log_metric("tokens_per_second", record.tokens_per_second)
+    live.log_metric("minutes", record.elapsed / 60)  # the x of the curves against time
     if eval_every:  # evaluations are not epochs: say where each one was
         live.log_metric("epoch", record.epoch)
         live.log_metric("steps", record.step)

@@ -105,9 +105,10 @@ def test_a_queue_of_two_models_runs_and_the_report_ranks_them(baseline, tmp_path
 def test_an_experiments_model_joins_the_ensemble_by_the_readme_recipe(baseline):
     """README, "Extra members": `dvc get` an experiment's checkpoint into models/extra, `dvc add`
     it, name it in evaluate.members: only evaluate reruns, and the ensemble weighs the member."""
-    baseline.dvc("exp", "run", "-S", "model=gru")
-    refs = baseline.git("for-each-ref", "refs/exps", "--format=%(objectname)").stdout.split()
-    [sha] = refs  # the one experiment's commit (what `dvc exp show --sha` lists)
+    baseline.dvc("exp", "run", "--temp", "-S", "model=gru")  # the workspace stays the baseline
+    refs = baseline.git("for-each-ref", "refs/exps", "--format=%(refname) %(objectname)").stdout
+    # the one experiment's commit (what `dvc exp show --sha` lists), not dvc's own exec refs
+    [sha] = [line.split()[1] for line in refs.splitlines() if "/exec/" not in line]
     out = "models/extra/gru.pt"
     baseline.dvc("get", ".", "data/model/model.pt", "--rev", sha, "-o", out)
     baseline.dvc("add", out)

@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 
 from pipeline_support import TINY, ran
+from seqlm.neural.records import TIMINGS as RECORD_TIMINGS
 
 pytestmark = pytest.mark.slow
 
 STATE = Path("data/train_state/state.pt")  # the --state-dir of dvc.yaml's train stage
-TIMINGS = {"train_seconds", "tokens_per_second", "seconds"}
+TIMINGS = {*RECORD_TIMINGS, "minutes"}  # and DVCLive's `minutes`: EpochRecord.elapsed / 60
+LIVE_TIMINGS = ("tokens_per_second.tsv", "minutes.tsv")
 # long enough to be killed after an evaluation and well before the end: a few seconds of training
 LONG_TRAIN = {**TINY["train"], "epochs": 4, "eval_every": 10}
 
@@ -61,12 +63,12 @@ def without_timings(record: dict) -> dict:
 
 
 def curves(root: Path) -> dict[str, str]:
-    """DVCLive's metric TSVs (the throughput's left out: it is a timing)."""
+    """DVCLive's metric TSVs (the throughput's and the minutes' left out: they are timings)."""
     folder = root / "dvclive/train/plots/metrics"
     return {
         p.relative_to(folder).as_posix(): p.read_text()
         for p in sorted(folder.rglob("*.tsv"))
-        if p.name != "tokens_per_second.tsv"
+        if p.name not in LIVE_TIMINGS
     }
 
 

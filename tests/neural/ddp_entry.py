@@ -24,6 +24,7 @@ import torch
 from pipeline_support import TINY_TEXT
 from seqlm.neural.distributed import leave, world_from_env
 from seqlm.neural.loop import train
+from seqlm.neural.records import TIMINGS
 from seqlm.neural.resume import fingerprint, open_resume
 from seqlm.params import TrainParams
 from tiny_pipeline import NO_DROPOUT, TINY_NET, tiny_data
@@ -31,7 +32,6 @@ from tiny_pipeline import NO_DROPOUT, TINY_NET, tiny_data
 PARAMS = TrainParams(
     batch_size=4, num_steps=8, epochs=1, lr=0.01, warmup_steps=2, threads=1, device="cpu"
 )
-TIMINGS = ("tokens_per_second", "seconds", "train_seconds")
 
 
 def main(out_dir: str, model: str, steps: int, state_dir: str = "", crash_at: int = 0) -> None:

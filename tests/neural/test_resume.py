@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from seqlm.neural.optim import total_steps
+from seqlm.neural.records import TIMINGS
 from seqlm.neural.resume import Resume, fingerprint, open_resume
 from tiny_pipeline import TINY_NET, TINY_TRAIN, tiny_data, train_tiny
 
@@ -19,8 +20,7 @@ class Crash(Exception):
 
 
 def without_timings(history) -> list[dict]:
-    timings = ("tokens_per_second", "seconds", "train_seconds")
-    return [{k: v for k, v in vars(r).items() if k not in timings} for r in history]
+    return [{k: v for k, v in vars(r).items() if k not in TIMINGS} for r in history]
 
 
 def resume_for(folder, text, model="lstm", net=TINY_NET, params=TINY_TRAIN, processes=1) -> Resume:

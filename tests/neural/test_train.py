@@ -15,6 +15,7 @@ from seqlm.neural.checkpoint import load_checkpoint
 from seqlm.neural.evaluation import score
 from seqlm.neural.loop import resolve_device
 from seqlm.neural.models import NetParams, build_model
+from seqlm.neural.records import TIMINGS
 from seqlm.params import TrainParams
 from tiny_pipeline import (
     NO_DROPOUT,
@@ -27,14 +28,7 @@ from tiny_pipeline import (
 
 
 def without_timings(result) -> list[dict]:
-    return [
-        {
-            k: v
-            for k, v in vars(r).items()
-            if k not in ("tokens_per_second", "seconds", "train_seconds")
-        }
-        for r in result.history
-    ]
+    return [{k: v for k, v in vars(r).items() if k not in TIMINGS} for r in result.history]
 
 
 def test_training_twice_with_the_same_params_gives_the_same_metrics_and_weights(

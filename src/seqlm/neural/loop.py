@@ -221,7 +221,7 @@ def evaluate(t: Trainer, steps: EpochSteps) -> EpochRecord:
         if t.world.is_main:
             t.save(t.evaluated, epoch=steps.epoch, best_val_perplexity=val.perplexity)
     t.updater.schedule.after_eval(val.perplexity)
-    p.history.append(steps.record(val, improved, t.updater.steps))
+    p.history.append(steps.record(val, improved, t.updater.steps, t.budget.elapsed()))
     _log_evaluation(p.history[-1])
     return p.history[-1]
 

@@ -15,6 +15,10 @@ from typing import Any
 
 from seqlm.perplexity import SplitScore
 
+TIMINGS = ("tokens_per_second", "train_seconds", "seconds", "elapsed")
+"""The fields of :class:`EpochRecord` (and :class:`TrainResult`) that are wall-clock measurements:
+two runs of the same params on the same machine agree on every other field, not on these."""
+
 
 @dataclass(frozen=True)
 class EpochRecord:
@@ -32,6 +36,7 @@ class EpochRecord:
     seconds: float  # wall time since the last evaluation, this validation included
     improved: bool
     step: int = 0  # optimizer steps taken before the evaluation, over the whole run
+    elapsed: float = 0.0  # wall seconds since training started (a resumed run's earlier time too)
 
 
 @dataclass
@@ -79,8 +84,11 @@ class EpochSteps:
     def perplexity(self) -> float:
         return math.exp(self.loss_sum / max(self.tokens, 1))
 
-    def record(self, val: SplitScore, improved: bool, step: int) -> EpochRecord:
-        """The evaluation's record, given its val score and the optimizer steps so far."""
+    def record(
+        self, val: SplitScore, improved: bool, step: int, elapsed: float = 0.0
+    ) -> EpochRecord:
+        """The evaluation's record, given its val score, the optimizer steps so far and the wall
+        seconds since training started."""
         return EpochRecord(
             epoch=self.epoch,
             train_perplexity=self.perplexity,
@@ -92,6 +100,7 @@ class EpochSteps:
             seconds=time.perf_counter() - self.started,
             improved=improved,
             step=step,
+            elapsed=elapsed,
         )
 
 

@@ -292,6 +292,12 @@ def build_parser(prog: str = "python -m seqlm.ops.plots") -> argparse.ArgumentPa
         "requests to the internet or plots that drew nothing",
     )
     p.add_argument(
+        "--svg",
+        type=Path,
+        metavar="DIR",
+        help="also write each plot as DIR/<plot id>.svg (headless Vega in Node; relative to --root)",
+    )
+    p.add_argument(
         "--screenshot",
         type=Path,
         metavar="PNG",
@@ -316,6 +322,13 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
             node_modules=args.node_modules,
         )
         print(index.as_uri())
+        if args.svg:
+            from seqlm.ops.plots_svg import write_svgs
+
+            for svg in write_svgs(
+                args.root, args.svg, args.targets, args.revisions, experiment=args.experiment
+            ):
+                print(svg)
         if args.check or args.screenshot:
             from seqlm.ops.plots_check import check_and_report
 

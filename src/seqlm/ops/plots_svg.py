@@ -1,0 +1,79 @@
+"""Write ``dvc.yaml``'s plots as standalone SVG files (for a README, a paper), offline.
+
+``dvc plots show --json`` (or ``dvc plots diff REV ... --json``) gives each plot's Vega-Lite spec
+with its data inlined; ``tools/plots/svg.js`` compiles it with the pinned vega-lite and renders it
+with vega's headless SVG renderer (Node, no browser, no network)::
+
+    seqlm plots --svg reports/figures --target val_perplexity_against_time -e main <experiment>
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from seqlm.core.errors import SeqlmError
+
+log = logging.getLogger("seqlm.ops.plots_svg")
+
+SCRIPT = Path(__file__).resolve().parents[3] / "tools" / "plots" / "svg.js"
+
+
+class SvgError(SeqlmError):
+    """The plots could not be written as SVG."""
+
+
+def plots_json_command(
+    targets: Sequence[str] | None, revisions: Sequence[str] | None, experiment: bool
+) -> list[str]:
+    """``dvc plots show --json [targets]``, or ``dvc plots diff REV ... --json`` given revisions."""
+    cmd = [sys.executable, "-m", "dvc", "plots"]
+    if not (revisions or experiment):
+        return [*cmd, "show", "--json", *(targets or [])]
+    cmd += ["diff", *(revisions or []), "--json"]
+    if experiment:
+        cmd.append("--experiment")
+    return cmd + (["--targets", *targets] if targets else [])  # nargs="*": last
+
+
+def write_svgs(
+    root: Path,
+    out_dir: Path,
+    targets: Sequence[str] | None = None,
+    revisions: Sequence[str] | None = None,
+    *,
+    experiment: bool = False,
+    script: Path = SCRIPT,
+) -> list[Path]:
+    """Write each plot of the DVC repository ``root`` (``targets``: only these ids) as
+    ``out_dir/<plot id>.svg`` (a relative ``out_dir`` is under ``root``); the files written."""
+    from seqlm.ops.plots import _dvc_env
+
+    node = shutil.which("node")
+    if node is None or not (script.parent / "node_modules" / "vega").is_dir():
+        raise SvgError(
+            "writing SVG needs Node.js and the pinned Vega packages: "
+            f"`npm ci --prefix {script.parent}` (make setup-dev)"
+        )
+    root = Path(root).resolve()
+    cmd = plots_json_command(targets, revisions, experiment)
+    dvc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=_dvc_env())
+    if dvc.returncode != 0:
+        raise SvgError(f"`dvc {' '.join(cmd[3:])}` exited {dvc.returncode}:\n{dvc.stderr.strip()}")
+    for line in dvc.stderr.splitlines():
+        if line.strip():
+            log.warning("dvc: %s", line.strip())
+    out = Path(root, out_dir)
+    svg = subprocess.run(
+        [node, str(script), str(out), *(targets or [])],
+        input=dvc.stdout,
+        capture_output=True,
+        text=True,
+    )
+    if svg.returncode != 0:
+        raise SvgError(f"rendering SVG failed: {svg.stderr.strip()}")
+    return [Path(line) for line in svg.stdout.splitlines() if line.strip()]
