@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from seqlm.ops.plots import dvc_plots_command
 from seqlm.ops.plots import main as plots_main
-from seqlm.ops.plots_svg import SCRIPT, SvgError, plots_json_command, write_svgs
+from seqlm.ops.plots_svg import SCRIPT, SvgError, write_svgs
 
 
 def dvc_json(*plots: str) -> str:
@@ -59,9 +60,9 @@ def test_without_the_vega_packages_the_error_says_how_to_install_them(tmp_path: 
         write_svgs(tmp_path, Path("out"), script=tmp_path / "svg.js")
 
 
-def test_the_dvc_command_puts_revisions_before_the_targets() -> None:
-    assert plots_json_command(["p"], None, False)[4:] == ["show", "--json", "p"]
-    cmd = plots_json_command(["p", "q"], ["main", "exp-1"], True)
+def test_the_json_command_puts_revisions_before_the_targets() -> None:
+    assert dvc_plots_command(["--json"], ["p"])[4:] == ["show", "--json", "p"]
+    cmd = dvc_plots_command(["--json"], ["p", "q"], ["main", "exp-1"], True)
     assert cmd[4:] == ["diff", "main", "exp-1", "--json", "--experiment", "--targets", "p", "q"]
 
 

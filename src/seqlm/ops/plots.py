@@ -164,6 +164,22 @@ def _warn_on_version_drift(node_modules: Path) -> None:
 # --- dvc plots show / diff ------------------------------------------------------------------------
 
 
+def dvc_plots_command(
+    options: Sequence[str],
+    targets: Sequence[str] | None = None,
+    revisions: Sequence[str] | None = None,
+    experiment: bool = False,
+) -> list[str]:
+    """``dvc plots show OPTIONS [targets]`` for the workspace, or ``dvc plots diff REV ... OPTIONS
+    [--experiment] [--targets ...]`` given revisions (``--targets`` last: it takes every word after
+    it, so it must swallow no revision)."""
+    cmd = [sys.executable, "-m", "dvc", "plots"]
+    if not (revisions or experiment):
+        return [*cmd, "show", *options, *(targets or [])]
+    cmd += ["diff", *(revisions or []), *options, *(["--experiment"] if experiment else [])]
+    return cmd + (["--targets", *targets] if targets else [])
+
+
 def plots_command(
     out_dir: Path,
     template: Path,
@@ -171,17 +187,10 @@ def plots_command(
     revisions: Sequence[str] | None = None,
     experiment: bool = False,
 ) -> list[str]:
-    """The dvc command line: ``plots show`` for the workspace, ``plots diff`` given revisions."""
-    cmd = [sys.executable, "-m", "dvc", "plots"]
-    if revisions or experiment:
-        cmd += ["diff", *(revisions or []), "--html-template", str(template), "--out", str(out_dir)]
-        if experiment:
-            cmd.append("--experiment")
-        if targets:
-            cmd += ["--targets", *targets]  # nargs="*": keep it last so it swallows no revision
-    else:
-        cmd += ["show", "--html-template", str(template), "--out", str(out_dir), *(targets or [])]
-    return cmd
+    """The dvc command line that renders the page: ``plots show``, or ``plots diff`` given
+    revisions (:func:`dvc_plots_command`)."""
+    options = ["--html-template", str(template), "--out", str(out_dir)]
+    return dvc_plots_command(options, targets, revisions, experiment)
 
 
 def render_plots(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import shutil
 import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,19 +26,6 @@ class SvgError(SeqlmError):
     """The plots could not be written as SVG."""
 
 
-def plots_json_command(
-    targets: Sequence[str] | None, revisions: Sequence[str] | None, experiment: bool
-) -> list[str]:
-    """``dvc plots show --json [targets]``, or ``dvc plots diff REV ... --json`` given revisions."""
-    cmd = [sys.executable, "-m", "dvc", "plots"]
-    if not (revisions or experiment):
-        return [*cmd, "show", "--json", *(targets or [])]
-    cmd += ["diff", *(revisions or []), "--json"]
-    if experiment:
-        cmd.append("--experiment")
-    return cmd + (["--targets", *targets] if targets else [])  # nargs="*": last
-
-
 def write_svgs(
     root: Path,
     out_dir: Path,
@@ -51,7 +37,7 @@ def write_svgs(
 ) -> list[Path]:
     """Write each plot of the DVC repository ``root`` (``targets``: only these ids) as
     ``out_dir/<plot id>.svg`` (a relative ``out_dir`` is under ``root``); the files written."""
-    from seqlm.ops.plots import _dvc_env
+    from seqlm.ops.plots import _dvc_env, dvc_plots_command
 
     node = shutil.which("node")
     if node is None or not (script.parent / "node_modules" / "vega").is_dir():
@@ -60,7 +46,7 @@ def write_svgs(
             f"`npm ci --prefix {script.parent}` (make setup-dev)"
         )
     root = Path(root).resolve()
-    cmd = plots_json_command(targets, revisions, experiment)
+    cmd = dvc_plots_command(["--json"], targets, revisions, experiment)
     dvc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=_dvc_env())
     if dvc.returncode != 0:
         raise SvgError(f"`dvc {' '.join(cmd[3:])}` exited {dvc.returncode}:\n{dvc.stderr.strip()}")
