@@ -218,7 +218,19 @@ def render_plots(
         template.write_text(offline_template(node_modules), encoding="utf-8")
         cmd = plots_command(out_dir, template, targets, revisions, experiment)
         log.info("rendering plots: dvc %s", " ".join(cmd[3:]))
-        proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=_dvc_env())
+        proc = run_dvc(cmd, root)
+    if not index.is_file():
+        raise PlotsError(
+            f"dvc wrote no {index}: no plot could be loaded "
+            f"(run `dvc repro` first?)\n{proc.stderr.strip()}"
+        )
+    return index
+
+
+def run_dvc(cmd: list[str], root: Path) -> subprocess.CompletedProcess[str]:
+    """Run a ``dvc plots`` command line in ``root``: PlotsError if it fails; its warnings (stderr)
+    logged; the finished process (``stdout``: what ``--json`` printed)."""
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=_dvc_env())
     if proc.returncode != 0:
         raise PlotsError(
             f"`dvc {' '.join(cmd[3:])}` exited {proc.returncode} in {root}:\n"
@@ -227,12 +239,7 @@ def render_plots(
     for line in proc.stderr.splitlines():
         if line.strip():
             log.warning("dvc: %s", line.strip())
-    if not index.is_file():
-        raise PlotsError(
-            f"dvc wrote no {index}: no plot could be loaded "
-            f"(run `dvc repro` first?)\n{proc.stderr.strip()}"
-        )
-    return index
+    return proc
 
 
 def _dvc_env() -> dict[str, str]:

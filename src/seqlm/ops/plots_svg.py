@@ -9,20 +9,17 @@ with vega's headless SVG renderer (Node, no browser, no network)::
 
 from __future__ import annotations
 
-import logging
 import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from seqlm.core.errors import SeqlmError
-
-log = logging.getLogger("seqlm.ops.plots_svg")
+from seqlm.ops.plots import PlotsError, dvc_plots_command, run_dvc
 
 SCRIPT = Path(__file__).resolve().parents[3] / "tools" / "plots" / "svg.js"
 
 
-class SvgError(SeqlmError):
+class SvgError(PlotsError):
     """The plots could not be written as SVG."""
 
 
@@ -37,8 +34,6 @@ def write_svgs(
 ) -> list[Path]:
     """Write each plot of the DVC repository ``root`` (``targets``: only these ids) as
     ``out_dir/<plot id>.svg`` (a relative ``out_dir`` is under ``root``); the files written."""
-    from seqlm.ops.plots import _dvc_env, dvc_plots_command
-
     node = shutil.which("node")
     if node is None or not (script.parent / "node_modules" / "vega").is_dir():
         raise SvgError(
@@ -46,13 +41,7 @@ def write_svgs(
             f"`npm ci --prefix {script.parent}` (make setup-dev)"
         )
     root = Path(root).resolve()
-    cmd = dvc_plots_command(["--json"], targets, revisions, experiment)
-    dvc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=_dvc_env())
-    if dvc.returncode != 0:
-        raise SvgError(f"`dvc {' '.join(cmd[3:])}` exited {dvc.returncode}:\n{dvc.stderr.strip()}")
-    for line in dvc.stderr.splitlines():
-        if line.strip():
-            log.warning("dvc: %s", line.strip())
+    dvc = run_dvc(dvc_plots_command(["--json"], targets, revisions, experiment), root)
     out = Path(root, out_dir)
     svg = subprocess.run(
         [node, str(script), str(out), *(targets or [])],
