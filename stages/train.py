@@ -33,10 +33,12 @@ from seqlm.neural.distributed import (
     under_torchrun,
     world_from_env,
 )
+from seqlm.neural.checkpoint import add_text_reading
+from seqlm.neural.export import write_portable
 from seqlm.neural.loop import EpochRecord, train
 from seqlm.neural.models import NetParams, check_net_for_model, load_model_name
 from seqlm.neural.resume import Resume, fingerprint, folder_files, open_resume, restore_folder
-from seqlm.params import TokenizeParams, TrainParams, load_section
+from seqlm.params import CleanParams, TokenizeParams, TrainParams, load_section
 
 log = logging.getLogger("seqlm.stages.train")
 
@@ -96,6 +98,12 @@ def train_here(args: argparse.Namespace, params: TrainParams) -> None:
         )
     if not world.is_main:
         return
+    # the checkpoint on its own scores and generates (seqlm.load): its vocabulary and text reading,
+    # and the same weights as safetensors beside a JSON config
+    clean = load_section(CleanParams, "clean", args.params)
+    text = {"clean": clean.mode, "token": tok.token, "line_end": tok.line_end}
+    add_text_reading(args.checkpoint, vocab, text)
+    write_portable(args.checkpoint)
     write_json(args.metrics, result.to_metrics())
     if resume is not None:
         resume.remove()  # completed: a rerun (dvc repro -f) starts from the beginning

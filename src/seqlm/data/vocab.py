@@ -153,16 +153,21 @@ def load_vocab(path: str | os.PathLike[str]) -> Vocab:
     p = Path(path)
     if not p.is_file():
         raise DataError(f"vocabulary file {str(p)!r} does not exist")
-    lines = p.read_text(encoding="utf-8").split("\n")
+    return parse_vocab(p.read_text(encoding="utf-8"), str(p))
+
+
+def parse_vocab(text: str, name: str = "the vocabulary") -> Vocab:
+    """A vocabulary from its saved form (:meth:`Vocab.to_tsv`); ``name`` says where it came from."""
+    lines = text.split("\n")
     if not lines or lines[0] != HEADER:
-        raise DataError(f"{p} is not a seqlm vocabulary: first line must be {HEADER!r}")
+        raise DataError(f"{name} is not a seqlm vocabulary: first line must be {HEADER!r}")
     tokens, counts = [], []
     for n, line in enumerate(lines[1:], start=2):
         if line == "":
             continue
         tok, sep, cnt = line.rpartition("\t")
         if not sep or not cnt.isdigit():
-            raise DataError(f"{p}:{n}: expected 'token<TAB>count', got {line!r}")
+            raise DataError(f"{name}:{n}: expected 'token<TAB>count', got {line!r}")
         tokens.append(unescape(tok))
         counts.append(int(cnt))
     return Vocab(tuple(tokens), tuple(counts))

@@ -5,10 +5,16 @@ pickled code)::
 
     {"format": 1, "model": "lstm", "net": {...NetParams...}, "vocab_size": 29,
      "vocab_sha256": "...", "bos_id": 1, "state_dict": {...},
-     "epoch": 7, "best_val_perplexity": 3.91}
+     "epoch": 7, "best_val_perplexity": 3.91,
+     "vocab_tsv": "token\tcount\n...", "text": {"clean": "textbook", "token": "char", ...}}
 
 Loading rebuilds the model from ``model`` + ``net`` and refuses a checkpoint trained with another
 vocabulary, or with another configuration than the one expected (``params.yaml``'s).
+
+The last two keys make a checkpoint usable on its own (:func:`load_standalone`, behind
+``seqlm.load``): the vocabulary in its saved form and how raw text became tokens (the ``clean`` and
+``tokenize`` params that matter for new text). The train stage adds them when training ends
+(:func:`add_text_reading`); a checkpoint without them still loads with a vocabulary in hand.
 """
 
 from __future__ import annotations
@@ -23,11 +29,12 @@ import torch
 
 from seqlm.core.atomic import atomic_path
 from seqlm.core.errors import DataError, ParamError
-from seqlm.data.vocab import Vocab
+from seqlm.data.vocab import Vocab, parse_vocab
 from seqlm.neural.models import NetParams, NeuralLM, build_model, check_model
 from seqlm.params import build
 
 FORMAT = 1
+TEXT_KEYS = ("clean", "token", "line_end")  # what turns raw text into tokens, as the stages did
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,12 @@ def _read(path: Path) -> dict[str, Any]:
     return payload
 
 
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The payload saved at ``path`` as it is (checked to be a seqlm checkpoint of :data:`FORMAT`,
+    nothing rebuilt): what :mod:`seqlm.neural.export` copies into its portable files."""
+    return _read(Path(path))
+
+
 def _differences(saved: dict[str, Any], expected: dict[str, Any]) -> list[str]:
     return [
         f"{k}: checkpoint {saved.get(k)!r}, params {expected.get(k)!r}"
@@ -108,7 +121,17 @@ def load_checkpoint(
     ``model_name`` / ``net`` are given, with another model or ``net`` section than those.
     """
     p = Path(path)
-    payload = _read(p)
+    return _rebuild(p, _read(p), vocab, model_name, net, device)
+
+
+def _rebuild(
+    p: Path,
+    payload: dict[str, Any],
+    vocab: Vocab,
+    model_name: str | None,
+    net: NetParams | None,
+    device: str | torch.device,
+) -> tuple[NeuralLM, CheckpointInfo]:
     if payload["vocab_sha256"] != vocab.checksum() or payload["vocab_size"] != len(vocab):
         raise DataError(
             f"checkpoint {str(p)!r} was trained with another vocabulary ({payload['vocab_size']} "
@@ -150,3 +173,54 @@ def load_checkpoint(
         best_val_perplexity=float(payload["best_val_perplexity"]),
     )
     return model, info
+
+
+def rebuild(
+    path: str | os.PathLike[str],
+    payload: dict[str, Any],
+    vocab: Vocab,
+    device: str | torch.device = "cpu",
+) -> tuple[NeuralLM, CheckpointInfo]:
+    """The model a checkpoint-shaped ``payload`` describes (the keys :func:`save_checkpoint`
+    writes), checked as :func:`load_checkpoint` checks a file: trained with ``vocab``, a
+    configuration seqlm builds, a state dict that fits it (DataError otherwise, naming ``path``,
+    the file the payload was read from)."""
+    return _rebuild(Path(path), payload, vocab, None, None, device)
+
+
+def add_text_reading(path: str | os.PathLike[str], vocab: Vocab, text: dict[str, str]) -> None:
+    """Add to the checkpoint at ``path`` its vocabulary and how raw text becomes its tokens
+    (``text``: :data:`TEXT_KEYS`), so that the file alone can score and generate (rewritten
+    atomically, bytes reproducible)."""
+    missing = [k for k in TEXT_KEYS if not isinstance(text.get(k), str)]
+    if missing:
+        raise ParamError(f"the text reading needs {', '.join(TEXT_KEYS)}; missing {missing}")
+    p = Path(path)
+    payload = _read(p)
+    if payload["vocab_sha256"] != vocab.checksum():
+        raise DataError(f"checkpoint {str(p)!r} was trained with another vocabulary")
+    payload["vocab_tsv"] = vocab.to_tsv()
+    payload["text"] = {k: text[k] for k in TEXT_KEYS}
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    with atomic_path(p) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+
+
+def load_standalone(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> tuple[NeuralLM, CheckpointInfo, Vocab, dict[str, str]]:
+    """A checkpoint that carries its vocabulary and text reading: the model (eval mode), what the
+    checkpoint says of itself, the vocabulary and the text reading (:data:`TEXT_KEYS`)."""
+    p = Path(path)
+    payload = _read(p)
+    if not isinstance(payload.get("vocab_tsv"), str) or not isinstance(payload.get("text"), dict):
+        raise DataError(
+            f"checkpoint {str(p)!r} does not carry its vocabulary and text reading (a checkpoint "
+            "the train stage wrote before it added them, or one saved while training); rerun the "
+            "train stage, or load it with its vocabulary (seqlm.neural.checkpoint.load_checkpoint)"
+        )
+    vocab = parse_vocab(payload["vocab_tsv"], f"the vocabulary in {str(p)!r}")
+    model, info = _rebuild(p, payload, vocab, None, None, device)
+    text = {k: str(payload["text"].get(k)) for k in TEXT_KEYS}
+    return model, info, vocab, text
