@@ -21,6 +21,7 @@ from seqlm.core.stage import parser, run_stage
 from seqlm.core.threads import limit_threads
 from seqlm.data.corpus import SplitData, load_split
 from seqlm.data.vocab import Vocab, load_vocab
+from seqlm.lm.load import ensemble_manifest
 from seqlm.mixture import apply_mixture, fit_mixture
 from seqlm.neural.checkpoint import load_checkpoint
 from seqlm.neural.dynamic import DynamicResult, check_dynamic, choose_on_val
@@ -29,6 +30,7 @@ from seqlm.neural.evaluation import score
 from seqlm.neural.generate import generate_samples, samples_markdown
 from seqlm.neural.models import NeuralLM, count_parameters
 from seqlm.neural.precision import resolve_device
+from seqlm.ngram.store import MODEL_FILE
 from seqlm.params import (
     CleanParams,
     EvaluateParams,
@@ -56,7 +58,7 @@ SCORED = ("val", "test")
 
 
 def body(args: argparse.Namespace) -> None:
-    remove_outputs(args.metrics, args.samples, args.bpc_table, args.embeddings)
+    remove_outputs(args.metrics, args.samples, args.bpc_table, args.embeddings, args.ensemble)
     limit_threads()  # SEQLM_THREADS / OMP_NUM_THREADS (the stage has no train.threads)
     model_name = load_model_name(args.params)
     net = load_section(NetParams, "net", args.params)
@@ -106,6 +108,14 @@ def body(args: argparse.Namespace) -> None:
     metrics["ensemble"] = {"members": weights, **{s: ensemble[s].to_record() for s in SCORED}}
     bits_per_char["ensemble"] = [ensemble[s].bits_per_char for s in SCORED]
     write_json(args.metrics, metrics)
+    if args.ensemble:
+        files = member_files(args, model_name, ev.members, dyn)
+        write_json(
+            args.ensemble,
+            ensemble_manifest(
+                args.ensemble, [{**files[n], "name": n, "weight": w} for n, w in weights.items()]
+            ),
+        )
     write_text(args.bpc_table, bits_per_char_csv(bits_per_char))
     write_text(args.samples, samples_text(model, vocab, fmt, gen, model_name, args.ngram_dir))
     write_text(
@@ -207,6 +217,22 @@ def extra_members(
     return scored
 
 
+def member_files(
+    args: argparse.Namespace, model_name: str, extra: Sequence[str], dyn: DynamicResult | None
+) -> dict[str, dict[str, object]]:
+    """Where each ensemble member's model is (and how the dynamic member adapts), by name."""
+    files: dict[str, dict[str, object]] = {
+        "ngram": {"path": str(Path(args.ngram_dir) / MODEL_FILE)},
+        model_name: {"path": args.checkpoint},
+    }
+    if dyn is not None:
+        settings = {"lr": dyn.lr, "decay": dyn.decay, "segment": dyn.segment, "update": dyn.update}
+        files[f"{model_name}-dynamic"] = {"path": args.checkpoint, "dynamic": settings}
+    for name in extra:
+        files[f"extra-{name}"] = {"path": str(Path(str(args.members_dir)) / f"{name}.pt")}
+    return files
+
+
 def fit_ensemble(
     members: dict[str, dict[str, np.ndarray]], splits: dict[str, SplitData]
 ) -> tuple[dict[str, float], dict[str, SplitScore]]:
@@ -285,6 +311,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--logprobs-dir",
         default=None,
         help="optional folder for the neural model's {split}_logprobs.npy",
+    )
+    ap.add_argument(
+        "--ensemble",
+        default=None,
+        help="where to write the fitted ensemble (its members' files and weights) for seqlm.load",
     )
     ap.add_argument(
         "--members-dir",

@@ -18,9 +18,10 @@ from seqlm.data.vocab import load_vocab
 from seqlm.ngram import fit_sentence_model, write_arpa
 from seqlm.ngram.baseline import orders_csv, run_baseline
 from seqlm.ngram.sentences import SentenceVocab
+from seqlm.ngram.store import MODEL_FILE, save_ngram
 from seqlm.params import CleanParams, GenerateParams, NgramParams, TokenizeParams, load_section
 from seqlm.perplexity import logprobs_path, save_target_logprobs
-from seqlm.sampling import TextFormat
+from seqlm.sampling import TextFormat, text_reading
 
 log = logging.getLogger("seqlm.stages.ngram")
 SAMPLES = "samples.txt"
@@ -30,7 +31,7 @@ def body(args: argparse.Namespace) -> None:
     out_dir = Path(args.out_dir)
     outputs = [args.metrics, args.orders, out_dir / SAMPLES]
     outputs += [logprobs_path(out_dir, s) for s in ("val", "test")]
-    outputs += [args.arpa] if args.arpa else []
+    outputs += [out_dir / MODEL_FILE] + ([args.arpa] if args.arpa else [])
     remove_outputs(*outputs)
     params = load_section(NgramParams, "ngram", args.params)
     gen = load_section(GenerateParams, "generate", args.params)
@@ -57,6 +58,7 @@ def body(args: argparse.Namespace) -> None:
         for split in ("val", "test"):
             save_target_logprobs(out_dir, split, result.logprobs[split])
         write_text(out_dir / SAMPLES, result.samples)
+        save_ngram(result.model, vocab, text_reading(fmt), out_dir / MODEL_FILE)
         if args.arpa:
             train_lines = read_token_file(tokens_path(args.tokens_dir, "train"), tok.token)
             sentence_model = fit_sentence_model(train_lines, vocab, result.model.order)
@@ -74,7 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--corpus-dir", required=True, help="the corpus stage's folder of split ids")
     ap.add_argument("--tokens-dir", required=True, help="the tokenize stage's folder")
     ap.add_argument(
-        "--out-dir", required=True, help="folder for {val,test}_logprobs.npy and samples.txt"
+        "--out-dir",
+        required=True,
+        help="folder for the model (model.npz), {val,test}_logprobs.npy and samples.txt",
     )
     ap.add_argument(
         "--metrics", required=True, help="metrics JSON (order, smoothing, per-split scores)"

@@ -45,6 +45,11 @@ class TextFormat:
         return cls(tokenize.token, tokenize.line_end, clean.mode)
 
 
+def text_reading(fmt: TextFormat) -> dict[str, str]:
+    """The format as a model file records it (``clean``, ``token``, ``line_end``)."""
+    return {"clean": fmt.clean, "token": fmt.token, "line_end": fmt.line_end}
+
+
 def text_format(fmt: TextFormat | str) -> TextFormat:
     """``fmt``, or the format of a token kind alone (textbook cleaning, lines joined by spaces)."""
     if isinstance(fmt, TextFormat):
@@ -85,15 +90,22 @@ def banned_ids(vocab: Vocab, fmt: TextFormat | str = "char") -> list[int]:
 
 
 def sampling_distribution(
-    probs: np.ndarray, temperature: float = 1.0, top_k: int = 0, banned_ids: Sequence[int] = ()
+    probs: np.ndarray,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    banned_ids: Sequence[int] = (),
+    top_p: float = 1.0,
 ) -> np.ndarray:
-    """Reshape a next-token distribution for sampling: ban ids, keep the top k, apply temperature.
+    """Reshape a next-token distribution for sampling: ban ids, keep the top k, apply temperature,
+    then keep the nucleus: the fewest most likely ids whose probability reaches ``top_p``.
 
-    ``top_k = 0`` keeps every id; the result sums to 1."""
+    ``top_k = 0`` and ``top_p = 1`` keep every id; the result sums to 1."""
     if not temperature > 0:
         raise ParamError(f"temperature = {temperature} must be > 0")
     if top_k < 0:
         raise ParamError(f"top_k = {top_k} must be >= 0 (0 = off)")
+    if not 0.0 < top_p <= 1.0:
+        raise ParamError(f"top_p = {top_p} must be in (0, 1] (1 = off)")
     p = np.asarray(probs, dtype=np.float64).copy()
     p[list(banned_ids)] = 0.0
     if top_k and top_k < np.count_nonzero(p):
@@ -102,7 +114,14 @@ def sampling_distribution(
         logits = np.log(p) / temperature
     logits -= logits.max()
     q = np.exp(logits)
-    return q / q.sum()
+    q /= q.sum()
+    if top_p < 1.0:
+        order = np.argsort(-q, kind="stable")  # most likely first, ties by id
+        # the fewest that reach top_p (a rounding error's shortfall does not take one more)
+        kept = int(np.searchsorted(np.cumsum(q[order]), top_p - 1e-12)) + 1
+        q[order[kept:]] = 0.0
+        q /= q.sum()
+    return q
 
 
 def next_id(
@@ -113,6 +132,7 @@ def next_id(
     temperature: float = 1.0,
     top_k: int = 0,
     banned_ids: Sequence[int] = (),
+    top_p: float = 1.0,
 ) -> int:
     """The next token id: the most likely allowed one (``greedy``), else a draw from ``rng``."""
     if greedy:
@@ -121,7 +141,7 @@ def next_id(
         return int(np.argmax(p))
     if rng is None:
         raise ValueError("sampling needs a numpy Generator")
-    q = sampling_distribution(probs, temperature, top_k, banned_ids)
+    q = sampling_distribution(probs, temperature, top_k, banned_ids, top_p)
     return int(rng.choice(q.size, p=q))
 
 

@@ -1,4 +1,5 @@
-"""The ``seqlm`` command: ``seqlm gate``, ``seqlm report``, ``seqlm plots`` and ``seqlm params``.
+"""The ``seqlm`` command: use a trained model (``score``, ``generate``, ``export``, ``serve``) and
+the tools for the pipeline's results (``gate``, ``report``, ``plots``, ``params``).
 
 Each subcommand runs the module of the same name with the rest of the command line, so
 ``seqlm gate --smoke`` is ``python -m seqlm.ops.gate --smoke``; ``seqlm <command> --help`` lists
@@ -14,6 +15,22 @@ from collections.abc import Sequence
 
 # subcommand -> (module with a main(argv, prog), one line of help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "score": (
+        "seqlm.ops.score",
+        "score text with a trained model: per line and in total, or per token (--tokens)",
+    ),
+    "generate": (
+        "seqlm.ops.generate",
+        "continue a prompt with a trained model: sampling (seeded) or beam search",
+    ),
+    "export": (
+        "seqlm.ops.export",
+        "write a trained model as safetensors + JSON config, or ONNX (checked by onnxruntime)",
+    ),
+    "serve": (
+        "seqlm.serve",
+        "serve a run's models over HTTP (JSON endpoints and a page), on 127.0.0.1",
+    ),
     "gate": (
         "seqlm.ops.gate",
         "reproduce the pipeline and fail on any difference beyond gate.yaml's tolerances",
@@ -38,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing = "\n".join(f"  {name:<8}{text}" for name, (_, text) in COMMANDS.items())
     parser = argparse.ArgumentParser(
         prog="seqlm",
-        description="seqlm's tools for the pipeline's results (no stage uses them).",
+        description="seqlm's tools for trained models and the pipeline's results (no stage uses them).",
         epilog=f"commands:\n{listing}\n\n`seqlm COMMAND --help` lists a command's options.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

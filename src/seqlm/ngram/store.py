@@ -1,0 +1,127 @@
+"""An n-gram model as one file: the count tables of its order, its smoothing, its vocabulary and how
+raw text becomes its tokens — everything :func:`seqlm.load` needs to score and generate.
+
+``model.npz`` (numpy's archive, read with ``allow_pickle=False``: no pickled objects) holds, for
+each order ``k = 1 .. order``, the arrays ``keys_k``, ``suffix_k``, ``raw_k`` and
+``starts_with_bos_k`` of :class:`~seqlm.ngram.counts.NgramCounts`, and ``meta``: a JSON string::
+
+    {"format": 1, "smoothing": "kneser_ney", "order": 7, "laplace_alpha": 1.0,
+     "vocab_size": 29, "bos_id": 1, "sequences": 1, "tokens": 150318,
+     "vocab_tsv": "token\\tcount\\n...", "text": {"clean": "textbook", "token": "char", ...}}
+
+A model rebuilt from it is the one the stage fitted: the same tables give the same probabilities,
+to the last bit (the ngram stage's test checks it against its saved log-probabilities).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seqlm.core.atomic import atomic_path
+from seqlm.core.errors import DataError
+from seqlm.data.vocab import Vocab, parse_vocab
+from seqlm.ngram.counts import NgramCounts
+from seqlm.ngram.kneser_ney import KneserNeyModel
+from seqlm.ngram.laplace import LaplaceModel
+from seqlm.ngram.model import NgramModel
+
+FORMAT = 1
+MODEL_FILE = "model.npz"
+TABLES = ("keys", "suffix", "raw", "starts_with_bos")
+
+
+def save_ngram(
+    model: NgramModel, vocab: Vocab, text: dict[str, str], path: str | os.PathLike[str]
+) -> Path:
+    """Write ``model`` (its tables up to its order), its vocabulary and its text reading."""
+    counts = model.counts
+    if counts.vocab_size != len(vocab):
+        raise DataError(f"the model has {counts.vocab_size} ids, the vocabulary {len(vocab)}")
+    meta = {
+        "format": FORMAT,
+        "smoothing": model.smoothing,
+        "order": model.order,
+        "laplace_alpha": float(getattr(model, "alpha", 1.0)),
+        "vocab_size": counts.vocab_size,
+        "bos_id": counts.bos_id,
+        "sequences": counts.sequences,
+        "tokens": counts.tokens,
+        "vocab_tsv": vocab.to_tsv(),
+        "text": dict(text),
+    }
+    arrays: dict[str, np.ndarray] = {"meta": np.array(json.dumps(meta, sort_keys=True))}
+    for k in range(1, model.order + 1):
+        for name in TABLES:
+            arrays[f"{name}_{k}"] = np.ascontiguousarray(getattr(counts, name)[k - 1])
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(npz_bytes(arrays))
+    return Path(path)
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """What ``np.savez`` writes, with fixed dates on the zip entries (``np.savez`` stamps the
+    time of writing), so the same arrays always give the same bytes."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, array in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with zf.open(info, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def read_meta(archive: Any, name: str) -> dict[str, Any]:
+    """The archive's ``meta`` record, checked."""
+    if "meta" not in archive.files:
+        raise DataError(f"{name} is not a seqlm n-gram model (no 'meta' record)")
+    meta = json.loads(str(archive["meta"][()]))
+    if meta.get("format") != FORMAT:
+        raise DataError(f"{name} is an n-gram model of format {meta.get('format')!r}, not {FORMAT}")
+    return meta
+
+
+def load_ngram(path: str | os.PathLike[str]) -> tuple[NgramModel, Vocab, dict[str, str]]:
+    """The model saved by :func:`save_ngram`, its vocabulary and its text reading."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / MODEL_FILE
+    if not p.is_file():
+        raise DataError(f"n-gram model {str(p)!r} does not exist; run the ngram stage first")
+    try:
+        archive = np.load(p, allow_pickle=False)
+    except Exception as e:  # not a zip, a truncated file: say which
+        raise DataError(f"{str(p)!r} is not a readable seqlm n-gram model ({e})") from e
+    with archive:
+        meta = read_meta(archive, repr(str(p)))
+        order = int(meta["order"])
+        try:
+            tables = {
+                name: tuple(archive[f"{name}_{k}"] for k in range(1, order + 1)) for name in TABLES
+            }
+        except KeyError as e:
+            raise DataError(f"{str(p)!r} lacks the table {e} of its order {order}") from e
+    vocab = parse_vocab(meta["vocab_tsv"], f"the vocabulary in {str(p)!r}")
+    if len(vocab) != int(meta["vocab_size"]):
+        raise DataError(f"{str(p)!r}: its vocabulary does not match its tables")
+    counts = NgramCounts(
+        vocab_size=int(meta["vocab_size"]),
+        bos_id=int(meta["bos_id"]),
+        max_order=order,
+        sequences=int(meta["sequences"]),
+        tokens=int(meta["tokens"]),
+        **tables,
+    )
+    if meta["smoothing"] == "kneser_ney":
+        model: NgramModel = KneserNeyModel(counts, order)
+    elif meta["smoothing"] == "laplace":
+        model = LaplaceModel(counts, order, float(meta["laplace_alpha"]))
+    else:
+        raise DataError(f"{str(p)!r}: unknown smoothing {meta['smoothing']!r}")
+    return model, vocab, {k: str(v) for k, v in meta["text"].items()}
