@@ -8,7 +8,7 @@ BIN     := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export PYTHONHASHSEED := 0
 
-.PHONY: help setup setup-dev browser plots report params repro test test-fast mutate gate smoke baseline smoke-baseline clean-venv
+.PHONY: help setup setup-dev browser plots report params repro serve test test-fast mutate gate smoke baseline smoke-baseline clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -79,6 +79,9 @@ params: setup  ## rewrite params.yaml from conf/ (PRESETS="dataset=ptb" picks a 
 
 repro: setup  ## run the whole pipeline on the default params (dvc repro)
 	dvc repro
+
+serve: setup  ## serve the run's models (data/model, data/ngram, the ensemble) on http://127.0.0.1:8000
+	python -m seqlm.serve $(SERVE_ARGS)
 
 test: setup-dev  ## run the full test suite
 	pytest

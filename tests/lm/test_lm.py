@@ -103,6 +103,14 @@ def test_an_ensemble_manifest_mixes_its_members_as_the_evaluate_stage_does(run, 
     np.testing.assert_array_equal(lm.logprobs(run["test_text"]).logprobs, want)
     # the static and the dynamic member share one loaded checkpoint
     assert lm.members[1].model is lm.members[2].model
+    static = seqlm.lm.models.EnsembleLM(
+        "static", [seqlm.lm.models.Member(m.name, m.model, m.weight) for m in lm.members]
+    )
+    scored = static.logprobs("the time machine", top=2)  # alternatives: the members' mixed
+    dist = static.distributions(scored.text.ids)
+    np.testing.assert_allclose(
+        dist[np.arange(len(dist)), scored.text.ids], scored.logprobs, rtol=0, atol=1e-9
+    )
     text = "".join(lm.generate("the time", 20, seed=3))
     assert text == "".join(lm.generate("the time", 20, seed=3)) and len(text) == 20
 

@@ -173,8 +173,18 @@ class EnsembleLM(LanguageModel):
         return apply_mixture(self.member_logprobs(ids), {m.name: m.weight for m in self.members})
 
     def _mix(self, logps: list[np.ndarray]) -> np.ndarray:
-        stacked = np.stack(logps) + self.log_weights[:, None]  # (M, V)
+        """``log Σ_m w_m p_m`` over the members' log-probabilities (the last axis: the ids)."""
+        stacked = np.stack(logps) + self.log_weights.reshape(-1, *([1] * logps[0].ndim))
         return np.logaddexp.reduce(stacked, axis=0)
+
+    def distributions(self, ids: np.ndarray) -> np.ndarray:
+        """The members' distributions mixed, each member's read at once (a model two members
+        share is read once); the dynamic member's are its static model's."""
+        seen: dict[int, np.ndarray] = {}
+        for m in self.members:
+            if id(m.model) not in seen:
+                seen[id(m.model)] = m.model.distributions(ids)
+        return self._mix([seen[id(m.model)] for m in self.members])
 
     def begin(self, ids: Sequence[int]) -> tuple[State, np.ndarray]:
         started = [m.model.begin(ids) for m in self.members]
