@@ -25,6 +25,7 @@ from seqlm.core.atomic import remove_outputs, write_json
 from seqlm.core.stage import parser, run_stage
 from seqlm.data.corpus import load_split
 from seqlm.data.vocab import load_vocab
+from seqlm.neural.checkpoint import add_text_reading
 from seqlm.neural.distributed import (
     check_batch_split,
     die_with_launcher,
@@ -33,7 +34,6 @@ from seqlm.neural.distributed import (
     under_torchrun,
     world_from_env,
 )
-from seqlm.neural.checkpoint import add_text_reading
 from seqlm.neural.export import write_portable
 from seqlm.neural.loop import EpochRecord, train
 from seqlm.neural.models import NetParams, check_net_for_model, load_model_name
