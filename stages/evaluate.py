@@ -58,7 +58,8 @@ SCORED = ("val", "test")
 
 
 def body(args: argparse.Namespace) -> None:
-    remove_outputs(args.metrics, args.samples, args.bpc_table, args.embeddings, args.ensemble)
+    outputs = [args.metrics, args.samples, args.bpc_table, args.embeddings]
+    remove_outputs(*outputs, *([args.ensemble] if args.ensemble else []))
     limit_threads()  # SEQLM_THREADS / OMP_NUM_THREADS (the stage has no train.threads)
     model_name = load_model_name(args.params)
     net = load_section(NetParams, "net", args.params)

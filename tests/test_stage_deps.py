@@ -1,87 +1,28 @@
-"""Every stage depends on every project module it imports, so that no edit leaves a result stale.
+"""Every stage depends on exactly the project modules it imports, so that no edit leaves a result
+stale and none reruns a stage for nothing.
 
 A stage reruns only when one of its ``deps`` in ``dvc.yaml`` changes. The import closure of
 ``stages/<name>.py`` — every ``seqlm`` and ``stages`` module it imports, transitively, with the
 ``__init__.py`` of each package on the way and imports inside functions included — must therefore be
-covered by the stage's deps (a folder covers every module under it).
+covered by the stage's deps (a folder covers every module under it), and its code deps must cover
+nothing else (:mod:`seqlm.ops.stage_deps`, which also writes them).
 """
 
 from __future__ import annotations
 
-import ast
 import json
-from collections import deque
 from pathlib import Path
 
 import pytest
-import yaml
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-# Where each top-level project package lives, relative to the repository root.
-PACKAGE_DIRS = {"seqlm": Path("src"), "stages": Path(".")}
-
-
-def module_file(
-    name: str, root: Path = REPO_ROOT, packages: dict[str, Path] = PACKAGE_DIRS
-) -> Path | None:
-    """The file (relative to ``root``) that holds module ``name``; None for a module outside the project
-    or a name that is not a module (``seqlm.params.load_section``)."""
-    parts = name.split(".")
-    if parts[0] not in packages:
-        return None
-    base = packages[parts[0]].joinpath(*parts)
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if (root / candidate).is_file():
-            return candidate
-    return None
-
-
-def is_package(path: Path) -> bool:
-    return path.name == "__init__.py"
-
-
-def imported_names(path: Path, module: str, root: Path = REPO_ROOT) -> set[str]:
-    """Every absolute module name ``module`` (stored at ``path``) may import: ``import a.b`` gives
-    ``a.b``; ``from a import b`` gives ``a`` and ``a.b`` (``b`` may be a submodule); relative imports
-    are resolved against the module's package. Imports anywhere in the file count, functions included."""
-    package = module if is_package(path) else module.rpartition(".")[0]
-    names: set[str] = set()
-    for node in ast.walk(ast.parse((root / path).read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join(anchor + ([node.module] if node.module else []))
-            else:
-                base = node.module or ""
-            names.add(base)
-            names.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
-    return names
-
-
-def with_parents(name: str) -> list[str]:
-    """``a.b.c`` → ``["a", "a.b", "a.b.c"]``: importing a module runs every package above it."""
-    parts = name.split(".")
-    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
-
-
-def import_closure(
-    module: str, root: Path = REPO_ROOT, packages: dict[str, Path] = PACKAGE_DIRS
-) -> dict[Path, str]:
-    """Every project file that running ``module`` imports, transitively, each mapped to the module
-    that first imported it (the start module maps to itself)."""
-    found: dict[Path, str] = {}
-    queue: deque[tuple[str, str]] = deque((name, module) for name in with_parents(module))
-    while queue:
-        name, importer = queue.popleft()
-        path = module_file(name, root, packages)
-        if path is None or path in found:
-            continue
-        found[path] = importer
-        for imported in imported_names(path, name, root):
-            queue.extend((parent, name) for parent in with_parents(imported))
-    return found
+from seqlm.ops.stage_deps import (
+    REPO_ROOT,
+    code_deps,
+    differences,
+    import_closure,
+    pipeline,
+    rewrite,
+)
 
 
 def covers(dep: str, path: Path) -> bool:
@@ -91,7 +32,7 @@ def covers(dep: str, path: Path) -> bool:
 
 
 def pipeline_stages() -> dict[str, dict]:
-    return yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+    return pipeline(REPO_ROOT)
 
 
 STAGE_NAMES = list(pipeline_stages())
@@ -110,6 +51,49 @@ def test_every_stage_depends_on_every_module_it_imports(stage):
     assert not missing, (
         f"stage '{stage}' imports modules its deps in dvc.yaml do not cover: {missing}"
     )
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_no_stage_depends_on_a_module_it_does_not_import(stage):
+    deps = [
+        d for d in pipeline_stages()[stage].get("deps", []) if d.startswith(("src/", "stages/"))
+    ]
+    closure = import_closure(f"stages.{stage}")
+    extra = [
+        dep
+        for dep in deps
+        if not any(covers(dep, path) for path in closure)
+        or (REPO_ROOT / dep).is_dir()
+        and any(p.relative_to(REPO_ROOT) not in closure for p in (REPO_ROOT / dep).rglob("*.py"))
+    ]
+    assert not extra, (
+        f"stage '{stage}' depends on code it does not import (an edit there would rerun it for "
+        f"nothing): {extra}; python -m seqlm.ops.stage_deps --write fixes dvc.yaml"
+    )
+
+
+def test_the_checker_reports_a_missing_and_an_extra_dep_and_the_writer_fixes_both(tmp_path):
+    text = (REPO_ROOT / "dvc.yaml").read_text()
+    broken = text.replace("      - src/seqlm/neural/dynamic.py\n", "", 1).replace(
+        "      - stages/train.py\n",
+        "      - stages/train.py\n      - src/seqlm/neural/generate.py\n",
+        1,
+    )
+    assert broken != text
+    for name in ("stages", "src"):
+        (tmp_path / name).symlink_to(REPO_ROOT / name)
+    (tmp_path / "dvc.yaml").write_text(broken)
+    found = differences(tmp_path)
+    assert found["evaluate"] == (["src/seqlm/neural/dynamic.py"], [])
+    assert found["train"] == ([], ["src/seqlm/neural/generate.py"])
+    assert rewrite(broken, tmp_path) == text
+
+
+def test_a_folder_is_a_dep_only_when_every_module_under_it_is_imported():
+    folder = REPO_ROOT / "src" / "seqlm" / "neural" / "models"
+    models = sorted(p.relative_to(REPO_ROOT) for p in folder.glob("*.py"))
+    assert code_deps(set(models)) == ["src/seqlm/neural/models"]
+    assert code_deps(set(models[:-1])) == [p.as_posix() for p in models[:-1]]
 
 
 def test_every_code_dep_of_every_stage_exists():
@@ -191,6 +175,8 @@ def test_an_edit_reruns_exactly_the_stages_that_import_the_edited_module(baselin
     assert stale_stages(baseline) == set()
     edits = {
         "src/seqlm/neural/batching.py": {"train", "evaluate"},
+        "src/seqlm/neural/dynamic.py": {"evaluate"},  # only the evaluate stage runs it
+        "src/seqlm/data/download.py": {"download", "clean"},
         "src/seqlm/ops/gate.py": set(),  # used by no stage
     }
     for module, expected in edits.items():
