@@ -7,7 +7,6 @@ import pytest
 
 from seqlm.core.errors import DataError
 from seqlm.mixture import apply_mixture, em_weights, fit_mixture, member_matrix, mixture_logprobs
-from seqlm.perplexity import best_mixture_weight, mix_logprobs
 
 
 def random_members(m: int, n: int, seed: int) -> np.ndarray:
@@ -33,12 +32,35 @@ def test_em_weights_sum_to_one_and_beat_every_member(seed: int, m: int) -> None:
         assert mixture_logprobs(lp, other / other.sum()).sum() <= mixed + 1e-6
 
 
-def test_two_members_agree_with_the_golden_section_weight() -> None:
+def test_a_mixture_is_the_weighted_average_of_probabilities() -> None:
+    lp = np.log([[0.2, 0.6], [0.4, 0.2]])
+    mixed = mixture_logprobs(lp, np.array([0.25, 0.75]))
+    assert np.exp(mixed) == pytest.approx([0.25 * 0.2 + 0.75 * 0.4, 0.25 * 0.6 + 0.75 * 0.2])
+    np.testing.assert_allclose(mixture_logprobs(lp, np.array([1.0, 0.0])), lp[0])
+    for bad in ([1.5, -0.5], [0.5, 0.4]):
+        with pytest.raises(ValueError, match="weights >= 0 summing to 1"):
+            mixture_logprobs(lp, np.array(bad))
+
+
+def test_two_members_get_the_weight_that_maximises_the_likelihood() -> None:
+    # d/dw of log(.1 + .8w) + log(.5 - .4w) is zero at .8(.5 - .4w) = .4(.1 + .8w): w = .5625
+    lp = np.log([[0.9, 0.1], [0.1, 0.5]])
+    assert em_weights(lp)[0] == pytest.approx(0.5625, abs=1e-4)
+    assert em_weights(lp[::-1])[1] == pytest.approx(0.5625, abs=1e-4)
     lp = random_members(2, 500, 7)
-    w = em_weights(lp)
-    lam = best_mixture_weight(lp[0], lp[1])
-    assert w[0] == pytest.approx(lam, abs=1e-4)
-    np.testing.assert_allclose(mixture_logprobs(lp, w), mix_logprobs(lp[0], lp[1], w[0]))
+    grid = np.linspace(0, 1, 1001)
+    best = grid[np.argmax([mixture_logprobs(lp, np.array([g, 1 - g])).sum() for g in grid])]
+    assert em_weights(lp)[0] == pytest.approx(best, abs=2e-3)
+    # a member worse on every target gets no weight
+    assert em_weights(np.log([[0.1, 0.1], [0.9, 0.9]])).tolist() == [0.0, 1.0]
+
+
+def test_float32_members_are_mixed_in_float64() -> None:
+    a, b = np.log(np.array([0.2, 0.6], np.float32)), np.log(np.array([0.4, 0.2], np.float32))
+    mixed = apply_mixture({"a": a, "b": b}, {"a": 0.25, "b": 0.75})
+    exact = np.logaddexp(np.log(0.25) + a.astype(np.float64), np.log(0.75) + b.astype(np.float64))
+    assert mixed.dtype == np.float64
+    np.testing.assert_allclose(mixed, exact, rtol=1e-15)
 
 
 def test_degenerate_members() -> None:

@@ -7,10 +7,8 @@ import pytest
 from seqlm.core.errors import DataError
 from seqlm.data.corpus import SplitData
 from seqlm.perplexity import (
-    best_mixture_weight,
     load_target_logprobs,
     logprobs_path,
-    mix_logprobs,
     oov_count,
     save_target_logprobs,
     score_logprobs,
@@ -47,22 +45,6 @@ def test_bits_per_char_divides_by_the_running_texts_characters_not_tokens():
 def test_impossible_log_probabilities_are_refused(bad):
     with pytest.raises(DataError):
         score_split(bad, characters=10, oov=0)
-
-
-def test_a_mixture_is_the_weighted_average_of_probabilities():
-    lp = mix_logprobs(np.log([0.2, 0.6]), np.log([0.4, 0.2]), 0.25)
-    assert np.exp(lp) == pytest.approx([0.25 * 0.2 + 0.75 * 0.4, 0.25 * 0.6 + 0.75 * 0.2])
-    assert mix_logprobs(np.log([0.2]), np.log([0.4]), 1.0) == pytest.approx(np.log([0.2]))
-
-
-def test_the_best_mixture_weight_maximises_likelihood():
-    rng = np.random.default_rng(0)
-    a, b = np.log(rng.uniform(0.05, 1, 500)), np.log(rng.uniform(0.05, 1, 500))
-    w = best_mixture_weight(a, b)
-    grid = np.linspace(0, 1, 1001)
-    best_grid = grid[np.argmax([mix_logprobs(a, b, g).sum() for g in grid])]
-    assert w == pytest.approx(best_grid, abs=2e-3)
-    assert best_mixture_weight(np.log([0.9, 0.9]), np.log([0.1, 0.1])) == 1.0
 
 
 def test_saved_log_probabilities_load_back(tmp_path):
@@ -127,34 +109,6 @@ def test_the_oov_count_is_the_number_of_unk_targets():
     ids = np.array([0, 3, 0, 1, 3, 3])
     assert oov_count(ids) == 2
     assert oov_count(ids, unk_id=3) == 3
-
-
-def test_a_mixture_at_either_end_is_one_model_and_a_weight_outside_is_refused():
-    a, b = np.log([0.2, 0.6]), np.log([0.4, 0.2])
-    assert mix_logprobs(a, b, 0.0) == pytest.approx(b)
-    assert mix_logprobs(a, b, 1.0) == pytest.approx(a)
-    for weight in (1.5, -0.5):
-        with pytest.raises(ValueError, match=f"mixture weight must be in \\[0, 1\\], got {weight}"):
-            mix_logprobs(a, b, weight)
-
-
-def test_a_mixture_of_float32_log_probabilities_is_computed_in_float64():
-    a, b = np.log(np.array([0.2, 0.6], np.float32)), np.log(np.array([0.4, 0.2], np.float32))
-    la, lb = math.log(0.25), math.log(0.75)
-    exact = np.logaddexp(la + a.astype(np.float64), lb + b.astype(np.float64))
-    mixed = mix_logprobs(a, b, 0.25)
-    assert mixed.dtype == np.float64 and np.array_equal(mixed, exact)
-
-
-def test_the_best_mixture_weight_is_the_exact_optimum_within_its_tolerance():
-    # d/dw of log(.1 + .8w) + log(.5 - .4w) is zero at .8(.5 - .4w) = .4(.1 + .8w): w = .5625
-    a, b = np.log([0.9, 0.1]), np.log([0.1, 0.5])
-    assert best_mixture_weight(a, b) == pytest.approx(0.5625, abs=1e-6)
-    assert best_mixture_weight(b, a) == pytest.approx(1 - 0.5625, abs=1e-6)
-
-
-def test_a_model_that_is_worse_on_every_target_gets_weight_zero():
-    assert best_mixture_weight(np.log([0.1, 0.1]), np.log([0.9, 0.9])) == 0.0
 
 
 def test_log_probabilities_are_saved_in_float64_and_never_unpickled(tmp_path):

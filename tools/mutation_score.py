@@ -40,6 +40,7 @@ SCOPE: dict[str, tuple[str, ...]] = {
     "seqlm.data.split": ("*",),
     "seqlm.data.vocab": ("*",),
     "seqlm.perplexity": ("*",),
+    "seqlm.mixture": ("*",),
     "seqlm.ngram.baseline": ("x_search_order__mutmut_*",),
     "seqlm.ngram.kneser_ney": ("*",),
     "seqlm.neural.evaluation": ("*",),

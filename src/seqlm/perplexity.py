@@ -117,47 +117,6 @@ def oov_count(ids: np.ndarray, unk_id: int = 0) -> int:
     return int(np.count_nonzero(np.asarray(ids) == unk_id))
 
 
-def mix_logprobs(lp_a: np.ndarray, lp_b: np.ndarray, weight_a: float) -> np.ndarray:
-    """Log-probabilities of the mixture ``weight_a·p_a + (1 − weight_a)·p_b``, computed stably."""
-    if not 0.0 <= weight_a <= 1.0:
-        raise ValueError(f"mixture weight must be in [0, 1], got {weight_a}")
-    with np.errstate(divide="ignore"):
-        la, lb = (
-            math.log(weight_a) if weight_a > 0 else -np.inf,
-            (math.log1p(-weight_a) if weight_a < 1 else -np.inf),
-        )
-    return np.logaddexp(la + np.asarray(lp_a, np.float64), lb + np.asarray(lp_b, np.float64))
-
-
-def best_mixture_weight(lp_a: np.ndarray, lp_b: np.ndarray, tol: float = 1e-6) -> float:
-    """The weight of model ``a`` that maximises the likelihood of these targets (choose on val only).
-
-    The mixture log-likelihood is concave in the weight, so a golden-section search on [0, 1] finds it.
-    """
-    lp_a = np.asarray(lp_a, np.float64)
-    lp_b = np.asarray(lp_b, np.float64)
-
-    def loglik(w: float) -> float:
-        return float(mix_logprobs(lp_a, lp_b, w).sum())
-
-    lo, hi = 0.0, 1.0
-    g = (math.sqrt(5) - 1) / 2
-    c, d = hi - g * (hi - lo), lo + g * (hi - lo)
-    fc, fd = loglik(c), loglik(d)
-    while hi - lo > tol:
-        if fc > fd:
-            hi, d, fd = d, c, fc
-            c = hi - g * (hi - lo)
-            fc = loglik(c)
-        else:
-            lo, c, fc = c, d, fd
-            d = lo + g * (hi - lo)
-            fd = loglik(d)
-    best = (lo + hi) / 2
-    # the optimum may sit on an end point (one model dominates)
-    return max((0.0, best, 1.0), key=loglik)
-
-
 def logprobs_path(directory: str | os.PathLike[str], split: str) -> Path:
     """Where a model's per-target log-probabilities of ``split`` are saved inside its output folder."""
     return Path(directory) / f"{split}_logprobs.npy"

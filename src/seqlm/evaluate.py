@@ -1,0 +1,335 @@
+"""The evaluate stage's logic: score the best checkpoint on val and test, mix it with the n-gram,
+evaluate it dynamically, fit an ensemble of every member on val, write samples and a 2-D map of the
+token embeddings (:func:`run_evaluation`, which returns everything the stage writes).
+
+Every quantity chosen here is chosen on **val** only — the interpolation weight, dynamic
+evaluation's learning rate and decay, the ensemble's weights — and then applied to test
+(``tests/test_blind_to_test.py`` checks it). Every mixture is fitted by one solver, EM over any
+number of members (:mod:`seqlm.mixture`); the interpolation is its two-member case.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from seqlm.core.errors import DataError, ParamError
+from seqlm.data.corpus import SplitData, load_split
+from seqlm.data.vocab import Vocab
+from seqlm.mixture import apply_mixture, fit_mixture
+from seqlm.neural.checkpoint import load_checkpoint
+from seqlm.neural.dynamic import DynamicResult, check_dynamic, choose_on_val
+from seqlm.neural.embeddings import embedding_map_csv, embedding_matrix, embedding_pca
+from seqlm.neural.evaluation import score
+from seqlm.neural.generate import generate_samples, samples_markdown
+from seqlm.neural.models import NeuralLM, count_parameters
+from seqlm.neural.precision import resolve_device
+from seqlm.ngram.store import MODEL_FILE
+from seqlm.params import (
+    CleanParams,
+    EvaluateParams,
+    GenerateParams,
+    NetParams,
+    TokenizeParams,
+    TrainParams,
+    load_model_name,
+    load_section,
+)
+from seqlm.perplexity import SplitScore, load_target_logprobs, score_logprobs
+from seqlm.sampling import TextFormat
+
+log = logging.getLogger("seqlm.stages.evaluate")
+
+NGRAM_SAMPLES = "samples.txt"
+SCORED = ("val", "test")
+
+
+@dataclass(frozen=True)
+class EvaluationFiles:
+    """What the stage reads: the data stages' outputs, the checkpoint, the n-gram stage's folder
+    and the extra members' folder."""
+
+    vocab: Vocab
+    corpus_dir: str
+    tokens_dir: str
+    checkpoint: str
+    ngram_dir: str
+    members_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """The params the stage reads."""
+
+    model_name: str
+    net: NetParams
+    tokenize: TokenizeParams
+    fmt: TextFormat
+    generate: GenerateParams
+    evaluate: EvaluateParams
+    device: torch.device
+
+    @classmethod
+    def from_params(cls, params: str | os.PathLike[str]) -> EvaluationSettings:
+        """The settings ``params.yaml`` (at ``params``) gives the stage."""
+        tok = load_section(TokenizeParams, "tokenize", params)
+        return cls(
+            model_name=load_model_name(params),
+            net=load_section(NetParams, "net", params),
+            tokenize=tok,
+            fmt=TextFormat.of(load_section(CleanParams, "clean", params), tok),
+            generate=load_section(GenerateParams, "generate", params),
+            evaluate=load_section(EvaluateParams, "evaluate", params),
+            device=resolve_device(load_section(TrainParams, "train", params).device),
+        )
+
+
+@dataclass
+class Evaluation:
+    """Everything the stage writes."""
+
+    metrics: dict[str, object]  # metrics/eval.json
+    bits_per_char: dict[str, list[float]]  # system -> [val, test] (metrics/bits_per_char.csv)
+    samples: str  # metrics/samples.md
+    embeddings: str  # metrics/embeddings.csv
+    ensemble: list[dict[str, object]]  # each member: name, path, weight (and dynamic settings)
+    neural_logprobs: dict[str, np.ndarray] = field(default_factory=dict)  # split -> (N,)
+
+    def bits_per_char_csv(self) -> str:
+        """``system,val_bits_per_char,test_bits_per_char``: one row per scored system."""
+        return bits_per_char_csv(self.bits_per_char)
+
+
+def run_evaluation(files: EvaluationFiles, settings: EvaluationSettings) -> Evaluation:
+    """The whole stage in memory (see the module docstring)."""
+    vocab, bos = files.vocab, files.vocab.id_of("<bos>")
+    model, info = load_checkpoint(
+        files.checkpoint,
+        vocab,
+        model_name=settings.model_name,
+        net=settings.net,
+        device=settings.device,
+    )
+    log.info(
+        "checkpoint: %s from epoch %d (val perplexity %.4f at training)",
+        info.model,
+        info.epoch,
+        info.best_val_perplexity,
+    )
+    splits = {
+        s: load_split(files.corpus_dir, files.tokens_dir, s, settings.tokenize) for s in SCORED
+    }
+    start = time.perf_counter()
+    scored = {s: score(model, splits[s], bos) for s in SCORED}
+    seconds = time.perf_counter() - start
+    static = {s: scored[s][0] for s in SCORED}  # the neural model's SplitScore per split
+    neural = {s: scored[s][1] for s in SCORED}  # and its log-probability of every target
+    ngram = {s: ngram_logprobs(files.ngram_dir, splits[s], neural[s]) for s in SCORED}
+    name = settings.model_name
+    metrics: dict[str, object] = {"model": name, "parameters": count_parameters(model)}
+    for s in SCORED:
+        metrics[s] = static[s].to_record()
+        log.info("%s: %s", s, metrics[s])
+    metrics["tokens_per_second"] = sum(static[s].tokens for s in SCORED) / seconds
+    lam, mixed = interpolate(neural, ngram, splits)
+    metrics["interpolation"] = {"lambda": lam, **{s: mixed[s].to_record() for s in SCORED}}
+    members = {"ngram": ngram, name: neural}
+    bits = {
+        name: [static[s].bits_per_char for s in SCORED],
+        "ngram": [score_logprobs(splits[s], ngram[s]).bits_per_char for s in SCORED],
+        f"{name}+ngram": [mixed[s].bits_per_char for s in SCORED],
+    }
+    dyn = dynamic(model, splits, bos, settings.evaluate)
+    if dyn is not None:
+        metrics["dynamic"] = dynamic_record(dyn)
+        members[f"{name}-dynamic"] = dyn.logprobs
+        bits[f"{name}-dynamic"] = [dyn.scores[s].bits_per_char for s in SCORED]
+    extra = settings.evaluate.members
+    members |= extra_members(files.members_dir, extra, vocab, splits, settings.device)
+    weights, ensemble = fit_ensemble(members, splits)
+    metrics["ensemble"] = {"members": weights, **{s: ensemble[s].to_record() for s in SCORED}}
+    bits["ensemble"] = [ensemble[s].bits_per_char for s in SCORED]
+    where = member_files(files, name, extra, dyn)
+    return Evaluation(
+        metrics=metrics,
+        bits_per_char=bits,
+        samples=samples_text(model, vocab, settings.fmt, settings.generate, name, files.ngram_dir),
+        embeddings=embedding_map_csv(embedding_pca(embedding_matrix(model), vocab.tokens)),
+        ensemble=[{**where[n], "name": n, "weight": w} for n, w in weights.items()],
+        neural_logprobs=neural,
+    )
+
+
+def ngram_logprobs(ngram_dir: str, split: SplitData, neural: np.ndarray) -> np.ndarray:
+    """The n-gram stage's log-probabilities of the split's targets, checked against the neural ones."""
+    lp = load_target_logprobs(ngram_dir, split.name)
+    if lp.shape != neural.shape:
+        raise DataError(
+            f"the n-gram scored {lp.size} {split.name} targets, the neural model "
+            f"{neural.size}; rerun the ngram stage on the same data"
+        )
+    return lp
+
+
+def interpolate(
+    neural: dict[str, np.ndarray], ngram: dict[str, np.ndarray], splits: dict[str, SplitData]
+) -> tuple[float, dict[str, SplitScore]]:
+    """``p = λ·p_neural + (1 − λ)·p_ngram`` with λ fitted on val only (EM, as every mixture):
+    λ and each split's score."""
+    weights = fit_mixture({"neural": neural["val"], "ngram": ngram["val"]})
+    mixed = {
+        s: score_logprobs(
+            splits[s], apply_mixture({"neural": neural[s], "ngram": ngram[s]}, weights)
+        )
+        for s in SCORED
+    }
+    log.info(
+        "interpolation with the n-gram, lambda %.3f on val: val %.4f, test %.4f",
+        weights["neural"],
+        mixed["val"].perplexity,
+        mixed["test"].perplexity,
+    )
+    return weights["neural"], mixed
+
+
+def dynamic(
+    model: NeuralLM, splits: dict[str, SplitData], bos_id: int, ev: EvaluateParams
+) -> DynamicResult | None:
+    """Dynamic evaluation with the lr and decay chosen on val, or None (off, or not possible)."""
+    if not ev.dynamic:
+        return None
+    try:
+        check_dynamic(model)
+    except ParamError as e:
+        log.warning("dynamic evaluation skipped: %s", e)
+        return None
+    result = choose_on_val(
+        model,
+        splits,
+        bos_id,
+        lrs=ev.dynamic_lrs,
+        decays=ev.dynamic_decays,
+        segment=ev.dynamic_segment,
+        update=ev.dynamic_update,
+    )
+    log.info(
+        "dynamic evaluation (%s), lr %g decay %g chosen on val among %d: val %.4f, test %.4f (%.1f s)",
+        result.update,
+        result.lr,
+        result.decay,
+        len(result.grid),
+        result.scores["val"].perplexity,
+        result.scores["test"].perplexity,
+        result.seconds,
+    )
+    return result
+
+
+def dynamic_record(result: DynamicResult) -> dict[str, object]:
+    """``metrics/eval.json``'s ``dynamic``: the update, the chosen lr and decay, val and test, and
+    the seconds the grid and test took."""
+    return {
+        "lr": result.lr,
+        "decay": result.decay,
+        "segment": result.segment,
+        "update": result.update,
+        "seconds": result.seconds,
+        **{s: result.scores[s].to_record() for s in SCORED},
+    }
+
+
+def extra_members(
+    members_dir: str | None,
+    names: Sequence[str],
+    vocab: Vocab,
+    splits: dict[str, SplitData],
+    device: torch.device,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Each extra checkpoint ``<members_dir>/<name>.pt``'s log-probabilities of val and test, as
+    ensemble member ``extra-<name>`` (refused unless trained on this vocabulary)."""
+    if names and not members_dir:
+        raise ParamError("evaluate.members names extra checkpoints but no --members-dir was given")
+    scored: dict[str, dict[str, np.ndarray]] = {}
+    for name in names:
+        path = Path(str(members_dir)) / f"{name}.pt"
+        model, info = load_checkpoint(path, vocab, device=device)
+        scored[f"extra-{name}"] = {
+            s: score(model, splits[s], vocab.id_of("<bos>"))[1] for s in SCORED
+        }
+        log.info("extra member %s: a %s from epoch %d", path, info.model, info.epoch)
+    return scored
+
+
+def member_files(
+    files: EvaluationFiles, model_name: str, extra: Sequence[str], dyn: DynamicResult | None
+) -> dict[str, dict[str, object]]:
+    """Where each ensemble member's model is (and how the dynamic member adapts), by name."""
+    entries: dict[str, dict[str, object]] = {
+        "ngram": {"path": str(Path(files.ngram_dir) / MODEL_FILE)},
+        model_name: {"path": str(files.checkpoint)},
+    }
+    if dyn is not None:
+        settings = {"lr": dyn.lr, "decay": dyn.decay, "segment": dyn.segment, "update": dyn.update}
+        entries[f"{model_name}-dynamic"] = {"path": str(files.checkpoint), "dynamic": settings}
+    for name in extra:
+        entries[f"extra-{name}"] = {"path": str(Path(str(files.members_dir)) / f"{name}.pt")}
+    return entries
+
+
+def fit_ensemble(
+    members: dict[str, dict[str, np.ndarray]], splits: dict[str, SplitData]
+) -> tuple[dict[str, float], dict[str, SplitScore]]:
+    """The members' weights fitted by EM on val only, and the mixture's score on each split."""
+    weights = fit_mixture({name: lp["val"] for name, lp in members.items()})
+    mixed = {
+        s: score_logprobs(
+            splits[s], apply_mixture({name: lp[s] for name, lp in members.items()}, weights)
+        )
+        for s in SCORED
+    }
+    log.info(
+        "ensemble fitted on val (%s): val %.4f, test %.4f",
+        ", ".join(f"{name} {w:.3f}" for name, w in weights.items()),
+        mixed["val"].perplexity,
+        mixed["test"].perplexity,
+    )
+    return weights, mixed
+
+
+def samples_text(
+    model: NeuralLM,
+    vocab: Vocab,
+    fmt: TextFormat,
+    gen: GenerateParams,
+    model_name: str,
+    ngram_dir: str,
+) -> str:
+    """``metrics/samples.md``: the neural model's samples, then the n-gram stage's."""
+    ngram_samples = Path(ngram_dir) / NGRAM_SAMPLES
+    if not ngram_samples.is_file():
+        raise DataError(f"the n-gram stage's samples {str(ngram_samples)!r} are missing; rerun it")
+    samples = generate_samples(model, vocab, fmt, gen)
+    return (
+        f"# Samples\n\nSettings: length {gen.length}, temperature {gen.temperature:g}, "
+        f"top-k {gen.top_k or 'off'}, seed {gen.seed}.\n\n"
+        + samples_markdown(f"Neural model ({model_name})", samples, fmt)
+        + f"\n## n-gram baseline ({ngram_samples})\n\n```text\n"
+        + ngram_samples.read_text(encoding="utf-8").rstrip("\n")
+        + "\n```\n"
+    )
+
+
+def bits_per_char_csv(systems: dict[str, list[float]]) -> str:
+    """``system,val_bits_per_char,test_bits_per_char``: one row per scored system (a DVC bar plot)."""
+    table = pd.DataFrame.from_dict(
+        systems, orient="index", columns=["val_bits_per_char", "test_bits_per_char"]
+    )
+    return table.rename_axis("system").to_csv(float_format="%.6f", lineterminator="\n")
