@@ -37,7 +37,9 @@ def test_an_unknown_subcommand_is_an_error_that_lists_the_commands(capsys):
     with pytest.raises(SystemExit) as stop:
         cli.main(["gates"])
     assert stop.value.code == 2
-    assert "choose from 'gate', 'report', 'plots'" in capsys.readouterr().err
+    listed = ", ".join(f"'{name}'" for name in cli.COMMANDS)
+    assert f"invalid choice: 'gates' (choose from {listed})" in capsys.readouterr().err
+    assert {"gate", "report", "plots", "params"} <= set(cli.COMMANDS)
 
 
 def test_pyproject_declares_the_console_script():

@@ -1,10 +1,27 @@
 """The reproduction gate's comparison: what counts as a regression, and how it is reported."""
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+import yaml
 
 from seqlm.core.errors import ParamError
-from seqlm.ops.gate import GateConfig, MetricTolerance, ReportedFigure, load_config, smoke_params
-from seqlm.ops.snapshots import Snapshot, compare, lock_outs
+from seqlm.ops.gate import load_config, smoke_params
+from seqlm.ops.snapshots import (
+    GateConfig,
+    MetricTolerance,
+    ReportedFigure,
+    Snapshot,
+    compare,
+    dotted,
+    lock_outs,
+    snapshot_at,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 LOCK = """schema: '2.0'
 stages:
@@ -105,11 +122,48 @@ def test_a_missing_metric_is_a_regression():
     assert r.reproduced == "missing" and r.verdict == "missing"
 
 
-def test_the_committed_gate_configuration_loads(tmp_path):
-    from pathlib import Path
+def test_the_committed_gate_configuration_names_what_the_pipeline_makes():
+    """Every gated data stage is a stage of dvc.yaml with outputs in dvc.lock, every gated metric
+    and reported figure a number in its committed metrics file, every smoke override a key of
+    params.yaml: a typo would otherwise only show as 'missing' in a gate run."""
+    config = load_config(ROOT / "gate.yaml")
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    outs = lock_outs((ROOT / "dvc.lock").read_text())
+    assert config.data_stages and config.metrics and config.reported
+    for stage in config.data_stages:
+        assert stage in stages and outs.get(stage), f"data stage {stage!r}"
+    for figure in (*config.metrics, *config.reported):
+        value = dotted(json.loads((ROOT / figure.file).read_text()), figure.key)
+        assert isinstance(value, (int, float)), f"{figure.file}:{figure.key}"
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    smoke = smoke_params(params, config.smoke_params)
+    for key, value in config.smoke_params.items():
+        assert dotted(smoke, key) == value
 
-    config = load_config(Path(__file__).resolve().parents[2] / "gate.yaml")
-    assert "corpus" in config.data_stages and config.metrics
+
+def git(root: Path, *args: str) -> None:
+    identity = ["-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run(["git", *identity, *args], cwd=root, check=True, capture_output=True)
+
+
+def test_a_revisions_metrics_are_read_as_committed_from_any_working_directory(
+    tmp_path, monkeypatch
+):
+    repo = tmp_path / "repo"
+    (repo / "metrics").mkdir(parents=True)
+    git(repo, "init", "-q")
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True)
+    (repo / "dvc.lock").write_text(LOCK)
+    committed = {"test": {"perplexity": 4.25}, "accuracy": 0.5}
+    (repo / "metrics/eval.json").write_text(json.dumps(committed))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "baseline")
+    (repo / "metrics/eval.json").write_text(json.dumps({"test": {"perplexity": 9.0}}))
+    monkeypatch.chdir(tmp_path)  # the smoke gate reads a project that is not the working directory
+
+    snap = snapshot_at(repo, "HEAD", ["metrics/eval.json", "metrics/absent.json"])
+    assert snap.metrics == {"metrics/eval.json": committed}  # an absent file is left out
+    assert snap.outs == lock_outs(LOCK)
 
 
 def test_a_bad_gate_configuration_names_the_key(tmp_path):

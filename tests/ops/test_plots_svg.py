@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from seqlm.ops.plots import dvc_plots_command
+from seqlm.ops.dvc_plots import dvc_plots_command
 from seqlm.ops.plots import main as plots_main
 from seqlm.ops.plots_svg import SCRIPT, SvgError, write_svgs
 

@@ -1,12 +1,13 @@
 """Presets: conf/ composed by Hydra, as `dvc exp run -S dataset=...` composes params.yaml."""
 
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from seqlm.core.errors import ParamError
-from seqlm.ops.presets import compose_params, presets
+from seqlm.ops.presets import compose_params, dvc_compose_and_dump, presets
 from seqlm.params import SECTIONS, DownloadParams, build
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,3 +71,24 @@ def test_an_unknown_preset_is_refused_with_the_list_of_presets(tmp_path):
     ):
         composed(tmp_path, "dataset=wikitext")
     assert not (tmp_path / "params.yaml").exists()
+
+
+def test_dvcs_hydra_composition_is_where_and_what_seqlm_calls():
+    """``dvc.utils.hydra`` is DVC's internal API: a DVC that moves or reshapes it fails here."""
+    import inspect
+
+    compose_and_dump = dvc_compose_and_dump()
+    assert list(inspect.signature(compose_and_dump).parameters) == [
+        "output_file",
+        "config_dir",
+        "config_module",
+        "config_name",
+        "plugins_path",
+        "overrides",
+    ]
+
+
+def test_a_dvc_without_its_hydra_composition_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "dvc.utils.hydra", None)  # its import now fails
+    with pytest.raises(ParamError, match="no dvc.utils.hydra.compose_and_dump"):
+        dvc_compose_and_dump()

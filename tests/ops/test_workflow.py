@@ -76,9 +76,17 @@ def test_it_checks_out_full_history_caches_pip_and_runs_the_gate(workflow):
     assert upload["if"] == "always()" and "metrics/" in upload["with"]["path"]
 
 
-def test_the_make_target_the_workflow_calls_runs_the_gate_module():
-    makefile = (ROOT / "Makefile").read_text()
-    assert "python -m seqlm.ops.gate $(GATE_ARGS)" in makefile
+def test_the_make_target_the_workflow_calls_runs_the_gate_module_with_its_arguments():
+    make = shutil.which("make")
+    assert make, "make is needed: the workflow runs `make gate`"
+    proc = subprocess.run(  # -n: print the commands `make gate` would run, run none of them
+        [make, "-n", "gate", "GATE_ARGS=--smoke --rev v1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "python -m seqlm.ops.gate --smoke --rev v1"
 
 
 def test_it_pulls_before_the_gate_and_pushes_after_only_with_a_configured_remote(workflow):

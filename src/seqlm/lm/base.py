@@ -26,11 +26,10 @@ from typing import Any
 import numpy as np
 
 from seqlm.data.vocab import BOS, Vocab
+from seqlm.lm.generation import State, generate
 from seqlm.lm.text import EncodedText, check_scorable, encode_text
 from seqlm.perplexity import SplitScore, score_split
 from seqlm.sampling import TextFormat, banned_ids
-
-State = Any  # what a model carries from one generated token to the next
 
 
 @dataclass(frozen=True)
@@ -185,8 +184,6 @@ class LanguageModel(ABC):
         """Continue ``prompt`` (read like the corpus) token by token: sampled (seeded, with
         temperature, top-k and top-p), or with ``beam`` >= 1 the most likely continuation found by
         beam search (1 = greedy). Yields each new token's text as it comes."""
-        from seqlm.lm.generation import generate
-
         return generate(
             self,
             prompt,

@@ -19,15 +19,37 @@ with it) are never generated.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
 from seqlm.core.errors import ParamError
-from seqlm.lm.base import LanguageModel, State
-from seqlm.sampling import join_tokens, next_id, read_prefix, sampling_distribution, separator
+from seqlm.data.vocab import Vocab
+from seqlm.sampling import (
+    TextFormat,
+    join_tokens,
+    next_id,
+    read_prefix,
+    sampling_distribution,
+    separator,
+)
 
 MAX_BEAM = 64
+State = Any  # what a model carries from one generated token to the next
+
+
+class Stepper(Protocol):
+    """What generation needs of a model (:class:`seqlm.lm.base.LanguageModel` is one)."""
+
+    vocab: Vocab
+    fmt: TextFormat
+
+    def begin(self, ids: Sequence[int]) -> tuple[State, np.ndarray]: ...
+
+    def advance(self, state: State, token_id: int) -> tuple[State, np.ndarray]: ...
+
+    def banned(self) -> list[int]: ...
 
 
 def check_generation(max_tokens: int, beam: int) -> None:
@@ -41,7 +63,7 @@ def check_generation(max_tokens: int, beam: int) -> None:
 
 
 def generate(
-    lm: LanguageModel,
+    lm: Stepper,
     prompt: str,
     max_tokens: int,
     *,
@@ -62,7 +84,7 @@ def generate(
     return token_texts(lm, ids, shown.text)
 
 
-def token_texts(lm: LanguageModel, ids: Iterator[int], prompt_text: str) -> Iterator[str]:
+def token_texts(lm: Stepper, ids: Iterator[int], prompt_text: str) -> Iterator[str]:
     """Each token's text as it reads after the text before it (a space between words, a line
     break for ``<eos>``)."""
     previous: str | None = None
@@ -77,7 +99,7 @@ def token_texts(lm: LanguageModel, ids: Iterator[int], prompt_text: str) -> Iter
 
 
 def sample_ids(
-    lm: LanguageModel,
+    lm: Stepper,
     prompt_ids: list[int],
     max_tokens: int,
     temperature: float,
@@ -105,7 +127,7 @@ def sample_ids(
             state, logp = lm.advance(state, token_id)
 
 
-def beam_search(lm: LanguageModel, prompt_ids: list[int], max_tokens: int, beam: int) -> list[int]:
+def beam_search(lm: Stepper, prompt_ids: list[int], max_tokens: int, beam: int) -> list[int]:
     """The most likely continuation of ``max_tokens`` ids that a beam of ``beam`` finds."""
     if max_tokens == 0:
         return []

@@ -22,8 +22,9 @@ train split; ``rms`` here divides by those of the segments already read (RMSprop
 causal like everything else), which needs nothing but the split it scores. The decay is his global
 prior, the same for every weight. The learning rate and decay are chosen on val
 (:func:`choose_on_val`).
-Only the recurrent models and the transformer can be evaluated this way; seq2seq reads windows
-from a fresh encoder and has no stream to adapt along (refused with a ParamError).
+Only a model with a stream reader (``model.stream_reader()``: the recurrent models and the
+transformer) can be evaluated this way; seq2seq reads windows from a fresh encoder and has no
+stream to adapt along (refused with a ParamError).
 """
 
 from __future__ import annotations
@@ -31,9 +32,8 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -41,16 +41,14 @@ import torch
 from seqlm.core.errors import ParamError
 from seqlm.data.corpus import SplitData
 from seqlm.neural.models import NeuralLM
+from seqlm.neural.models.base import Reader
 from seqlm.neural.models.heads import head_target_logprobs
-from seqlm.neural.models.recurrent import RecurrentLM
-from seqlm.neural.models.transformer import TransformerLM
+from seqlm.neural.tensors import detached
 from seqlm.perplexity import SplitScore, score_logprobs
 
 log = logging.getLogger("seqlm.neural.dynamic")
 
 UPDATES = ("sgd", "rms")
-
-Reader = Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]
 
 
 @dataclass(frozen=True)
@@ -70,11 +68,11 @@ class DynamicResult:
 
 def check_dynamic(model: NeuralLM) -> Reader:
     """How ``model`` reads a stream in segments (``reader(inputs (1, n), state) → (the output
-    layer's input (1, n, H), state)``), or a ParamError if it cannot be evaluated dynamically."""
-    if isinstance(model, RecurrentLM):
-        return model.features
-    if isinstance(model, TransformerLM):
-        return model.stream_features
+    layer's input (1, n, H), state)``: the model's :meth:`~seqlm.neural.models.base.NeuralLM.
+    stream_reader`), or a ParamError if it has none and so cannot be evaluated dynamically."""
+    reader = model.stream_reader()
+    if reader is not None:
+        return reader
     raise ParamError(
         f"dynamic evaluation needs a model that reads a split as one stream (rnn, gru, lstm, "
         f"transformer); a {type(model).__name__} has no stream to adapt along "
@@ -116,13 +114,6 @@ class Adapter:
                 p.add_(self.decay * (p0 - p))
 
 
-def detached(state: Any) -> Any:
-    """The state cut from the graph at a segment's end (tensors detached, counts kept)."""
-    if isinstance(state, tuple):
-        return tuple(detached(s) for s in state)
-    return state.detach() if isinstance(state, torch.Tensor) else state
-
-
 def dynamic_logprobs(
     model: NeuralLM,
     ids: np.ndarray,
@@ -160,7 +151,7 @@ def dynamic_logprobs(
             out.append(lp.detach())  # 1. scored before anything is learned from it
             grads = torch.autograd.grad(-lp.mean(), params, allow_unused=True)
         adapter.step(grads)  # 2. learn from the segment, 3. decay toward θ₀
-        state = detached(new_state)
+        state = detached(new_state)  # tensors cut from the graph, counts kept
     return torch.cat(out).cpu().numpy().astype(np.float64)
 
 

@@ -36,15 +36,16 @@ import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any
 
 import yaml
-from pydantic import Field
 
 from seqlm.core.errors import ParamError, SeqlmError
-from seqlm.core.schema import Listed, NonNegative, Section
 from seqlm.ops.snapshots import (
+    GateConfig,
+    MetricTolerance,
     Regression,
+    ReportedFigure,
     compare,
     reported_table,
     snapshot_at,
@@ -58,36 +59,9 @@ GATE_FILE = "gate.yaml"
 SMOKE_DIR = Path("gate") / "smoke"
 
 
-# --- configuration --------------------------------------------------------------------------------
+# --- configuration (its sections: seqlm.ops.snapshots, beside the comparison that reads them) ------
 
-
-class MetricTolerance(Section):
-    """One gated metric: ``key`` (dotted) in metrics ``file``, with its tolerance ``tolerance_pct``."""
-
-    section: ClassVar[str] = "gate.metrics"
-    file: str
-    key: str
-    tolerance_pct: NonNegative
-    better: Literal["lower", "higher"] = "lower"
-    why: str = ""
-
-
-class ReportedFigure(Section):
-    """A figure printed beside the diff and never gated (timings, throughput)."""
-
-    section: ClassVar[str] = "gate.reported"
-    file: str
-    key: str
-
-
-class GateConfig(Section):
-    """The contents of ``gate.yaml``."""
-
-    section: ClassVar[str] = "gate"
-    data_stages: Listed[str] = ()
-    metrics: Listed[MetricTolerance] = ()
-    reported: Listed[ReportedFigure] = ()
-    smoke_params: dict[str, Any] = Field(default_factory=dict)
+__all__ = ["GateConfig", "MetricTolerance", "ReportedFigure", "load_config", "main", "run_gate"]
 
 
 def load_config(path: str | os.PathLike[str]) -> GateConfig:

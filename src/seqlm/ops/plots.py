@@ -7,8 +7,9 @@ dvc-render only inserts those tags where the page template says ``{scripts}``, s
 inlined instead, read from ``tools/plots/node_modules`` (``npm ci --prefix tools/plots`` installs
 them, pinned by ``tools/plots/package-lock.json`` to the versions dvc-render asks the CDN for).
 
-:func:`render_plots` runs ``dvc plots show`` (or ``dvc plots diff REV ...``) with that template;
-:mod:`seqlm.ops.plots_check` opens the result in headless Chromium (``--check``)::
+:func:`render_plots` runs ``dvc plots show`` (or ``dvc plots diff REV ...``) with that template
+(the command line: :mod:`seqlm.ops.dvc_plots`); :mod:`seqlm.ops.plots_check` opens the result in
+headless Chromium (``--check``)::
 
     python -m seqlm.ops.plots --out dvc_plots --check            # the workspace's plots
     python -m seqlm.ops.plots --out dvc_plots HEAD~1 HEAD        # compare two commits
@@ -19,15 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import re
-import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from seqlm.core.errors import SeqlmError
+from seqlm.ops.dvc_plots import PlotsError, dvc_plots_command, run_dvc
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,6 @@ BUNDLES: dict[str, str] = {
 
 # dvc-render fills these by plain string replacement over the whole template, inlined JS included
 PLACEHOLDERS = ("{scripts}", "{plot_divs}", "{refresh_tag}")
-
-
-class PlotsError(SeqlmError):
-    """The plots page could not be built, rendered or checked."""
 
 
 # --- the page template ----------------------------------------------------------------------------
@@ -164,22 +160,6 @@ def _warn_on_version_drift(node_modules: Path) -> None:
 # --- dvc plots show / diff ------------------------------------------------------------------------
 
 
-def dvc_plots_command(
-    options: Sequence[str],
-    targets: Sequence[str] | None = None,
-    revisions: Sequence[str] | None = None,
-    experiment: bool = False,
-) -> list[str]:
-    """``dvc plots show OPTIONS [targets]`` for the workspace, or ``dvc plots diff REV ... OPTIONS
-    [--experiment] [--targets ...]`` given revisions (``--targets`` last: it takes every word after
-    it, so it must swallow no revision)."""
-    cmd = [sys.executable, "-m", "dvc", "plots"]
-    if not (revisions or experiment):
-        return [*cmd, "show", *options, *(targets or [])]
-    cmd += ["diff", *(revisions or []), *options, *(["--experiment"] if experiment else [])]
-    return cmd + (["--targets", *targets] if targets else [])
-
-
 def plots_command(
     out_dir: Path,
     template: Path,
@@ -225,31 +205,6 @@ def render_plots(
             f"(run `dvc repro` first?)\n{proc.stderr.strip()}"
         )
     return index
-
-
-def run_dvc(cmd: list[str], root: Path) -> subprocess.CompletedProcess[str]:
-    """Run a ``dvc plots`` command line in ``root``: PlotsError if it fails; its warnings (stderr)
-    logged; the finished process (``stdout``: what ``--json`` printed)."""
-    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=_dvc_env())
-    if proc.returncode != 0:
-        raise PlotsError(
-            f"`dvc {' '.join(cmd[3:])}` exited {proc.returncode} in {root}:\n"
-            f"{proc.stderr.strip() or proc.stdout.strip()}"
-        )
-    for line in proc.stderr.splitlines():
-        if line.strip():
-            log.warning("dvc: %s", line.strip())
-    return proc
-
-
-def _dvc_env() -> dict[str, str]:
-    """The environment dvc runs in: this interpreter's bin first, no analytics."""
-    bin_dir = str(Path(sys.executable).parent)
-    return {
-        **os.environ,
-        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
-        "DVC_NO_ANALYTICS": "1",
-    }
 
 
 # --- command line ---------------------------------------------------------------------------------

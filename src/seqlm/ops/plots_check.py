@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seqlm.ops.plots import PlotsError
+from seqlm.ops.dvc_plots import PlotsError
 
 log = logging.getLogger(__name__)
 

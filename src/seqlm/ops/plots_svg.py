@@ -14,7 +14,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from seqlm.ops.plots import PlotsError, dvc_plots_command, run_dvc
+from seqlm.ops.dvc_plots import PlotsError, dvc_plots_command, run_dvc
 
 SCRIPT = Path(__file__).resolve().parents[3] / "tools" / "plots" / "svg.js"
 

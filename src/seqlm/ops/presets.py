@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +37,29 @@ def presets(group: str, conf_dir: str | Path = CONF_DIR) -> list[str]:
     return sorted(p.stem for p in (Path(conf_dir) / group).glob("*.yaml"))
 
 
+def dvc_compose_and_dump() -> Callable[..., None]:
+    """DVC's Hydra composition, ``dvc.utils.hydra.compose_and_dump(output_file, config_dir,
+    config_module, config_name, plugins_path, overrides)``: the code ``dvc exp run -S`` composes
+    ``params.yaml`` with. It is DVC's internal API, reached from here only; a DVC that moved it
+    is a ParamError saying so (``tests/ops/test_presets.py`` checks it on every test run)."""
+    try:
+        from dvc.utils.hydra import compose_and_dump
+    except ImportError as e:
+        raise ParamError(
+            f"this DVC has no dvc.utils.hydra.compose_and_dump ({e}): seqlm composes params.yaml "
+            "as `dvc exp run` does through that internal function; use the DVC version pinned in "
+            "requirements.lock, or port seqlm.ops.presets.dvc_compose_and_dump"
+        ) from None
+    return compose_and_dump
+
+
 def compose_params(
     overrides: Sequence[str] = (), out: str | Path = PARAMS_FILE, conf_dir: str | Path = CONF_DIR
 ) -> dict[str, Any]:
     """Compose ``conf_dir`` with Hydra ``overrides`` into ``out``; returns the params written."""
-    from dvc.utils.hydra import compose_and_dump
     from hydra.errors import HydraException
 
+    compose_and_dump = dvc_compose_and_dump()
     conf = Path(conf_dir).resolve()
     try:
         compose_and_dump(str(out), str(conf), None, CONFIG_NAME, str(conf.parent), list(overrides))

@@ -3,8 +3,9 @@
 A :class:`Snapshot` holds the outputs' hashes per stage (from ``dvc.lock``) and the parsed metrics
 files, either as committed at a git revision (:func:`snapshot_at`) or as in the working tree
 (:func:`snapshot_workspace`). :func:`compare` lists every check that fails under the tolerances of
-``gate.yaml`` (see :mod:`seqlm.ops.gate`): data outputs must be byte-identical, and each gated metric
-must stay within its tolerance of the baseline on both sides.
+``gate.yaml`` (:class:`GateConfig`; :mod:`seqlm.ops.gate` reads it and runs the gate): data outputs
+must be byte-identical, and each gated metric must stay within its tolerance of the baseline on both
+sides. A revision's metrics files are read through ``dvc.api.metrics_show``, as DVC parses them.
 """
 
 from __future__ import annotations
@@ -15,14 +16,44 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar, Literal
 
 import yaml
+from pydantic import Field
 
 from seqlm.core.errors import DataError
+from seqlm.core.schema import Listed, NonNegative, Section
 
-if TYPE_CHECKING:
-    from seqlm.ops.gate import GateConfig, MetricTolerance
+# --- the gate's configuration: gate.yaml ----------------------------------------------------------
+
+
+class MetricTolerance(Section):
+    """One gated metric: ``key`` (dotted) in metrics ``file``, with its tolerance ``tolerance_pct``."""
+
+    section: ClassVar[str] = "gate.metrics"
+    file: str
+    key: str
+    tolerance_pct: NonNegative
+    better: Literal["lower", "higher"] = "lower"
+    why: str = ""
+
+
+class ReportedFigure(Section):
+    """A figure printed beside the diff and never gated (timings, throughput)."""
+
+    section: ClassVar[str] = "gate.reported"
+    file: str
+    key: str
+
+
+class GateConfig(Section):
+    """The contents of ``gate.yaml``."""
+
+    section: ClassVar[str] = "gate"
+    data_stages: Listed[str] = ()
+    metrics: Listed[MetricTolerance] = ()
+    reported: Listed[ReportedFigure] = ()
+    smoke_params: dict[str, Any] = Field(default_factory=dict)
 
 
 # --- snapshots: what a baseline or a reproduction consists of ---------------------------------------
@@ -59,12 +90,22 @@ def snapshot_at(root: Path, rev: str, metric_files: Sequence[str]) -> Snapshot:
     lock = _git_show(root, rev, "dvc.lock")
     if lock is None:
         raise DataError(f"no dvc.lock committed at {rev}: there is no baseline to compare with")
+    return Snapshot(lock_outs(lock), metrics_at(root, rev, metric_files))
+
+
+def metrics_at(root: Path, rev: str, metric_files: Sequence[str]) -> dict[str, Any]:
+    """Each metrics file committed at ``rev``, parsed by ``dvc.api.metrics_show``; a file absent
+    at ``rev`` is left out (the comparison reports its metrics as missing)."""
+    import dvc.api
+
+    root = Path(root).resolve()
     metrics = {}
     for f in metric_files:
-        text = _git_show(root, rev, f)
-        if text is not None:
-            metrics[f] = json.loads(text)
-    return Snapshot(lock_outs(lock), metrics)
+        try:  # an absolute target: dvc resolves a relative one against the working directory
+            metrics[f] = dvc.api.metrics_show(str(root / f), repo=str(root), rev=rev)
+        except FileNotFoundError:
+            continue
+    return metrics
 
 
 def snapshot_workspace(root: Path, metric_files: Sequence[str]) -> Snapshot:

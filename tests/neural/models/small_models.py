@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from seqlm.neural.models import NetParams, build_model
+from seqlm.neural.models import build_model
+from seqlm.params import NetParams
 
 VOCAB_SIZE = 7
 BOS_ID = 1

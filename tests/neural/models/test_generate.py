@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from small_models import BOS_ID, small_model
+from small_models import BOS_ID, VOCAB_SIZE, small_model
 
 from seqlm.data.vocab import Vocab
+from seqlm.neural.evaluation import target_logprobs
 from seqlm.neural.generate import generate_ids, generate_samples, samples_markdown
-from seqlm.neural.models import NetParams, build_model
-from seqlm.params import GenerateParams
+from seqlm.neural.models import build_model
+from seqlm.params import GenerateParams, NetParams
 
 VOCAB = Vocab(("<unk>", "<bos>", " ", "e", "t", "a", "h", "i", "m"), (0, 0, 5, 4, 3, 3, 2, 2, 1))
 
@@ -62,10 +63,27 @@ def test_samples_never_contain_bos_and_top_k_limits_the_choice() -> None:
 
 
 def test_a_seq2seq_model_generates_across_window_boundaries_like_it_scores() -> None:
-    model = small_model("seq2seq")  # window 5
-    rng = np.random.default_rng(1)
-    out = generate_ids(model, [2, 3], 13, BOS_ID, greedy=False, rng=rng)
+    model = small_model("seq2seq")  # window 5: the 15 targets after <bos> span three windows
+    prefix = [2, 3]
+    out = generate_ids(model, prefix, 13, BOS_ID, greedy=True)
     assert len(out) == 13
+    for i, token in enumerate(out):  # each token is the scorer's most likely one at its position
+        stream = [*prefix, *out[:i]]
+        scored = [
+            target_logprobs(model, np.array([*stream, v]), BOS_ID)[-1] for v in range(VOCAB_SIZE)
+        ]
+        assert token == int(np.argmax(scored)), f"token {i} (position {len(stream)})"
+    sampled = generate_ids(model, prefix, 13, BOS_ID, greedy=False, rng=np.random.default_rng(1))
+    assert sampled != out  # sampling does draw, and from the same distributions:
+    streamed, _ = model.stream(torch.tensor([[BOS_ID, *prefix, *sampled[:-1]]]), None)
+    read = torch.log_softmax(streamed[0].double(), dim=-1)
+    targets = torch.tensor([*prefix, *sampled])
+    np.testing.assert_allclose(
+        read.gather(1, targets[:, None])[:, 0].detach().numpy(),
+        target_logprobs(model, np.array([*prefix, *sampled]), BOS_ID),
+        rtol=0,
+        atol=1e-6,
+    )
 
 
 def test_prefixes_are_cleaned_and_samples_read_as_markdown() -> None:

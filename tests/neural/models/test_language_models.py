@@ -11,8 +11,8 @@ from small_models import BOS_ID, CONFIGS, SLIDING_WINDOWS, VOCAB_SIZE, small_mod
 
 from seqlm.data.corpus import SplitData
 from seqlm.neural.evaluation import score, target_logprobs
-from seqlm.neural.models import NetParams, build_model
-from seqlm.params import TrainParams
+from seqlm.neural.models import build_model
+from seqlm.params import NetParams, TrainParams
 from seqlm.perplexity import score_split
 
 ALL = list(CONFIGS)
@@ -146,11 +146,28 @@ def test_regularisers_are_active_in_training_and_off_in_evaluation(name: str) ->
 
 
 def test_weight_drop_keeps_gradients_flowing_to_the_hidden_weights() -> None:
-    model = small_model("lstm", weight_drop=0.5).train()
+    """The gradient reaches ``weight_hh`` through the DropConnect mask: it is the gradient of the
+    same model run on the masked weights, times the mask (zero where a weight was dropped)."""
+    no_dropout = {"embedding_dropout": 0.0, "input_dropout": 0.0, "output_dropout": 0.0}
+    model = small_model("lstm", weight_drop=0.5, **no_dropout).train()
     idx = torch.randint(2, VOCAB_SIZE, (2, 8))
+    weight = model.rnn.weight_hh_l0
+    torch.manual_seed(1)
     _, loss, _ = model(idx, targets=idx)
     loss.backward()
-    assert model.rnn.weight_hh_l0.grad is not None and model.rnn.weight_hh_l0.grad.abs().sum() > 0
+    torch.manual_seed(1)  # the one draw of the forward pass: the mask (kept weights × 2)
+    mask = torch.nn.functional.dropout(torch.ones_like(weight), 0.5, training=True)
+    assert 0.3 < (mask == 0).float().mean() < 0.7
+
+    plain = small_model("lstm", weight_drop=0.0, **no_dropout).train()
+    with torch.no_grad():
+        plain.rnn.weight_hh_l0.copy_(weight * mask)
+    _, plain_loss, _ = plain(idx, targets=idx)
+    plain_loss.backward()
+    torch.testing.assert_close(loss, plain_loss)
+    assert weight.grad is not None and plain.rnn.weight_hh_l0.grad is not None
+    torch.testing.assert_close(weight.grad, plain.rnn.weight_hh_l0.grad * mask)
+    assert torch.all(weight.grad[mask == 0] == 0) and weight.grad[mask > 0].abs().sum() > 0
 
 
 def test_a_split_is_scored_by_the_convention_from_the_models_target_log_probabilities(

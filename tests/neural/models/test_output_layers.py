@@ -12,13 +12,14 @@ from small_models import CONFIGS, small_model
 
 from seqlm.core.errors import ParamError
 from seqlm.neural.evaluation import target_logprobs
-from seqlm.neural.models import NetParams, build_model
+from seqlm.neural.models import build_model
 from seqlm.neural.models.heads import (
     SCORED_PER_CALL,
     adaptive_target_logprobs,
     gather_logprobs,
     linear_target_logprobs,
 )
+from seqlm.params import NetParams
 
 WORDS = 50  # a word-sized vocabulary for these tests: head 0-4, clusters 5-19 and 20-49
 ADAPTIVE = NetParams(

@@ -12,10 +12,10 @@ from small_models import BOS_ID, VOCAB_SIZE
 
 from seqlm.core.errors import ParamError
 from seqlm.neural.evaluation import target_logprobs
-from seqlm.neural.models import NetParams, TransformerLM, build_model, check_net_for_model
+from seqlm.neural.models import TransformerLM, build_model, check_net_for_model
 from seqlm.neural.models.attention import Rotary
 from seqlm.neural.models.transformer import scoring_stride
-from seqlm.params import TrainParams
+from seqlm.params import NetParams, TrainParams
 
 
 def transformer(seed: int = 0, **net) -> TransformerLM:

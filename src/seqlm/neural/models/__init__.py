@@ -13,7 +13,7 @@ import torch.nn as nn
 
 from seqlm.neural.models.base import Batch, NeuralLM
 from seqlm.neural.models.cells import ScratchRecurrent, make_recurrent
-from seqlm.neural.models.recurrent import RecurrentLM, detach_state
+from seqlm.neural.models.recurrent import RecurrentLM
 from seqlm.neural.models.seq2seq import Seq2SeqLM
 from seqlm.neural.models.transformer import TransformerLM
 from seqlm.params import (
@@ -41,7 +41,6 @@ __all__ = [
     "check_model",
     "check_net_for_model",
     "count_parameters",
-    "detach_state",
     "load_model_name",
     "make_recurrent",
 ]

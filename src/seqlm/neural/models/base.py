@@ -25,7 +25,11 @@ import torch.nn as nn
 from seqlm.neural.models.heads import Head, gather_logprobs, unigram_output_bias
 from seqlm.params import NetParams, TrainParams
 
-__all__ = ["Batch", "NeuralLM", "gather_logprobs", "streamed_logprobs"]
+__all__ = ["Batch", "NeuralLM", "Reader", "gather_logprobs", "streamed_logprobs"]
+
+# How a model reads a split as one stream in segments: ``reader(inputs (1, n), state)`` →
+# ``(the output layer's input (1, n, H), state for the next segment)`` (the first state is None).
+Reader = Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]
 
 
 @dataclass(frozen=True)
@@ -125,3 +129,9 @@ class NeuralLM(nn.Module, ABC):
         ``chunk_size`` bounds the tokens a streaming model reads per call, ``windows_per_batch``
         the windows a windowed model reads per call (memory only: the numbers do not depend on
         them for a streaming model)."""
+
+    @abstractmethod
+    def stream_reader(self) -> Reader | None:
+        """How the model reads a split as one stream, segment after segment, carrying its state
+        (:data:`Reader`; dynamic evaluation learns between the segments), or None for a model that
+        has no such stream."""

@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 
 from seqlm.neural.batching import lm_batches, lm_batches_per_epoch
-from seqlm.neural.models.base import Batch, NeuralLM, streamed_logprobs
+from seqlm.neural.models.base import Batch, NeuralLM, Reader, streamed_logprobs
 from seqlm.neural.models.cells import State, make_recurrent
 from seqlm.neural.models.heads import (
     Head,
@@ -41,16 +41,8 @@ from seqlm.neural.models.heads import (
     make_head,
 )
 from seqlm.neural.models.regularization import embedding_dropout, locked_dropout, weight_dropped
+from seqlm.neural.tensors import detached
 from seqlm.params import RECURRENT_MODELS, NetParams, TrainParams, check_net_for_model
-
-
-def detach_state(state: State | None) -> State | None:
-    """Cut the graph at a BPTT window boundary, keeping the values."""
-    if state is None:
-        return None
-    if isinstance(state, tuple):
-        return tuple(s.detach() for s in state)  # type: ignore[return-value]
-    return state.detach()
 
 
 def init_embedding_and_head(embedding: nn.Embedding, head: Head, tie: bool) -> None:
@@ -122,6 +114,10 @@ class RecurrentLM(NeuralLM):
 
     # --- the NeuralLM interface -----------------------------------------------------------------
 
+    def stream_reader(self) -> Reader:
+        """:meth:`features`: the stream read on from the recurrent state."""
+        return self.features
+
     def batch_unit(self, params: TrainParams) -> str:
         return f"rows of {params.num_steps}"
 
@@ -142,7 +138,7 @@ class RecurrentLM(NeuralLM):
         x, y = (torch.as_tensor(a, dtype=torch.long, device=self.device) for a in batch.arrays)
         _, loss, state = self(x, targets=y, state=state if batch.continues else None)
         assert loss is not None
-        return loss, y.numel(), detach_state(state)
+        return loss, y.numel(), detached(state)  # the graph cut at the BPTT window's end
 
     def split_logprobs(
         self, ids: torch.Tensor, bos_id: int, *, chunk_size: int, windows_per_batch: int

@@ -187,6 +187,11 @@ class Seq2SeqLM(NeuralLM):
 
     # --- the NeuralLM interface -----------------------------------------------------------------
 
+    def stream_reader(self) -> None:
+        """None: each window is read from a fresh encoding of the one before it, so there is no
+        stream state to carry (or adapt) from one segment to the next."""
+        return None
+
     def batch_unit(self, params: TrainParams) -> str:
         return f"windows of {self.window}"
 

@@ -44,7 +44,7 @@ import torch.nn as nn
 from seqlm.core.errors import ParamError
 from seqlm.neural.batching import lm_batches, lm_batches_per_epoch
 from seqlm.neural.models.attention import Block, init_transformer_weights
-from seqlm.neural.models.base import Batch, NeuralLM
+from seqlm.neural.models.base import Batch, NeuralLM, Reader
 from seqlm.neural.models.heads import (
     head_output,
     head_target_logprobs,
@@ -216,6 +216,10 @@ class TransformerLM(NeuralLM):
         return torch.cat(out, dim=1), (kept, end)
 
     # --- the NeuralLM interface -----------------------------------------------------------------
+
+    def stream_reader(self) -> Reader:
+        """:meth:`stream_features`: each input read in the window the static scorer reads it in."""
+        return self.stream_features
 
     def _check_steps(self, params: TrainParams) -> None:
         if params.num_steps > self.context:
