@@ -21,6 +21,7 @@ from seqlm.neural.dynamic import dynamic_logprobs
 from seqlm.neural.evaluation import score
 from seqlm.ngram import count_stream, fit_ngram, write_arpa
 from seqlm.ngram.store import save_ngram
+from seqlm.ops.score import COLUMNS
 from seqlm.params import TokenizeParams
 from seqlm.sampling import TextFormat, sampling_distribution
 from tiny_pipeline import tiny_data, train_tiny
@@ -282,3 +283,62 @@ def test_a_checkpoint_without_its_text_reading_is_refused(tmp_path):
     _, ckpt, _, _ = train_tiny(tmp_path, TEXT, params=__import__("tiny_pipeline").TINY_TRAIN)
     with pytest.raises(DataError, match="does not carry its vocabulary"):
         seqlm.load(ckpt)
+
+
+def test_an_ensemble_of_models_reading_other_vocabularies_is_refused(run, tmp_path):
+    import json
+
+    from seqlm.lm.load import ensemble_manifest
+
+    other = Vocab((*run["vocab"].tokens, "#"), (*run["vocab"].counts, 1))
+    counts = count_stream(run["splits"]["train"].ids, len(other), 2, other.id_of("<bos>"))
+    save_ngram(fit_ngram(counts, 2), other, READING, tmp_path / "other.npz")
+    members = [
+        {"name": "lstm", "path": str(run["ckpt"]), "weight": 0.5},
+        {"name": "other", "path": str(tmp_path / "other.npz"), "weight": 0.5},
+    ]
+    out = tmp_path / "ensemble.json"
+    out.write_text(json.dumps(ensemble_manifest(out, members)))
+    with pytest.raises(DataError, match="'other' reads another vocabulary"):
+        seqlm.load(out)
+
+
+def test_the_score_command_prints_a_table_per_line_and_the_tokens(run, tmp_path, capsys):
+    from seqlm.ops.score import main
+
+    text = tmp_path / "notes.txt"
+    text.write_text("the time traveller\n\nwas expounding\n")
+    assert main(["--model", str(run["ckpt"]), "--ngram", str(run["dir"] / "ngram"), str(text)]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0].split() == ["model", "file", "line", *COLUMNS]
+    assert [r.split()[:3] for r in rows[1:]] == [
+        [name, str(text), line] for name in ("lstm", "4-gram") for line in ("1", "3", "total")
+    ]
+    assert main(["--tokens", "--model", str(run["ckpt"]), str(text)]) == 0
+    tsv = capsys.readouterr().out.splitlines()
+    assert len(tsv) == 1 + seqlm.load(run["ckpt"]).score(text.read_text()).tokens
+    assert tsv[1].split("\t")[:4] == ["lstm", str(text), "1", "t"]
+    assert main(["--model", str(tmp_path / "none.pt"), str(text)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_the_generate_command_streams_a_seeded_continuation_and_refuses_bad_settings(run, capsys):
+    from seqlm.ops.generate import main
+
+    argv = [
+        "--model",
+        str(run["ckpt"]),
+        "--prompt",
+        "The Time",
+        "--max-tokens",
+        "12",
+        "--seed",
+        "4",
+    ]
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    assert main(argv) == 0
+    assert capsys.readouterr().out == first and first.startswith("the time")
+    assert len(first.rstrip("\n")) == len("the time") + 12
+    assert main([*argv, "--beam", "-2"]) == 2
+    assert "beam = -2" in capsys.readouterr().err
