@@ -155,7 +155,7 @@ def run_one(
     log = out_dir / f"{name}.jsonl"
     log.unlink(missing_ok=True)
 
-    def on_epoch(record) -> None:
+    def on_evaluation(record) -> None:
         with log.open("a") as f:
             f.write(
                 json.dumps(
@@ -180,7 +180,7 @@ def run_one(
         data.splits["train"],
         data.splits["val"],
         checkpoint_path=ckpt,
-        on_epoch=on_epoch,
+        on_evaluation=on_evaluation,
     )
     model, _ = load_checkpoint(ckpt, data.vocab, model_name=model_name, net=net, device=device)
     test, _ = score(model, data.splits["test"], data.vocab.id_of("<bos>"))

@@ -40,10 +40,10 @@ from seqlm.data.corpus import SplitData, load_split, prepare_text
 from seqlm.data.vocab import Vocab, load_vocab
 from seqlm.neural.batching import seq_data_iter_sequential
 from seqlm.neural.evaluation import score
-from seqlm.neural.loop import EpochRecord, train
-from seqlm.neural.models import NetParams, load_model_name
+from seqlm.neural.loop import Evaluation, train
+from seqlm.neural.models import load_model_name
 from seqlm.neural.models.base import streamed_logprobs
-from seqlm.params import TokenizeParams, TrainParams, load_section
+from seqlm.params import NetParams, TokenizeParams, TrainParams, load_section
 
 DEFAULT_TEXT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "timemachine.txt"
 
@@ -210,7 +210,7 @@ def project_run(
         clock["hooks_this_epoch"] += time.perf_counter() - t0
         return reached(ppl, f"step {step}")
 
-    def on_epoch(record: EpochRecord) -> bool:
+    def on_evaluation(record: Evaluation) -> bool:
         own_validation = record.seconds - record.train_seconds - clock["hooks_this_epoch"]
         clock["excluded"] += own_validation  # the epoch-end validation is not training time either
         clock["excluded_cpu"] += own_validation  # (approximately)
@@ -226,7 +226,7 @@ def project_run(
             train_split,
             val_split,
             checkpoint_path=Path(tmp) / "model.pt",
-            on_epoch=on_epoch,
+            on_evaluation=on_evaluation,
             on_step=on_step,
         )
     wall, cpu = training_time()

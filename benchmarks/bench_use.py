@@ -38,8 +38,8 @@ def bench_score(data_dir: Path, threads: int) -> None:
 
     from seqlm.neural.checkpoint import add_text_reading, save_checkpoint
     from seqlm.neural.evaluation import score
-    from seqlm.neural.models import NetParams, build_model
-    from seqlm.params import build
+    from seqlm.neural.models import build_model
+    from seqlm.params import NetParams, build
 
     torch.set_num_threads(threads)
     params = composed("ptb")

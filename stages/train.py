@@ -35,10 +35,10 @@ from seqlm.neural.distributed import (
     world_from_env,
 )
 from seqlm.neural.export import write_portable
-from seqlm.neural.loop import EpochRecord, train
-from seqlm.neural.models import NetParams, check_net_for_model, load_model_name
+from seqlm.neural.loop import Evaluation, train
+from seqlm.neural.models import check_net_for_model, load_model_name
 from seqlm.neural.resume import Resume, fingerprint, folder_files, open_resume, restore_folder
-from seqlm.params import CleanParams, TokenizeParams, TrainParams, load_section
+from seqlm.params import CleanParams, NetParams, TokenizeParams, TrainParams, load_section
 
 log = logging.getLogger("seqlm.stages.train")
 
@@ -85,6 +85,7 @@ def train_here(args: argparse.Namespace, params: TrainParams) -> None:
     with live_logger(args.live_dir, world.is_main, resumed) as live:
         if resume is not None and live is not None:
             keep_curves_with_state(resume, live, args.live_dir)
+        to_live = partial(log_evaluation, live, params.eval_every) if live is not None else None
         result = train(
             model_name,
             net,
@@ -93,7 +94,7 @@ def train_here(args: argparse.Namespace, params: TrainParams) -> None:
             train_split,
             val_split,
             checkpoint_path=args.checkpoint,
-            on_epoch=partial(log_evaluation, live, params.eval_every) if live is not None else None,
+            on_evaluation=to_live,
             resume=resume,
         )
     if not world.is_main:
@@ -157,7 +158,7 @@ def keep_curves_with_state(resume: Resume, live: Any, live_dir: str) -> None:
     resume.extras = lambda: {"dvclive_step": live.step, "dvclive_files": folder_files(live_dir)}
 
 
-def log_evaluation(live: Any, eval_every: int, record: EpochRecord) -> None:
+def log_evaluation(live: Any, eval_every: int, record: Evaluation) -> None:
     """One evaluation's figures to DVCLive, whose step is the evaluation's index (from 0)."""
     live.log_metric("train/perplexity", record.train_perplexity)
     live.log_metric("val/perplexity", record.val_perplexity)

@@ -19,7 +19,7 @@ from seqlm.neural.records import TIMINGS as RECORD_TIMINGS
 pytestmark = pytest.mark.slow
 
 STATE = Path("data/train_state/state.pt")  # the --state-dir of dvc.yaml's train stage
-TIMINGS = {*RECORD_TIMINGS, "minutes"}  # and DVCLive's `minutes`: EpochRecord.elapsed / 60
+TIMINGS = {*RECORD_TIMINGS, "minutes"}  # and DVCLive's `minutes`: Evaluation.elapsed / 60
 LIVE_TIMINGS = ("tokens_per_second.tsv", "minutes.tsv")
 # long enough to be killed after an evaluation and well before the end: a few seconds of training
 LONG_TRAIN = {**TINY["train"], "epochs": 4, "eval_every": 10}

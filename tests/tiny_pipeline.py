@@ -13,8 +13,7 @@ from seqlm.data.corpus import PreparedData, ids_path, prepare_text, tokens_path
 from seqlm.data.tokens import write_token_file
 from seqlm.data.vocab import save_vocab
 from seqlm.neural.loop import train
-from seqlm.neural.models import NetParams
-from seqlm.params import TokenizeParams, TrainParams
+from seqlm.params import NetParams, TokenizeParams, TrainParams
 
 CHAR_80_10_10 = TokenizeParams(
     token="char", train_fraction=0.8, val_fraction=0.1, test_fraction=0.1

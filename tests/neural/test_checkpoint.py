@@ -14,7 +14,8 @@ from seqlm.core.errors import DataError
 from seqlm.data.vocab import Vocab
 from seqlm.neural.checkpoint import load_checkpoint, save_checkpoint
 from seqlm.neural.evaluation import target_logprobs
-from seqlm.neural.models import NetParams, build_model
+from seqlm.neural.models import build_model
+from seqlm.params import NetParams
 
 VOCAB = Vocab(("<unk>", "<bos>", " ", "e", "t", "a"), (0, 0, 4, 3, 2, 1))
 NET = NetParams(embedding_size=8, hidden_size=8, num_layers=2, tie_weights=True, window=4)

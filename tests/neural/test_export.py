@@ -18,7 +18,7 @@ from seqlm.neural.export import (
     save_portable,
     write_portable,
 )
-from seqlm.neural.models import NetParams, build_model
+from seqlm.neural.models import build_model
 from seqlm.neural.onnx import (
     PARITY_TOLERANCE,
     check_onnx,
@@ -27,6 +27,7 @@ from seqlm.neural.onnx import (
     parity_ids,
 )
 from seqlm.ops.export import main
+from seqlm.params import NetParams
 
 VOCAB = Vocab(
     ("<unk>", "<bos>", " ", "e", "t", "a", "o", "n", "s", "h", "r", "d"),

@@ -130,6 +130,60 @@ def test_the_optimizer_gets_the_closed_form_learning_rate_at_every_step(
     assert optimizer_lrs(params, 5, VALS) == closed_form_lrs(params, 5, VALS)
 
 
+COS_QUARTER = 0.5 + 0.5 * math.sqrt(0.5)  # ½ (1 + cos π/4)
+
+WRITTEN_OUT = {
+    # 2 warm-up steps, then the cosine over the 4 steps left of 3 epochs × 2 batches
+    "cosine": (
+        TrainParams(lr=1.0, warmup_steps=2, schedule="cosine"),
+        2,
+        [5.0, 4.0, 3.0],
+        [0.5, 1.0, 1.0, COS_QUARTER, 0.5, 1 - COS_QUARTER],
+    ),
+    "constant": (
+        TrainParams(lr=0.5, warmup_steps=2, schedule="constant"),
+        2,
+        [5.0, 4.0],
+        [0.25, 0.5, 0.5, 0.5],
+    ),
+    # a cut after 6 and after 7 (patience 1), the second stopped at min_lr = 0.3
+    "plateau": (
+        TrainParams(lr=1.0, warmup_steps=2, schedule="plateau", min_lr=0.3),
+        2,
+        [5.0, 6.0, 4.0, 7.0, 8.0],
+        [0.5, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5, 0.3, 0.3],
+    ),
+    # cuts after 6, 7 and 8 during a 4-step warm-up: each halves the rest of the ramp too
+    "plateau-cut-during-warm-up": (
+        TrainParams(lr=1.0, warmup_steps=4, schedule="plateau"),
+        1,
+        [5.0, 6.0, 7.0, 8.0, 9.0, 10.0],
+        [0.25, 0.5, 0.375, 0.25, 0.125, 0.0625],
+    ),
+    # halved at the end of every epoch from epoch 2 on
+    "step": (
+        TrainParams(lr=1.0, warmup_steps=0, schedule="step", decay_after=2),
+        2,
+        [5.0, 4.0, 3.0, 2.0],
+        [1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.25, 0.25],
+    ),
+    # the cut after epoch 1 comes at step 2 of a 4-step warm-up
+    "step-cut-during-warm-up": (
+        TrainParams(lr=1.0, warmup_steps=4, schedule="step", decay_after=1),
+        2,
+        [5.0, 4.0, 3.0],
+        [0.25, 0.5, 0.375, 0.5, 0.25, 0.25],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(WRITTEN_OUT))
+def test_the_code_and_the_closed_form_give_the_rates_written_out_by_hand(case: str) -> None:
+    params, per_epoch, vals, expected = WRITTEN_OUT[case]
+    assert optimizer_lrs(params, per_epoch, vals) == pytest.approx(expected, rel=1e-15)
+    assert closed_form_lrs(params, per_epoch, vals) == pytest.approx(expected, rel=1e-15)
+
+
 @pytest.mark.parametrize(
     "params",
     [

@@ -13,10 +13,10 @@ import torch
 from seqlm.core.errors import DataError, ParamError
 from seqlm.neural.checkpoint import load_checkpoint
 from seqlm.neural.evaluation import score
-from seqlm.neural.loop import resolve_device
-from seqlm.neural.models import NetParams, build_model
+from seqlm.neural.models import build_model
+from seqlm.neural.precision import resolve_device
 from seqlm.neural.records import TIMINGS
-from seqlm.params import TrainParams
+from seqlm.params import NetParams, TrainParams
 from tiny_pipeline import (
     NO_DROPOUT,
     TINY_NET,
@@ -132,16 +132,16 @@ def test_training_stops_when_the_time_budget_is_spent(tmp_path, tiny_text) -> No
 
 def test_each_epoch_is_reported(tmp_path, tiny_text) -> None:
     seen = []
-    result, _, _, _ = train_tiny(tmp_path, tiny_text, on_epoch=seen.append)
+    result, _, _, _ = train_tiny(tmp_path, tiny_text, on_evaluation=seen.append)
     assert [r.epoch for r in seen] == [1, 2] and seen == result.history
     assert seen[0].lr > seen[1].lr >= 0  # cosine to min_lr = 0
     assert all(r.tokens_per_second > 0 and r.train_perplexity > 1 for r in seen)
 
 
-def test_the_epoch_callback_can_stop_training(tmp_path, tiny_text) -> None:
+def test_the_evaluation_callback_can_stop_training(tmp_path, tiny_text) -> None:
     params = TINY_TRAIN.replace(epochs=5)
     result, _, _, _ = train_tiny(
-        tmp_path, tiny_text, params=params, on_epoch=lambda record: record.epoch == 2
+        tmp_path, tiny_text, params=params, on_evaluation=lambda record: record.epoch == 2
     )
     assert (result.epochs, result.stopped) == (2, "callback")
 

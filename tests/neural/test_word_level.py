@@ -12,9 +12,9 @@ from seqlm.data.corpus import PreparedData, prepare_text
 from seqlm.neural.checkpoint import load_checkpoint
 from seqlm.neural.evaluation import score
 from seqlm.neural.loop import train
-from seqlm.neural.models import NetParams, build_model
+from seqlm.neural.models import build_model
 from seqlm.neural.optim import Updater
-from seqlm.params import TokenizeParams, TrainParams
+from seqlm.params import NetParams, TokenizeParams, TrainParams
 
 WORD_80_10_10 = TokenizeParams(
     token="word", train_fraction=0.8, val_fraction=0.1, test_fraction=0.1

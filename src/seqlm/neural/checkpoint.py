@@ -30,8 +30,8 @@ import torch
 from seqlm.core.atomic import atomic_path
 from seqlm.core.errors import DataError, ParamError
 from seqlm.data.vocab import Vocab, parse_vocab
-from seqlm.neural.models import NetParams, NeuralLM, build_model, check_model
-from seqlm.params import build
+from seqlm.neural.models import NeuralLM, build_model, check_model
+from seqlm.params import NetParams, build
 
 FORMAT = 1
 TEXT_KEYS = ("clean", "token", "line_end")  # what turns raw text into tokens, as the stages did

@@ -24,6 +24,9 @@ writes metrics and the resumable state (every rank's carried state and generator
 it, each rank's handed back to it on resuming); its val score and its stop decision are broadcast,
 and the budget and the step hook are agreed every step (the maximum over ranks), so all ranks stop
 together.
+
+:func:`resolve_setup` decides a run's :class:`Setup` once, before the model is built: the device,
+this process's place among the training processes, the CPU threads and the precision.
 """
 
 from __future__ import annotations
@@ -39,7 +42,10 @@ import torch
 import torch.distributed as dist
 
 from seqlm.core.errors import ParamError, SeqlmError
+from seqlm.core.threads import ThreadLimit, limit_threads
 from seqlm.neural.models.base import Batch
+from seqlm.neural.precision import Precision, resolve_device
+from seqlm.params import TrainParams
 
 T = TypeVar("T")
 StepHook = Callable[[int, torch.nn.Module], bool | None]
@@ -210,6 +216,27 @@ def join(device: torch.device, batch_size: int) -> World:
         cuda = device.type == "cuda"
         dist.init_process_group("nccl" if cuda else "gloo", device_id=device if cuda else None)
     return replace(world, device=device)
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Where and how one training run computes, decided once from the ``train`` section."""
+
+    device: torch.device  # the training device (``cuda`` is each local rank's own GPU)
+    world: World  # this process's place among the training processes
+    precision: Precision
+    threads: ThreadLimit  # the CPU threads torch and BLAS use, and where that number came from
+
+
+def resolve_setup(params: TrainParams) -> Setup:
+    """The run's set-up: the device (``train.device``), the training processes (their group
+    joined under torchrun; the global batch must divide across them), the CPU threads
+    (``train.threads``, else SEQLM_THREADS / OMP_NUM_THREADS, else torch's default; applied
+    here) and the precision (refused when the device cannot train in it)."""
+    device = resolve_device(params.device)
+    world = join(device, params.batch_size)
+    threads = limit_threads(params.threads)
+    return Setup(device, world, Precision(params.precision, device), threads)
 
 
 def die_with_launcher() -> None:

@@ -18,6 +18,9 @@ continues from there and ends as an uninterrupted one would::
     b b b b | b b  ·  b b | b b b b | ...    | = evaluation (+ state saved), · = epoch end
             step 4       step 8    step 12
 
+The set-up (device, processes, threads, precision) is decided once (:func:`resolve_setup`), what
+the next step depends on is one :class:`TrainState`, and :func:`train_loop` is the loop.
+
 Several processes (``torchrun``, :mod:`seqlm.neural.distributed`) each train on their rows of the
 global batch; only rank 0 validates, saves the checkpoint and writes the resumable state (each
 rank's carried state and generators gathered into it). ``train.precision`` picks the training
@@ -26,76 +29,60 @@ arithmetic (:mod:`seqlm.neural.precision`); validation is always float32 on the 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import torch
 
-from seqlm.core.errors import DataError
 from seqlm.core.logs import progress_disabled
 from seqlm.data.corpus import SplitData
 from seqlm.data.vocab import Vocab
 from seqlm.neural.checkpoint import save_checkpoint
-from seqlm.neural.distributed import World, join
+from seqlm.neural.distributed import Setup, resolve_setup
 from seqlm.neural.evaluation import score
-from seqlm.neural.models import Batch, NetParams, NeuralLM, build_model, count_parameters
+from seqlm.neural.models import Batch, NeuralLM, build_model, count_parameters
 from seqlm.neural.optim import Updater, total_steps
-from seqlm.neural.precision import Precision, resolve_device, seed_everything
-from seqlm.neural.records import Best, Budget, EpochRecord, EpochSteps, Progress, TrainResult
+from seqlm.neural.precision import seed_everything
+from seqlm.neural.records import (
+    Best,
+    Budget,
+    Evaluation,
+    Interval,
+    Progress,
+    TrainResult,
+    TrainState,
+)
 from seqlm.neural.resume import Resume, restore, resumed_state, snapshot
-from seqlm.params import TrainParams
+from seqlm.params import NetParams, TrainParams
 
-__all__ = ["EpochRecord", "TrainResult", "resolve_device", "train"]
+__all__ = ["Evaluation", "TrainResult", "train"]
 
 log = logging.getLogger(__name__)
 
 StepHook = Callable[[int, torch.nn.Module], bool | None]
+EvaluationHook = Callable[[Evaluation], bool | None]
 
 
-def batches_per_epoch(model: NeuralLM, split: SplitData, params: TrainParams) -> int:
-    """How many batches an epoch has at most; a split too short for one is a DataError."""
-    per_epoch = model.batches_per_epoch(split.ids.size, params)
-    if per_epoch < 1:
-        raise DataError(
-            f"the train split ({split.ids.size} tokens) is too short for one batch of "
-            f"{params.batch_size} {model.batch_unit(params)}; lower train.batch_size or the window"
-        )
-    return per_epoch
+@dataclass(frozen=True)
+class Run:
+    """What the loop reads besides the state: the params, the set-up, the data, the checkpoint
+    writer (``save(model, epoch=..., best_val_perplexity=...)``)."""
 
-
-@dataclass
-class Trainer:
-    """One training run's parts and where it is: what :func:`train`'s helpers share."""
-
-    model: NeuralLM
-    updater: Updater
     params: TrainParams
+    setup: Setup
     train_split: SplitData
     val_split: SplitData
     bos_id: int
-    rng: random.Random  # draws the batches
-    per_epoch: int
-    budget: Budget
-    save: Callable[..., None]  # the checkpoint writer
-    world: World = field(default_factory=World)
-    precision: Precision | None = None  # None: plain float32
-    progress: Progress = field(default_factory=Progress)
-    batches: Iterator[Batch] | None = None  # the current epoch's, partly consumed
-    carried: Any = None  # the recurrent state the last batch left
-    bar: Any = None
-
-    @property
-    def evaluated(self) -> NeuralLM:
-        """The model validated and saved: the weight average, if there is one."""
-        return cast(NeuralLM, self.updater.evaluated)
+    per_epoch: int  # batches an epoch has at most
+    checkpoint: Path
+    save: Callable[..., None]
 
 
 def train(
@@ -107,254 +94,264 @@ def train(
     val_split: SplitData,
     *,
     checkpoint_path: str | os.PathLike[str],
-    on_epoch: Callable[[EpochRecord], bool | None] | None = None,
+    on_evaluation: EvaluationHook | None = None,
     on_step: StepHook | None = None,
     resume: Resume | None = None,
 ) -> TrainResult:
     """Train ``model_name`` on the train split; the best val evaluation is saved at
     ``checkpoint_path``.
 
-    ``on_epoch`` is called with each evaluation's record; returning True stops training there.
-    ``on_step`` is called after every optimizer step with the step count and the model (a benchmark
-    can validate more often than once an epoch); returning True stops training after that step.
-    With ``resume``, training continues from ``resume.saved`` if there is one, and the resumable
-    state is saved through ``resume`` at every evaluation that does not end training. Under several
-    processes every rank passes its ``resume`` (or None on all); rank 0's decides and is saved.
+    ``on_evaluation`` is called with each evaluation's figures; returning True stops training
+    there. ``on_step`` is called after every optimizer step with the step count and the model (a
+    benchmark can validate more often than the loop does); returning True stops training after
+    that step. With ``resume``, training continues from ``resume.saved`` if there is one, and the
+    resumable state is saved through ``resume`` at every evaluation that does not end training.
+    Under several processes every rank passes its ``resume`` (or None on all); rank 0's decides
+    and is saved.
     """
-    t = start_training(model_name, net, params, vocab, train_split, val_split, checkpoint_path)
-    saved = resumed_state(t.world, resume)
+    setup = resolve_setup(params)
+    state, per_epoch = start(model_name, net, params, vocab, train_split, setup)
+    checkpoint = Path(checkpoint_path)
+    save = partial(save_checkpoint, checkpoint, model_name=model_name, net=net, vocab=vocab)
+    bos_id = vocab.id_of("<bos>")
+    run = Run(params, setup, train_split, val_split, bos_id, per_epoch, checkpoint, save)
+    saved = resumed_state(setup.world, resume)
     if saved is not None:
-        restore(t, saved, Path(checkpoint_path))
-    on_step = t.world.agreed(on_step)
-    stopped = None
-    while stopped is None:
-        steps = train_steps(t, on_step)
-        if not steps.batches and params.eval_every:
-            stopped = "epochs"  # the last epoch ended right after an evaluation
-            break
-        record = evaluate(t, steps)
-        stopped = t.world.from_main(partial(stop_reason, t, record, steps, on_epoch))
-        if stopped is None and resume is not None:
-            payload = snapshot(t, Path(checkpoint_path))  # every rank's part, on rank 0
-            if payload is not None:
-                resume.save(payload)
-    p = t.progress
-    return TrainResult(
-        model=model_name,
-        parameters=count_parameters(t.model),
-        best_epoch=p.best.epoch,
-        best_val_perplexity=p.best.val_perplexity,
-        best_val_bits_per_char=p.best.val_bits_per_char,
-        epochs=p.history[-1].epoch if p.history else 0,
-        stopped=stopped,
-        train_seconds=t.budget.elapsed(),
-        tokens_per_second=p.tokens / max(p.train_seconds, 1e-9),
-        device=str(t.model.device),
-        steps=t.updater.steps,
-        best_step=p.best.step,
-        history=p.history,
-    )
+        restore(state, saved, checkpoint)
+    stopped = train_loop(run, state, setup.world.agreed(on_step), on_evaluation, resume)
+    return result(model_name, state, stopped)
 
 
-def start_training(
+def train_loop(
+    run: Run,
+    state: TrainState,
+    on_step: StepHook | None,
+    on_evaluation: EvaluationHook | None,
+    resume: Resume | None,
+) -> str:
+    """Train batch after batch until training stops; returns why (:func:`stop_reason`).
+
+    After each step: the step hook, then whether an evaluation is due (:func:`evaluation_due`).
+    At an epoch's end: the step decay and the next epoch (its batches drawn afresh); without
+    ``eval_every`` an evaluation. At an evaluation: validate, keep the best, decide (rank 0)
+    whether to stop, and if not save the resumable state.
+    """
+    params, world = run.params, run.setup.world
+    interval, batches = Interval(epoch=state.progress.epoch, lr=state.updater.schedule.lr), None
+    state.model.train()
+    while True:
+        if batches is None:
+            batches = EpochBatches(run, state)
+        batch = next(batches, None)
+        if batch is None:  # the epoch's batches are done
+            batches.close()
+            batches = None
+            state.end_epoch()
+            if params.eval_every and state.progress.epoch <= params.epochs:
+                continue  # evaluations every eval_every steps, across epochs
+            if params.eval_every and not interval.batches_trained:
+                close_interval(run, state, interval)
+                return "epochs"  # the last epoch ended right after an evaluation
+            why = "epoch"
+        else:
+            train_step(run, state, batch, interval)
+            batches.show(interval)
+            stop_requested = step_hook(on_step, state, interval)
+            why = evaluation_due(params, state, interval, stop_requested)
+            if why is None:
+                continue
+        record = evaluate(run, state, close_interval(run, state, interval))
+        stopped = world.from_main(partial(stop_reason, params, state, record, why, on_evaluation))
+        if stopped is not None:
+            return stopped
+        if resume is not None and (payload := snapshot(world, state, run.checkpoint)):
+            resume.save(payload)
+        interval = Interval(epoch=state.progress.epoch, lr=state.updater.schedule.lr)
+        state.model.train()
+
+
+def start(
     model_name: str,
     net: NetParams,
     params: TrainParams,
     vocab: Vocab,
     train_split: SplitData,
-    val_split: SplitData,
-    checkpoint_path: str | os.PathLike[str],
-) -> Trainer:
-    """A fresh, seeded run: the model, its updater (the schedule's horizon from ``max_steps`` or
-    the epochs), the batch generator, the budget's clock; this process's place among the
-    training processes (its group joined, rank 0's weights adopted) and the training precision."""
-    world = join(resolve_device(params.device), params.batch_size)
-    model, device = fresh_model(model_name, net, params, vocab, train_split)
-    world.adopt(model, params.seed)
-    precision = Precision(params.precision, device)
-    per_epoch = batches_per_epoch(model, train_split, params)
-    _log_start(model_name, model, device, params, train_split.ids.size, per_epoch)
-    budget = Budget(params.budget_minutes, world.reduce_max)
-    horizon = total_steps(per_epoch, params)
-    sync = world.gradient_sync()
-    updater = Updater(model, params, horizon, budget.fraction, precision.scaler, sync)
-    save = partial(save_checkpoint, checkpoint_path, model_name=model_name, net=net, vocab=vocab)
-    bos_id = vocab.id_of("<bos>")
-    rng = random.Random(params.seed)
-    progress = Progress(epoch_rng=rng.getstate())
-    return Trainer(
-        model,
-        updater,
-        params,
-        train_split,
-        val_split,
-        bos_id,
-        rng,
-        per_epoch,
-        budget,
-        save,
-        progress=progress,
-        world=world,
-        precision=precision,
-    )
-
-
-def fresh_model(
-    model_name: str, net: NetParams, params: TrainParams, vocab: Vocab, train_split: SplitData
-) -> tuple[NeuralLM, torch.device]:
-    """The seeded, initialised model on its device (its output bias at the train unigrams)."""
-    seed_everything(params.seed, params.threads)
-    device = resolve_device(params.device)
+    setup: Setup,
+) -> tuple[TrainState, int]:
+    """A fresh, seeded run's state and the batches an epoch has: the model (initialised on the
+    set-up's device, rank 0's weights adopted by every rank), its updater (the schedule's horizon
+    from ``max_steps`` or the epochs), the batch generator and the budget's clock."""
+    seed_everything(params.seed)
     model = build_model(model_name, net, len(vocab), vocab.id_of("<bos>"))
     model.init_output_bias(train_split.ids)
-    return model.to(device), device
+    model = model.to(setup.device)
+    setup.world.adopt(model, params.seed)
+    per_epoch = model.checked_batches_per_epoch(train_split.ids.size, params)
+    _log_start(model_name, model, setup, params, train_split.ids.size, per_epoch)
+    budget = Budget(params.budget_minutes, setup.world.reduce_max)
+    horizon = total_steps(per_epoch, params)
+    scaler, sync = setup.precision.scaler, setup.world.gradient_sync()
+    updater = Updater(model, params, horizon, budget.fraction, scaler, sync)
+    rng = random.Random(params.seed)
+    return TrainState(model, updater, rng, budget, Progress(epoch_rng=rng.getstate())), per_epoch
 
 
-def evaluate(t: Trainer, steps: EpochSteps) -> EpochRecord:
-    """Validate under the convention; keep the checkpoint if it is the best so far; the record."""
-    p = t.progress
-    val = t.world.from_main(lambda: score(t.evaluated, t.val_split, t.bos_id)[0])
+class EpochBatches:
+    """The current epoch's batches, this rank's rows of each, with rank 0's progress bar.
+
+    Made at the epoch's start, or on resuming in the middle of it: the batch Random is put back at
+    the epoch's start and the batches already done are drawn again and skipped."""
+
+    def __init__(self, run: Run, state: TrainState) -> None:
+        p, world = state.progress, run.setup.world
+        state.rng.setstate(p.epoch_rng)  # where it is already, unless resuming
+        drawn = state.model.training_batches(run.train_split.ids, run.bos_id, run.params, state.rng)
+        self.batches: Iterator[Batch] = iter(world.shard(drawn))
+        for _ in range(p.position):
+            next(self.batches)
+        self.bar = _progress(run.per_epoch, p.epoch, p.position) if world.is_main else None
+
+    def __next__(self) -> Batch:
+        return next(self.batches)
+
+    def show(self, interval: Interval) -> None:
+        """One more batch done, with the interval's speed and training perplexity."""
+        if self.bar is None:
+            return
+        self.bar.update(1)
+        speed = interval.tokens / max(time.perf_counter() - interval.started, 1e-9)
+        self.bar.set_postfix(tok_s=f"{speed:,.0f}", ppl=f"{interval.perplexity:.3f}", refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def train_step(run: Run, state: TrainState, batch: Batch, interval: Interval) -> None:
+    """One optimizer step on ``batch`` (the forward pass under the precision's autocast, from the
+    state the previous batch left), counted in ``interval``."""
+    with run.setup.precision.autocast():
+        loss, targets, state.carried = state.model.batch_loss(batch, state.carried)
+    before = state.updater.steps
+    interval.lr = state.updater.update(loss, targets)
+    interval.stepped = state.updater.steps > before  # not when fp16's scaler skipped the step
+    interval.loss_sum += loss.item() * targets
+    interval.tokens += targets
+    interval.batches_trained += 1
+    interval.epoch = state.progress.epoch
+    state.progress.position += 1
+
+
+def step_hook(on_step: StepHook | None, state: TrainState, interval: Interval) -> bool:
+    """Call the step hook (its time is not training time); whether it asks to stop."""
+    if on_step is None:
+        return False
+    started = time.perf_counter()
+    stop = bool(on_step(state.updater.steps, state.model))
+    interval.hook_seconds += time.perf_counter() - started
+    return stop
+
+
+def evaluation_due(
+    params: TrainParams, state: TrainState, interval: Interval, stop_requested: bool
+) -> str | None:
+    """After a step: why to validate now — ``callback`` (the step hook asked to stop),
+    ``max_steps``, ``eval_every``, or ``budget`` (spent before the last epoch: this partial epoch
+    is still validated) — or None: train on."""
+    if stop_requested:
+        return "callback"
+    steps = state.updater.steps
+    if params.max_steps and steps >= params.max_steps:
+        return "max_steps"
+    if params.eval_every and interval.stepped and steps % params.eval_every == 0:
+        return "eval_every"
+    if state.progress.epoch < params.epochs and state.budget.spent():
+        return "budget"
+    return None
+
+
+def close_interval(run: Run, state: TrainState, interval: Interval) -> Interval:
+    """Close the interval's accounts (the run's totals too): its training seconds, the loss and
+    the targets summed over the training processes."""
+    interval.train_seconds = time.perf_counter() - interval.started - interval.hook_seconds
+    interval.loss_sum, tokens = run.setup.world.total(interval.loss_sum, interval.tokens)
+    interval.tokens = int(tokens)
+    state.progress.tokens += interval.tokens
+    state.progress.train_seconds += interval.train_seconds
+    return interval
+
+
+def evaluate(run: Run, state: TrainState, interval: Interval) -> Evaluation:
+    """Validate under the convention (rank 0; the score sent to every rank); keep the checkpoint
+    if it is the best so far; the plateau schedule counts it. Its figures, added to the history."""
+    p, world, updater = state.progress, run.setup.world, state.updater
+    val = world.from_main(lambda: score(state.evaluated, run.val_split, run.bos_id)[0])
     improved = val.perplexity < p.best.val_perplexity
     if improved:
-        step, evaluation = t.updater.steps, len(p.history) + 1
-        p.best = Best(val.perplexity, val.bits_per_char, steps.epoch, step, evaluation)
-        if t.world.is_main:
-            t.save(t.evaluated, epoch=steps.epoch, best_val_perplexity=val.perplexity)
-    t.updater.schedule.after_eval(val.perplexity)
-    p.history.append(steps.record(val, improved, t.updater.steps, t.budget.elapsed()))
+        evaluation = len(p.history) + 1
+        p.best = Best(val.perplexity, val.bits_per_char, interval.epoch, updater.steps, evaluation)
+        if world.is_main:
+            run.save(state.evaluated, epoch=interval.epoch, best_val_perplexity=val.perplexity)
+    updater.schedule.after_eval(val.perplexity)
+    p.history.append(interval.record(val, improved, updater.steps, state.budget.elapsed()))
     _log_evaluation(p.history[-1])
     return p.history[-1]
 
 
 def stop_reason(
-    t: Trainer,
-    record: EpochRecord,
-    steps: EpochSteps,
-    on_epoch: Callable[[EpochRecord], bool | None] | None,
+    params: TrainParams,
+    state: TrainState,
+    record: Evaluation,
+    why: str,
+    on_evaluation: EvaluationHook | None,
 ) -> str | None:
-    """Why training stops after this evaluation: ``callback``, ``budget``, ``patience`` (that
-    many evaluations without a better one), ``max_steps`` or ``epochs`` (all done); None: it goes
-    on. ``on_epoch`` is called here."""
-    p = t.progress
-    if (on_epoch is not None and on_epoch(record)) or steps.stop_requested:
+    """Why training stops after this evaluation (made for ``why``: :func:`evaluation_due`'s
+    reason or ``epoch``): ``callback`` (``on_evaluation``, called here, or the step hook asked),
+    ``budget``, ``patience`` (that many evaluations without a better one), ``max_steps`` or
+    ``epochs`` (all done); None: it goes on."""
+    p = state.progress
+    if (on_evaluation is not None and on_evaluation(record)) or why == "callback":
         return "callback"
-    if steps.out_of_time:
+    if why == "budget":
         return "budget"
-    if t.params.patience and len(p.history) - p.best.evaluation >= t.params.patience:
+    if params.patience and len(p.history) - p.best.evaluation >= params.patience:
         return "patience"
-    if steps.at_max_steps:
+    if why == "max_steps":
         return "max_steps"
-    if p.epoch > t.params.epochs:
+    if p.epoch > params.epochs:
         return "epochs"
     return None
 
 
-def train_steps(t: Trainer, on_step: StepHook | None) -> EpochSteps:
-    """Train from where ``t`` is to the next evaluation point: an epoch's end (``eval_every`` 0),
-    a multiple of ``eval_every`` steps, the last step, or an early stop (the step hook, the
-    budget). The state is carried from batch to batch as the model says.
-    """
-    p = t.progress
-    out = EpochSteps(epoch=p.epoch, lr=t.updater.schedule.lr)
-    hook_seconds = 0.0  # time spent in on_step, not training
-    t.model.train()
-    while p.epoch <= t.params.epochs:
-        for batch in epoch_batches(t):
-            hook_seconds += train_step(t, batch, out, on_step)
-            if evaluation_due(t, out):
-                return finish(t, out, hook_seconds)
-        end_epoch(t)
-        if not t.params.eval_every:
-            break
-    return finish(t, out, hook_seconds)
-
-
-def train_step(t: Trainer, batch: Batch, out: EpochSteps, on_step: StepHook | None) -> float:
-    """One optimizer step on ``batch`` (the forward pass under the precision's autocast), counted
-    in ``out``; the seconds the step hook took."""
-    with t.precision.autocast() if t.precision is not None else contextlib.nullcontext():
-        loss, targets, t.carried = t.model.batch_loss(batch, t.carried)
-    before = t.updater.steps
-    out.lr = t.updater.update(loss, targets)
-    out.stepped = t.updater.steps > before  # not when fp16's scaler skipped the step
-    out.loss_sum += loss.item() * targets
-    out.tokens += targets
-    out.batches += 1
-    out.epoch = t.progress.epoch
-    t.progress.position += 1
-    if t.bar is not None:
-        t.bar.update(1)
-        t.bar.set_postfix(
-            tok_s=f"{out.tokens / max(time.perf_counter() - out.started, 1e-9):,.0f}",
-            ppl=f"{out.perplexity:.3f}",
-            refresh=False,
-        )
-    if on_step is None:
-        return 0.0
-    hook_start = time.perf_counter()
-    out.stop_requested = bool(on_step(t.updater.steps, t.model))
-    return time.perf_counter() - hook_start
-
-
-def evaluation_due(t: Trainer, out: EpochSteps) -> bool:
-    """After a step: whether to stop stepping and validate (flags in ``out`` say why)."""
-    steps, params = t.updater.steps, t.params
-    out.at_max_steps = bool(params.max_steps) and steps >= params.max_steps
-    if out.stop_requested or out.at_max_steps:
-        return True
-    if params.eval_every and out.stepped and steps % params.eval_every == 0:
-        return True
-    # the budget stops any epoch but the last (this partial epoch is still validated)
-    out.out_of_time = t.progress.epoch < params.epochs and t.budget.spent()
-    return out.out_of_time
-
-
-def finish(t: Trainer, out: EpochSteps, hook_seconds: float) -> EpochSteps:
-    """Close the steps' accounts (run totals included): the loss and the targets summed over
-    the training processes."""
-    out.train_seconds = time.perf_counter() - out.started - hook_seconds
-    out.loss_sum, tokens = t.world.total(out.loss_sum, out.tokens)
-    out.tokens = int(tokens)
-    t.progress.tokens += out.tokens
-    t.progress.train_seconds += out.train_seconds
-    return out
-
-
-def epoch_batches(t: Trainer) -> Iterator[Batch]:
-    """The current epoch's batch iterator, made at its start (or on resuming in the middle of it:
-    the batch Random back at the epoch's start, the batches done drawn again and skipped)."""
-    p = t.progress
-    if t.batches is None:
-        t.rng.setstate(p.epoch_rng)  # where it is already, unless resuming
-        ids = t.train_split.ids
-        batches = t.model.training_batches(ids, t.bos_id, t.params, t.rng)
-        t.batches = iter(t.world.shard(batches))  # this rank's rows of each
-        for _ in range(p.position):
-            next(t.batches)
-        t.bar = _progress(t.per_epoch, p.epoch, p.position) if t.world.is_main else None
-    return t.batches
-
-
-def end_epoch(t: Trainer) -> None:
-    """The epoch's batches are done: the step decay, and the next epoch from the zero state."""
-    if t.bar is not None:
-        t.bar.close()
-    t.updater.schedule.after_epoch()
-    t.progress.epoch += 1
-    t.progress.position = 0
-    t.progress.epoch_rng = t.rng.getstate()
-    t.batches = t.carried = t.bar = None
+def result(model_name: str, state: TrainState, stopped: str) -> TrainResult:
+    """The run's summary (``metrics/train.json``) and its evaluations."""
+    p = state.progress
+    return TrainResult(
+        model=model_name,
+        parameters=count_parameters(state.model),
+        best_epoch=p.best.epoch,
+        best_val_perplexity=p.best.val_perplexity,
+        best_val_bits_per_char=p.best.val_bits_per_char,
+        epochs=p.history[-1].epoch if p.history else 0,
+        stopped=stopped,
+        train_seconds=state.budget.elapsed(),
+        tokens_per_second=p.tokens / max(p.train_seconds, 1e-9),
+        device=str(state.model.device),
+        steps=state.updater.steps,
+        best_step=p.best.step,
+        history=p.history,
+    )
 
 
 def _log_start(
-    name: str, model: NeuralLM, device: torch.device, params: TrainParams, tokens: int, batches: int
+    name: str, model: NeuralLM, setup: Setup, params: TrainParams, tokens: int, batches: int
 ) -> None:
     log.info(
         "training %s (%s parameters) on %s: %d train tokens, %d batches of %d %s per epoch, "
         "up to %d epochs",
         name,
         f"{count_parameters(model):,}",
-        device,
+        setup.device,
         tokens,
         batches,
         params.batch_size,
@@ -363,7 +360,7 @@ def _log_start(
     )
 
 
-def _log_evaluation(record: EpochRecord) -> None:
+def _log_evaluation(record: Evaluation) -> None:
     log.info(
         "epoch %d, step %d: train ppl %.3f, val ppl %.4f (%.4f bits/char)%s, lr %.2e, "
         "%.0f tokens/s, %.1fs",

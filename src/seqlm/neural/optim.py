@@ -1,26 +1,25 @@
 """Optimisation from the ``train`` section: the optimizer, the learning-rate schedule, the average.
 
-The learning rate at optimizer step ``s`` (from 0), with ``W = warmup_steps``, is set by torch's
-schedulers::
+The learning rate of optimizer step ``s`` (from 0) is one function of the step, :func:`rate`, with
+``W = warmup_steps`` and ``base = lr`` times the cuts so far::
 
-    warm-up (any schedule):  lr · (s + 1) / W                                   for s < W
-    constant:                lr
-    cosine:                  lr · (f + (1 − f) · ½ (1 + cos π p)),   f = min_lr / lr,
-                             p = max((s − W) / (total − W), spent fraction of the time budget) ≤ 1,
-                             total = epochs × batches per epoch, or max_steps if fewer
-    plateau:                 lr · factor^k, never below min_lr (the warm-up too), after k cuts;
-                             a cut after plateau_patience evaluations (epochs unless
-                             eval_every is set) without a better val perplexity
-    step:                    lr · decay^max(e − decay_after, 0) in epoch e = 1, 2, …
+    rate(s) = base · max(shape(s), floor / base),   floor = min_lr under plateau, else 0
+    shape(s) = (s + 1) / W                                                       for s < W
+             = ½ (1 + cos π p) · (1 − f) + f,   f = min_lr / lr,                 cosine
+                 p = max((s − W) / (total − W), spent fraction of the time budget) ≤ 1,
+                 total = epochs × batches per epoch, or max_steps if fewer
+             = 1                                                                 otherwise
 
-Warm-up then cosine (or constant) is a ``SequentialLR`` of two ``LambdaLR``; ``plateau`` is a
-warm-up ``LambdaLR`` and ``ReduceLROnPlateau`` (stepped with every val perplexity); ``step``
-a warm-up ``LambdaLR`` and a ``MultiplicativeLR`` stepped at each epoch's end (× ``decay`` from
-the end of epoch ``decay_after`` on; ``decay_after`` 0 starts at ``lr · decay``). A cut that comes
-during the warm-up scales the rest of the ramp too. The
-weight average is ``torch.optim.swa_utils.AveragedModel`` with an exponential moving average that
-starts from the initial weights and has a short memory at first: after ``n`` steps the old average
-weighs ``min(average, (1 + n) / (10 + n))``.
+The cuts are ``plateau``'s (``ReduceLROnPlateau``, stepped with every val perplexity: × factor
+after plateau_patience evaluations without a better one, never below min_lr; after the warm-up it
+alone holds the rate) and ``step``'s (× ``decay`` at the end of every epoch from ``decay_after``
+on, so ``lr · decay^max(e − decay_after, 0)`` in epoch e = 1, 2, …; ``decay_after`` 0 starts at
+``lr · decay``). A cut multiplies the rate at once, and ``base`` with it: one that comes during the
+warm-up scales the rest of the ramp too. ``base`` is the product of the cuts in the order they came
+(``lr · decay · decay``, not ``lr · decay²``), as the rate itself is cut. The weight average is
+``torch.optim.swa_utils.AveragedModel`` with an exponential moving average that starts from the
+initial weights and has a short memory at first: after ``n`` steps the old average weighs
+``min(average, (1 + n) / (10 + n))``.
 """
 
 from __future__ import annotations
@@ -30,13 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch.optim.lr_scheduler import (
-    LambdaLR,
-    LRScheduler,
-    MultiplicativeLR,
-    ReduceLROnPlateau,
-    SequentialLR,
-)
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torch.optim.swa_utils import AveragedModel
 
 from seqlm.params import TrainParams
@@ -90,8 +83,32 @@ def cosine_factor(
     return factor
 
 
+def lr_shape(
+    params: TrainParams, total_steps: int, time_fraction: Callable[[], float] = lambda: 0.0
+) -> Callable[[int], float]:
+    """``shape(s)``: the rate of step ``s`` over ``base`` — the linear warm-up, then the cosine
+    (``schedule: cosine``) or 1."""
+    warmup = params.warmup_steps
+    after = (
+        cosine_factor(params, total_steps, time_fraction) if params.schedule == "cosine" else None
+    )
+
+    def shape(s: int) -> float:
+        if s < warmup:
+            return (s + 1) / warmup
+        return after(s - warmup) if after is not None else 1.0
+
+    return shape
+
+
+def rate(base: float, shape: float, floor: float = 0.0) -> float:
+    """The learning rate: ``base`` (``lr`` times the cuts so far) times the schedule's ``shape``
+    at the step, never below ``floor`` (``min_lr`` under ``plateau``)."""
+    return base * max(shape, floor / base)
+
+
 class Schedule:
-    """The learning rate of every optimizer step (see the module docstring).
+    """The learning rate of every optimizer step: :func:`rate` of the step, and the cuts.
 
     Call :meth:`step` after every optimizer step, :meth:`after_eval` with every val perplexity and
     :meth:`after_epoch` at every epoch's end (:meth:`end_epoch` does both). ``time_fraction()`` is
@@ -106,70 +123,43 @@ class Schedule:
         time_fraction: Callable[[], float] = lambda: 0.0,
     ) -> None:
         self.optimizer = optimizer
+        self.shape = lr_shape(params, total_steps, time_fraction)
         self.warmup_steps = params.warmup_steps
-        self.per_epoch: ReduceLROnPlateau | MultiplicativeLR | None = None
-        self.per_step: LRScheduler | None = None
-        if params.schedule in ("plateau", "step"):
-            self._per_epoch(params)
-            return
-        after = (
-            cosine_factor(params, total_steps, time_fraction)
-            if params.schedule == "cosine"
-            else lambda s: 1.0
-        )
-        if not self.warmup_steps:
-            self.per_step = LambdaLR(optimizer, after)
-            return
-        self.per_step = SequentialLR(
-            optimizer,
-            [LambdaLR(optimizer, self._warmup), LambdaLR(optimizer, after)],
-            milestones=[self.warmup_steps],
-        )
-
-    def _per_epoch(self, params: TrainParams) -> None:
-        """``plateau`` or ``step``: a warm-up ramp per step, the cuts per epoch."""
-        plateau = params.schedule == "plateau"
-        self.min_lr = params.min_lr if plateau else 0.0  # the plateau's floor, the ramp's too
-        self.factor = params.plateau_factor if plateau else params.decay
-        if not plateau and params.decay_after == 0:  # epoch 1 is already decayed once
-            for group in self.optimizer.param_groups:
-                group["lr"] *= params.decay
-        self.ramp_base = float(self.optimizer.param_groups[0]["lr"])  # lowered by a cut during it
-        if self.warmup_steps:
-            self.per_step = LambdaLR(self.optimizer, self._floored_warmup)
-        if not plateau:
-            after = params.decay_after  # the cut after epoch k applies from epoch k + 1
-            self.per_epoch = MultiplicativeLR(
-                self.optimizer, lambda k: params.decay if k >= after else 1.0
+        self.steps = 0  # optimizer steps taken
+        self.epochs = 0  # epochs ended
+        self.decay = params.decay if params.schedule == "step" else None
+        self.decay_after = params.decay_after
+        self.base = params.lr * params.decay if self.decay and not self.decay_after else params.lr
+        self.plateau: ReduceLROnPlateau | None = None
+        self.floor = 0.0
+        if params.schedule == "plateau":
+            self.floor = params.min_lr
+            self.plateau = ReduceLROnPlateau(
+                optimizer,
+                mode="min",
+                factor=params.plateau_factor,
+                patience=params.plateau_patience - 1,  # torch cuts after more than `patience`
+                threshold=0.0,
+                min_lr=params.min_lr,
+                eps=0.0,
             )
-            return
-        self.per_epoch = ReduceLROnPlateau(
-            self.optimizer,
-            mode="min",
-            factor=params.plateau_factor,
-            patience=params.plateau_patience - 1,  # torch cuts after more than `patience`
-            threshold=0.0,
-            min_lr=params.min_lr,
-            eps=0.0,
-        )
+        self._set(rate(self.base, self.shape(0), self.floor))
 
     @property
     def lr(self) -> float:
         """The learning rate the next optimizer step uses."""
         return float(self.optimizer.param_groups[0]["lr"])
 
-    def _warmup(self, s: int) -> float:
-        return (s + 1) / self.warmup_steps if s < self.warmup_steps else 1.0
-
-    def _floored_warmup(self, s: int) -> float:
-        return max(self._warmup(s), self.min_lr / self.ramp_base)
+    def _set(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
 
     def step(self) -> None:
-        """After an optimizer step: the next step's rate (the plateau's warm-up ends at ``W``)."""
-        if self.per_step is None:
-            return
-        if self.per_epoch is None or self.per_step.last_epoch < self.warmup_steps:
-            self.per_step.step()
+        """After an optimizer step: the next step's rate (under ``plateau`` only until the end of
+        the warm-up; the plateau's cuts hold it after that)."""
+        self.steps += 1
+        if self.plateau is None or self.steps <= self.warmup_steps:
+            self._set(rate(self.base, self.shape(self.steps), self.floor))
 
     def end_epoch(self, val_perplexity: float) -> None:
         """After an epoch ended with a validation: :meth:`after_eval`, then :meth:`after_epoch`."""
@@ -177,41 +167,40 @@ class Schedule:
         self.after_epoch()
 
     def after_eval(self, val_perplexity: float) -> None:
-        """After every validation: ``plateau`` counts it (its patience is in evaluations)."""
-        plateau = self.per_epoch
-        if isinstance(plateau, ReduceLROnPlateau):
-            self._cut(lambda: plateau.step(val_perplexity))
+        """After every validation: ``plateau`` counts it (its patience is in evaluations) and
+        may cut the rate."""
+        if self.plateau is None:
+            return
+        before = self.lr
+        self.plateau.step(val_perplexity)  # the rate × factor, never below min_lr
+        if self.lr != before:
+            self.base *= self.plateau.factor
 
     def after_epoch(self) -> None:
-        """After every epoch: ``step`` decays the rate."""
-        if isinstance(self.per_epoch, MultiplicativeLR):
-            self._cut(self.per_epoch.step)
-
-    def _cut(self, step: Callable[[], object]) -> None:
-        before = self.lr
-        step()
-        ramp = self.per_step
-        if ramp is not None and ramp.last_epoch < self.warmup_steps and self.lr != before:
-            # a cut during the warm-up scales the rest of the ramp too
-            ramp.base_lrs = [base * self.factor for base in ramp.base_lrs]
-            self.ramp_base *= self.factor
+        """After every epoch: ``step`` cuts the rate by ``decay`` from epoch ``decay_after`` on."""
+        self.epochs += 1
+        if self.decay is None or self.epochs < self.decay_after:
+            return
+        self._set(self.lr * self.decay)
+        self.base *= self.decay
 
     def state_dict(self) -> dict[str, Any]:
-        """The schedulers' states (the optimizer's learning rates are in the optimizer's)."""
+        """The steps and epochs counted, the cuts' product and the plateau's counts (the
+        optimizer's learning rates are in the optimizer's state)."""
         return {
-            "per_step": None if self.per_step is None else self.per_step.state_dict(),
-            "per_epoch": None if self.per_epoch is None else self.per_epoch.state_dict(),
-            "ramp_base": getattr(self, "ramp_base", None),
+            "steps": self.steps,
+            "epochs": self.epochs,
+            "base": self.base,
+            "plateau": None if self.plateau is None else self.plateau.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from :meth:`state_dict`'s state (a schedule built from the same params)."""
-        if self.per_step is not None:
-            self.per_step.load_state_dict(state["per_step"])
-        if self.per_epoch is not None:
-            self.per_epoch.load_state_dict(state["per_epoch"])
-        if state["ramp_base"] is not None:
-            self.ramp_base = state["ramp_base"]
+        self.steps = int(state["steps"])
+        self.epochs = int(state["epochs"])
+        self.base = float(state["base"])
+        if self.plateau is not None:
+            self.plateau.load_state_dict(state["plateau"])
 
 
 def ema_avg_fn(decay: float) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:

@@ -1,5 +1,8 @@
 """Where training runs and in what arithmetic: the device and ``train.precision``.
 
+:func:`seqlm.neural.distributed.resolve_setup` decides both for a run, with its processes and CPU
+threads, in one place.
+
 * ``fp32``: plain float32 everywhere (the default; the CPU run is bit-identical to before);
 * ``bf16``: the forward pass and the loss under ``torch.autocast`` in bfloat16 (CUDA with bf16
   support, or the CPU, where it mainly serves tests); the weights, their gradients and the optimizer
@@ -23,7 +26,6 @@ from typing import Literal
 import torch
 
 from seqlm.core.errors import ParamError
-from seqlm.core.threads import limit_threads
 
 PrecisionName = Literal["fp32", "bf16", "fp16"]
 LOW_PRECISION = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -38,7 +40,7 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)  # any other name was refused by TrainParams
 
 
-def seed_everything(seed: int, threads: int) -> None:
+def seed_everything(seed: int) -> None:
     """Seed torch's generators (the CPU's and every GPU's) and make the kernels deterministic.
 
     On the CPU a run is bit-for-bit repeatable. On CUDA, deterministic algorithms are requested
@@ -49,7 +51,6 @@ def seed_everything(seed: int, threads: int) -> None:
     """
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.manual_seed(seed)
-    limit_threads(threads)  # train.threads, else SEQLM_THREADS / OMP_NUM_THREADS, else the default
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
 

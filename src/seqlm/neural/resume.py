@@ -1,11 +1,13 @@
 """The resumable training state: saved at every evaluation, so a killed run continues where it was.
 
 At every evaluation point that does not end training, :func:`seqlm.neural.loop.train` saves one file
-atomically (``torch.save`` of plain values and tensors, read back with ``weights_only=True``)::
+atomically (``torch.save`` of plain values and tensors, read back with ``weights_only=True``): the
+training state's :meth:`~seqlm.neural.records.TrainState.state_dict`, every training process's own
+part gathered into ``ranks``, the best checkpoint's bytes and the caller's extras::
 
-    {"format": 2, "fingerprint": {...what the run was trained on...},
-     "model": state_dict, "updater": {optimizer, schedule, average (None when off), scaler (None
-     without fp16's), steps, skipped},
+    {"format": 3, "fingerprint": {...what the run was trained on...},
+     "model": state_dict, "updater": {optimizer, schedule {steps, epochs, base, plateau}, average
+     (None when off), scaler (None without fp16's), steps, skipped},
      "rng": {"python": the batch Random at the start of the current epoch},
      "ranks": [per training process, in rank order: {"rng": {"torch", "numpy", "cuda"},
                "carried": its rows' recurrent state between batches (None at an epoch's start)}],
@@ -31,9 +33,9 @@ import io
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,15 +44,12 @@ from seqlm.core.atomic import atomic_path
 from seqlm.data.corpus import SplitData
 from seqlm.data.vocab import Vocab
 from seqlm.neural.distributed import World
-from seqlm.neural.records import Best, EpochRecord, Progress
+from seqlm.neural.records import TrainState
 from seqlm.params import NetParams, TrainParams
-
-if TYPE_CHECKING:
-    from seqlm.neural.loop import Trainer
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2
+FORMAT = 3  # 3: the schedule saves its steps, epochs and cuts (2: torch's chained schedulers)
 STATE_FILE = "state.pt"
 
 
@@ -177,36 +176,7 @@ def _read(path: Path, current: dict[str, Any]) -> tuple[dict[str, Any] | None, s
     return saved, ""
 
 
-# --- what the state holds besides state_dicts ----------------------------------------------------
-
-
-def rng_states() -> dict[str, Any]:
-    """The global generators' states: torch's CPU one, numpy's, and CUDA's when in use."""
-    name, key, pos, has_gauss, gauss = np.random.get_state(legacy=True)
-    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
-    return {
-        "torch": torch.get_rng_state(),
-        "numpy": (str(name), [int(k) for k in key], int(pos), int(has_gauss), float(gauss)),
-        "cuda": torch.cuda.get_rng_state_all() if cuda else None,
-    }
-
-
-def set_rng_states(states: dict[str, Any]) -> None:
-    """Put the global generators back in :func:`rng_states`'s states."""
-    torch.set_rng_state(states["torch"])
-    name, key, pos, has_gauss, gauss = states["numpy"]
-    np.random.set_state((name, np.asarray(key, dtype=np.uint32), pos, has_gauss, gauss))
-    if states["cuda"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-
-
-def moved(value: Any, device: torch.device | str) -> Any:
-    """``value`` (a tensor, or tuples and lists of them, or None) with its tensors on ``device``."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().to(device)
-    if isinstance(value, tuple | list):
-        return type(value)(moved(v, device) for v in value)
-    return value
+# --- files saved beside the state --------------------------------------------------------------
 
 
 def folder_files(folder: str | os.PathLike[str]) -> dict[str, bytes]:
@@ -235,30 +205,17 @@ def restore_folder(folder: str | os.PathLike[str], files: dict[str, bytes]) -> N
 # --- a training run's state --------------------------------------------------------------------
 
 
-def snapshot(t: Trainer, checkpoint_path: Path) -> dict[str, Any] | None:
-    """What :func:`restore` needs to continue exactly from here (tensors on the CPU), on rank 0
-    (None on the others); every rank's generators and carried state are gathered into it."""
-    p = t.progress
-    ranks = t.world.gather({"rng": rng_states(), "carried": moved(t.carried, "cpu")})
+def snapshot(world: World, state: TrainState, checkpoint_path: Path) -> dict[str, Any] | None:
+    """What :func:`restore` needs to continue exactly from here, on rank 0 (None on the others):
+    ``state``'s :meth:`~seqlm.neural.records.TrainState.state_dict` with every rank's own part
+    gathered into ``"ranks"``, and the best checkpoint's bytes (None before the first)."""
+    ranks = world.gather(state.rank_state_dict())
     if ranks is None:
         return None
-    return {
-        "model": {k: v.detach().cpu() for k, v in t.model.state_dict().items()},
-        "updater": t.updater.state_dict(),
-        "rng": {"python": p.epoch_rng},
-        "ranks": ranks,
-        "progress": {
-            "epoch": p.epoch,
-            "position": p.position,
-            "steps": t.updater.steps,
-            "tokens": p.tokens,
-            "train_seconds": p.train_seconds,
-            "elapsed": t.budget.elapsed(),
-        },
-        "best": asdict(p.best),
-        "history": [asdict(r) for r in p.history],
-        "checkpoint": checkpoint_path.read_bytes() if p.best.evaluation else None,
-    }
+    saved = state.state_dict()
+    del saved["rank"]
+    best = saved["best"]["evaluation"]
+    return {**saved, "ranks": ranks, "checkpoint": checkpoint_path.read_bytes() if best else None}
 
 
 def resumed_state(world: World, resume: Resume | None) -> dict[str, Any] | None:
@@ -292,25 +249,10 @@ def _common_part(saved: dict[str, Any] | None, processes: int) -> dict[str, Any]
     return {k: v for k, v in saved.items() if k not in ("checkpoint", "extras", "ranks")}
 
 
-def restore(t: Trainer, saved: dict[str, Any], checkpoint_path: Path) -> None:
-    """Continue ``t`` from :func:`resumed_state`'s state (this rank's part under ``"rank"``);
+def restore(state: TrainState, saved: dict[str, Any], checkpoint_path: Path) -> None:
+    """Continue ``state`` from :func:`resumed_state`'s state (this rank's part under ``"rank"``);
     the best checkpoint is written back where the state has it (rank 0)."""
-    t.model.load_state_dict(saved["model"])
-    t.updater.load_state_dict(saved["updater"])
-    set_rng_states(saved["rank"]["rng"])
-    done = saved["progress"]
-    t.progress = Progress(
-        epoch=done["epoch"],
-        position=done["position"],
-        epoch_rng=saved["rng"]["python"],
-        tokens=done["tokens"],
-        train_seconds=done["train_seconds"],
-        best=Best(**saved["best"]),
-        history=[EpochRecord(**r) for r in saved["history"]],
-    )
-    t.rng.setstate(saved["rng"]["python"])
-    t.carried = moved(saved["rank"]["carried"], t.model.device)
-    t.budget.resume(done["elapsed"])
+    state.load_state_dict(saved)
     if saved.get("checkpoint") is not None:
         with atomic_path(checkpoint_path) as tmp:
             tmp.write_bytes(saved["checkpoint"])

@@ -31,7 +31,6 @@ __all__ = [
     "MODELS",
     "RECURRENT_MODELS",
     "Batch",
-    "NetParams",
     "NeuralLM",
     "RecurrentLM",
     "ScratchRecurrent",

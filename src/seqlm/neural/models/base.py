@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from seqlm.core.errors import DataError
 from seqlm.neural.models.heads import Head, gather_logprobs, unigram_output_bias
 from seqlm.params import NetParams, TrainParams
 
@@ -106,6 +107,17 @@ class NeuralLM(nn.Module, ABC):
     @abstractmethod
     def batches_per_epoch(self, num_ids: int, params: TrainParams) -> int:
         """How many training batches an epoch over a split of ``num_ids`` tokens has at most."""
+
+    def checked_batches_per_epoch(self, num_ids: int, params: TrainParams) -> int:
+        """:meth:`batches_per_epoch`, refusing a train split too short for one batch (DataError)."""
+        per_epoch = self.batches_per_epoch(num_ids, params)
+        if per_epoch < 1:
+            raise DataError(
+                f"the train split ({num_ids} tokens) is too short for one batch of "
+                f"{params.batch_size} {self.batch_unit(params)}; lower train.batch_size or the "
+                "window"
+            )
+        return per_epoch
 
     @abstractmethod
     def training_batches(
