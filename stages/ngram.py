@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,8 +22,16 @@ from seqlm.params import CleanParams, GenerateParams, NgramParams, TokenizeParam
 from seqlm.perplexity import logprobs_path, save_target_logprobs
 from seqlm.sampling import TextFormat, text_reading
 
-log = logging.getLogger("seqlm.stages.ngram")
 SAMPLES = "samples.txt"
+ARGUMENTS = {
+    "--vocab": "vocabulary TSV",
+    "--corpus-dir": "the corpus stage's folder of split ids",
+    "--tokens-dir": "the tokenize stage's folder",
+    "--out-dir": "folder for the model (model.npz), {val,test}_logprobs.npy and samples.txt",
+    "--metrics": "metrics JSON (order, smoothing, per-split scores)",
+    "--orders": "CSV of val perplexity per order tried",
+    "--arpa": "optional: also write the sentence-mode model of the chosen order as ARPA",
+}
 
 
 def body(args: argparse.Namespace) -> None:
@@ -41,17 +48,6 @@ def body(args: argparse.Namespace) -> None:
         raise ParamError(f"--arpa needs ngram.smoothing = kneser_ney, not {params.smoothing!r}")
     vocab = load_vocab(args.vocab)
     splits = {s: load_split(args.corpus_dir, args.tokens_dir, s, tok) for s in SPLITS}
-    log.info(
-        "%s tokens (line_end %s), vocabulary of %d; %s",
-        tok.token,
-        tok.line_end,
-        len(vocab),
-        "; ".join(
-            f"{s}: {d.ids.size} tokens, {d.characters} characters, {d.oov} <unk>"
-            for s, d in splits.items()
-        ),
-    )
-    log.info("ngram params: %s", params)
 
     result = run_baseline(params, gen, vocab, splits, fmt)
     try:  # all or nothing: a failure part-way removes what was already written
@@ -72,23 +68,8 @@ def body(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = parser(__doc__)
-    ap.add_argument("--vocab", required=True, help="vocabulary TSV")
-    ap.add_argument("--corpus-dir", required=True, help="the corpus stage's folder of split ids")
-    ap.add_argument("--tokens-dir", required=True, help="the tokenize stage's folder")
-    ap.add_argument(
-        "--out-dir",
-        required=True,
-        help="folder for the model (model.npz), {val,test}_logprobs.npy and samples.txt",
-    )
-    ap.add_argument(
-        "--metrics", required=True, help="metrics JSON (order, smoothing, per-split scores)"
-    )
-    ap.add_argument("--orders", required=True, help="CSV of val perplexity per order tried")
-    ap.add_argument(
-        "--arpa",
-        default=None,
-        help="optional: also write the sentence-mode model of the chosen order as ARPA",
-    )
+    for flag, what in ARGUMENTS.items():
+        ap.add_argument(flag, required=flag != "--arpa", help=what)
     return run_stage(body, ap, argv)
 
 

@@ -1,46 +1,43 @@
-"""Stage ``train``: train the neural language model picked by ``model``, keep the best val epoch.
+"""Stage ``train``: train the neural language model picked by ``model``, keep the best val
+evaluation (:mod:`seqlm.neural.trainer`).
 
 With ``train.processes`` > 1 the stage starts itself again under ``torchrun`` (that many processes on
 this node) and waits; started by ``torchrun`` (``RANK`` and ``WORLD_SIZE`` set, e.g. a multi-node
-launch) it trains as the rank it is given. Only rank 0 logs, writes DVCLive, the checkpoint and
-the metrics.
-
-At every evaluation the stage (rank 0) saves a resumable state in ``--state-dir`` (not a DVC
-output, so DVC leaves it when the stage reruns) with a copy of its DVCLive folder; rerun after a
-crash, it continues from there if the state was saved under the same params, number of processes
-and data, and removes it when training has completed.
+launch) it trains as the rank it is given. At every evaluation rank 0 saves a resumable state in
+``--state-dir`` (not a DVC output, so DVC leaves it when the stage reruns); rerun after a crash, it
+continues from there when the params, processes and data are the same.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import sys
 from collections.abc import Sequence
-from functools import partial
-from typing import Any
 
-from seqlm.core.atomic import remove_outputs, write_json
+from seqlm.core.atomic import remove_outputs
 from seqlm.core.stage import parser, run_stage
-from seqlm.data.corpus import load_split
-from seqlm.data.vocab import load_vocab
-from seqlm.neural.checkpoint import add_text_reading
 from seqlm.neural.distributed import (
     check_batch_split,
     die_with_launcher,
     leave,
     relaunch,
     under_torchrun,
-    world_from_env,
 )
-from seqlm.neural.export import write_portable
-from seqlm.neural.loop import Evaluation, train
-from seqlm.neural.models import check_net_for_model, load_model_name
-from seqlm.neural.resume import Resume, fingerprint, folder_files, open_resume, restore_folder
-from seqlm.params import CleanParams, NetParams, TokenizeParams, TrainParams, load_section
+from seqlm.neural.trainer import TrainFiles, train_here
+from seqlm.params import TrainParams, load_section
 
 log = logging.getLogger("seqlm.stages.train")
+ARGUMENTS = {
+    "--vocab": "vocabulary TSV",
+    "--corpus-dir": "the corpus stage's folder of split ids",
+    "--tokens-dir": "the tokenize stage's folder",
+    "--checkpoint": "where to write the best checkpoint (.pt; safetensors and config.json beside)",
+    "--metrics": "training summary JSON",
+    "--live-dir": "DVCLive folder for the curves",
+    "--state-dir": "folder for the resumable state (kept across a crash, removed when training "
+    "ends); without it, nothing is saved or resumed",
+}
 
 
 def body(args: argparse.Namespace) -> None:
@@ -53,138 +50,26 @@ def body(args: argparse.Namespace) -> None:
         return
     if under_torchrun():
         die_with_launcher()  # a killed torchrun (or dvc repro) takes this worker with it
+    files = TrainFiles(
+        args.params,
+        args.vocab,
+        args.corpus_dir,
+        args.tokens_dir,
+        args.checkpoint,
+        args.metrics,
+        args.live_dir,
+        args.state_dir,
+    )
     try:
-        train_here(args, params)
+        train_here(files, params)
     finally:
         leave()
 
 
-def train_here(args: argparse.Namespace, params: TrainParams) -> None:
-    """Train in this process (rank 0 of 1, or the rank torchrun gave it)."""
-    world = world_from_env()
-    if world.is_main:
-        remove_outputs(args.checkpoint, args.metrics)
-    else:
-        logging.getLogger("seqlm").setLevel(logging.WARNING)
-    model_name = load_model_name(args.params)
-    net = load_section(NetParams, "net", args.params)
-    check_net_for_model(model_name, net)
-    tok = load_section(TokenizeParams, "tokenize", args.params)
-    vocab = load_vocab(args.vocab)
-    train_split = load_split(args.corpus_dir, args.tokens_dir, "train", tok)
-    val_split = load_split(args.corpus_dir, args.tokens_dir, "val", tok)
-    log.info("model %s, net %s", model_name, net.to_dict())
-    log.info(
-        "train: %s; val: %s; vocabulary of %d", train_split.stats(), val_split.stats(), len(vocab)
-    )
-
-    current = fingerprint(model_name, net, params, vocab, train_split, val_split, world.size)
-    resume = open_state(args.state_dir, args.live_dir, current, world.is_main)
-    resumed = resume is not None and resume.saved is not None
-
-    with live_logger(args.live_dir, world.is_main, resumed) as live:
-        if resume is not None and live is not None:
-            keep_curves_with_state(resume, live, args.live_dir)
-        to_live = partial(log_evaluation, live, params.eval_every) if live is not None else None
-        result = train(
-            model_name,
-            net,
-            params,
-            vocab,
-            train_split,
-            val_split,
-            checkpoint_path=args.checkpoint,
-            on_evaluation=to_live,
-            resume=resume,
-        )
-    if not world.is_main:
-        return
-    # the checkpoint on its own scores and generates (seqlm.load): its vocabulary and text reading,
-    # and the same weights as safetensors beside a JSON config
-    clean = load_section(CleanParams, "clean", args.params)
-    text = {"clean": clean.mode, "token": tok.token, "line_end": tok.line_end}
-    add_text_reading(args.checkpoint, vocab, text)
-    write_portable(args.checkpoint)
-    write_json(args.metrics, result.to_metrics())
-    if resume is not None:
-        resume.remove()  # completed: a rerun (dvc repro -f) starts from the beginning
-    log.info(
-        "best val perplexity %.4f (%.4f bits/char) at epoch %d of %d, step %d of %d (stopped: "
-        "%s), %.1f min, %.0f tokens/s",
-        result.best_val_perplexity,
-        result.best_val_bits_per_char,
-        result.best_epoch,
-        result.epochs,
-        result.best_step,
-        result.steps,
-        result.stopped,
-        result.train_seconds / 60,
-        result.tokens_per_second,
-    )
-
-
-def live_logger(
-    live_dir: str, main_rank: bool, resumed: bool
-) -> contextlib.AbstractContextManager[Any]:
-    """DVCLive's logger on rank 0 (continuing its curves when ``resumed``), nothing (``None``) on
-    the other ranks."""
-    if not main_rank:
-        return contextlib.nullcontext()
-    from dvclive import Live  # slow to import: only when the stage runs
-
-    # dvcyaml=None: DVCLive must not touch dvc.yaml (the plots are declared there by hand)
-    return Live(dir=live_dir, dvcyaml=None, save_dvc_exp=False, report=None, resume=resumed)
-
-
-def open_state(
-    state_dir: str | None, live_dir: str, current: dict[str, Any], main_rank: bool
-) -> Resume | None:
-    """The resumable state kept in ``state_dir`` (None: no such folder given); rank 0 alone reads
-    it. When it is resumed from, the DVCLive folder is put back as it was when the state was
-    saved."""
-    if state_dir is None:
-        return None
-    resume = open_resume(state_dir, current, main_rank)
-    if resume.saved is not None:
-        restore_folder(live_dir, resume.saved["extras"].get("dvclive_files", {}))
-    return resume
-
-
-def keep_curves_with_state(resume: Resume, live: Any, live_dir: str) -> None:
-    """Save DVCLive's folder and step with every state; continue a resumed run's step."""
-    if resume.saved is not None:
-        # set, not read back: Live(resume=True) stays at step 0 when only step 0 was logged
-        live.step = resume.saved["extras"].get("dvclive_step", 0)
-    resume.extras = lambda: {"dvclive_step": live.step, "dvclive_files": folder_files(live_dir)}
-
-
-def log_evaluation(live: Any, eval_every: int, record: Evaluation) -> None:
-    """One evaluation's figures to DVCLive, whose step is the evaluation's index (from 0)."""
-    live.log_metric("train/perplexity", record.train_perplexity)
-    live.log_metric("val/perplexity", record.val_perplexity)
-    live.log_metric("val/bits_per_char", record.val_bits_per_char)
-    live.log_metric("lr", record.lr)
-    live.log_metric("tokens_per_second", record.tokens_per_second)
-    live.log_metric("minutes", record.elapsed / 60)  # the x of the curves against time
-    if eval_every:  # evaluations are not epochs: say where each one was
-        live.log_metric("epoch", record.epoch)
-        live.log_metric("steps", record.step)
-    live.next_step()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     ap = parser(__doc__)
-    ap.add_argument("--vocab", required=True, help="vocabulary TSV")
-    ap.add_argument("--corpus-dir", required=True, help="the corpus stage's folder of split ids")
-    ap.add_argument("--tokens-dir", required=True, help="the tokenize stage's folder")
-    ap.add_argument("--checkpoint", required=True, help="where to write the best checkpoint (.pt)")
-    ap.add_argument("--metrics", required=True, help="training summary JSON")
-    ap.add_argument("--live-dir", required=True, help="DVCLive folder for the per-epoch curves")
-    ap.add_argument(
-        "--state-dir",
-        help="folder for the resumable state (kept across a crash, removed when training ends); "
-        "without it, nothing is saved or resumed",
-    )
+    for flag, what in ARGUMENTS.items():
+        ap.add_argument(flag, required=flag != "--state-dir", help=what)
     ap.set_defaults(argv=list(sys.argv[1:] if argv is None else argv))  # for a torchrun relaunch
     return run_stage(body, ap, argv)
 

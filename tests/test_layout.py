@@ -67,3 +67,29 @@ def test_function_lengths_count_methods_and_nested_functions_from_def_to_last_li
         "        return x\n"
     )
     assert function_lengths(source) == {"outer": 4, "outer.inner": 2, "Box.open": 4}
+
+
+STAGES = SRC.parent / "stages"
+MAX_STAGE_LINES = 80
+MAX_LOOP_FUNCTION_LINES = 60
+
+
+def test_every_stage_script_is_a_thin_main_of_at_most_80_lines():
+    too_long = [
+        f"{path.name} ({length} lines)"
+        for path in sorted(STAGES.glob("*.py"))
+        if (length := len(path.read_text().splitlines())) > MAX_STAGE_LINES
+    ]
+    assert not too_long, (
+        f"stage scripts over {MAX_STAGE_LINES} lines (logic belongs in src/): {too_long}"
+    )
+
+
+def test_no_function_of_the_training_loop_is_longer_than_60_lines():
+    loop = SRC / "seqlm" / "neural" / "loop.py"
+    lengths = function_lengths(loop.read_text())
+    assert "train_loop" in lengths
+    too_long = {name: n for name, n in lengths.items() if n > MAX_LOOP_FUNCTION_LINES}
+    assert not too_long, (
+        f"functions of neural/loop.py over {MAX_LOOP_FUNCTION_LINES} lines: {too_long}"
+    )

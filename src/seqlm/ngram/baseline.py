@@ -25,7 +25,14 @@ from seqlm.ngram.model import NgramModel
 from seqlm.ngram.sampling import generate
 from seqlm.params import GenerateParams, NgramParams
 from seqlm.perplexity import SplitScore, score_model
-from seqlm.sampling import TextFormat, banned_ids, join_tokens, read_prefix, separator
+from seqlm.sampling import (
+    TextFormat,
+    banned_ids,
+    join_tokens,
+    read_prefix,
+    separator,
+    text_format,
+)
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +146,18 @@ def run_baseline(
     fmt: TextFormat | str,
 ) -> BaselineResult:
     """The whole stage in memory: order search, final fit, scores, log-probabilities, samples."""
+    f = text_format(fmt)
+    log.info(
+        "%s tokens (line_end %s), vocabulary of %d; %s",
+        f.token,
+        f.line_end,
+        len(vocab),
+        "; ".join(
+            f"{s}: {d.ids.size} tokens, {d.characters} characters, {d.oov} <unk>"
+            for s, d in splits.items()
+        ),
+    )
+    log.info("ngram params: %s", params)
     t0 = time.perf_counter()
     counts = count_train(params, splits["train"], vocab)  # once, for every order tried
     count_seconds = time.perf_counter() - t0
