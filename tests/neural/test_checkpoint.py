@@ -81,7 +81,7 @@ def test_a_checkpoint_from_another_configuration_is_refused_naming_the_differenc
 ) -> None:
     path, _ = saved(tmp_path)
     net = NetParams(embedding_size=8, hidden_size=8, num_layers=1, tie_weights=True, window=4)
-    with pytest.raises(DataError, match="num_layers: checkpoint 2, params 1"):
+    with pytest.raises(DataError, match=r"num_layers \(checkpoint 2, params 1\)"):
         load_checkpoint(path, VOCAB, net=net)
     with pytest.raises(DataError, match="holds a 'lstm' model but params ask for 'gru'"):
         load_checkpoint(path, VOCAB, model_name="gru")
@@ -128,7 +128,7 @@ def test_the_vocabulary_refusal_names_both_vocabularies_by_size_and_checksum(
 def test_every_difference_in_the_configuration_is_named(tmp_path: Path) -> None:
     path, _ = saved(tmp_path)
     net = NetParams(embedding_size=8, hidden_size=8, num_layers=1, tie_weights=True, window=5)
-    expected = "(num_layers: checkpoint 2, params 1; window: checkpoint 4, params 5)"
+    expected = "(num_layers (checkpoint 2, params 1); window (checkpoint 4, params 5))"
     with pytest.raises(DataError, match=re.escape(expected)):
         load_checkpoint(path, VOCAB, net=net)
 

@@ -163,7 +163,7 @@ def test_evaluate_refuses_a_checkpoint_trained_with_other_params(
     params["net"]["hidden_size"] = 32
     trained["params"].write_text(yaml.safe_dump(params))
     assert evaluate.main(evaluate_argv(trained, tmp_path)) == 1
-    assert "hidden_size: checkpoint 16, params 32" in capsys.readouterr().err
+    assert "hidden_size (checkpoint 16, params 32)" in capsys.readouterr().err
     assert not (tmp_path / "metrics" / "eval.json").exists()
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from seqlm.core.atomic import atomic_path
+from seqlm.core.diff import differences
 from seqlm.core.errors import DataError, ParamError
 from seqlm.data.vocab import Vocab, parse_vocab
 from seqlm.neural.models import NeuralLM, build_model, check_model
@@ -99,14 +100,6 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return _read(Path(path))
 
 
-def _differences(saved: dict[str, Any], expected: dict[str, Any]) -> list[str]:
-    return [
-        f"{k}: checkpoint {saved.get(k)!r}, params {expected.get(k)!r}"
-        for k in sorted(set(saved) | set(expected))
-        if saved.get(k) != expected.get(k)
-    ]
-
-
 def load_checkpoint(
     path: str | os.PathLike[str],
     vocab: Vocab,
@@ -152,7 +145,7 @@ def _rebuild(
             f"{model_name!r}; retrain it (dvc repro train)"
         )
     if net is not None and saved_net != net:
-        diff = "; ".join(_differences(saved_net.to_dict(), net.to_dict()))
+        diff = "; ".join(differences(saved_net.to_dict(), net.to_dict(), "checkpoint", "params"))
         raise DataError(
             f"checkpoint {str(p)!r} was trained with another net configuration ({diff}); "
             f"retrain it (dvc repro train)"

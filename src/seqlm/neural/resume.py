@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from seqlm.core.atomic import atomic_path
+from seqlm.core.diff import differences
 from seqlm.data.corpus import SplitData
 from seqlm.data.vocab import Vocab
 from seqlm.neural.distributed import World
@@ -78,23 +79,6 @@ def fingerprint(
 
 def _ids_sha256(ids: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(ids, dtype=np.int64).tobytes()).hexdigest()
-
-
-def differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """What differs between two fingerprints, key by key (sections' keys as ``train.lr``)."""
-    out = []
-    for key in sorted(set(saved) | set(current)):
-        old, new = saved.get(key), current.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            out += [f"{key}.{d}" for d in differences(old, new)]
-        elif old != new:
-            out.append(f"{key} (saved {_short(old)}, now {_short(new)})")
-    return out
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 24 else text[:12] + "…"
 
 
 @dataclass
