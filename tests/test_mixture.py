@@ -110,3 +110,58 @@ def test_fit_then_apply_by_name() -> None:
     np.testing.assert_allclose(apply_mixture(reordered, weights), apply_mixture(val, weights))
     with pytest.raises(DataError, match="fitted on members"):
         apply_mixture({"x": lp[0]}, weights)
+
+
+def test_rows_of_very_different_scales_are_summed_without_underflow() -> None:
+    # column 0 is all near -1000: a shift by the whole matrix's maximum would underflow to -inf
+    lp = np.array([[-1000.0, -1.0], [-1001.0, -2.0]])
+    mixed = mixture_logprobs(lp, np.array([0.5, 0.5]))
+    expected = [
+        np.logaddexp(-1000.0, -1001.0) + np.log(0.5),
+        np.logaddexp(-1.0, -2.0) + np.log(0.5),
+    ]
+    np.testing.assert_allclose(mixed, expected, rtol=1e-12)
+
+
+def test_a_member_with_probability_zero_everywhere_gets_no_weight_and_no_warning() -> None:
+    import warnings
+
+    lp = np.array([[-np.inf, -np.inf, -np.inf], np.log([0.5, 0.25, 0.5])])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # log(0) must be asked for, not warned about
+        w = em_weights(lp)
+        mixed = mixture_logprobs(lp, w)
+    assert w.tolist() == [0.0, 1.0]
+    np.testing.assert_allclose(mixed, lp[1])
+
+
+def test_when_em_stops_short_the_best_single_member_is_kept() -> None:
+    lp = np.log([[0.9, 0.8, 0.9], [0.1, 0.2, 0.1]])  # the first member is better on every target
+    assert em_weights(lp, max_iter=1).tolist() == [1.0, 0.0]  # one EM step is not enough
+    assert em_weights(lp[::-1], max_iter=1).tolist() == [0.0, 1.0]  # the best is the second
+
+
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        ({}, "a mixture needs at least one member"),
+        ({"a": np.full((2, 2), -1.0)}, "same non-empty run of targets"),
+        ({"a": np.array([])}, "same non-empty run of targets"),
+        ({"a": np.log([0.5]), "b": np.array([0.5])}, "member 'b' has a log-probability"),
+        ({"a": np.array([-np.inf]), "b": np.array([-np.inf])}, "no mixture can score it"),
+    ],
+)
+def test_what_cannot_be_mixed_is_refused_saying_why(members, message) -> None:
+    with pytest.raises(DataError, match=message):
+        member_matrix(members)
+
+
+def test_a_single_target_can_be_mixed() -> None:
+    weights = fit_mixture({"a": np.log([0.5]), "b": np.log([0.25])})
+    assert weights == {"a": 1.0, "b": 0.0}
+
+
+def test_a_wrong_number_of_weights_is_refused_naming_how_many() -> None:
+    lp = np.log(np.full((2, 3), 0.5))
+    with pytest.raises(ValueError, match="need 2 weights >= 0 summing to 1"):
+        mixture_logprobs(lp, np.array([1.0]))
