@@ -5,6 +5,7 @@ Run by hand (figures printed; the README quotes them with the command)::
 
     python benchmarks/bench_use.py score --data-dir ../shared/data     # PTB test, PTB recipe LSTM
     python benchmarks/bench_use.py generate --run .                   # after dvc repro
+    python benchmarks/bench_use.py capacity --run .
 
 ``score``: the PTB preset's data (``conf/dataset/ptb.yaml``, built with seqlm's data functions) and
 its recipe's model (the ``net`` of the composed params: a 1 × 400 LSTM with an adaptive softmax),
@@ -13,6 +14,10 @@ the evaluate stage's call (:func:`seqlm.neural.evaluation.score` on the test spl
 process) and then ``seqlm score --total`` on ``ptb.test.txt`` as a user runs it (a fresh process:
 wall time from start to exit, and the scoring time it reports), and checks both give the same nll.
 Targets: start-up + score <= 10 s; the CLI's scoring within 1.2x of the stage's tokens/s.
+
+``capacity``: the run's neural model scoring rows of 1,000 tokens in one forward pass at batch 1
+and at batch 32 (tokens/s): the ceiling of a server scoring one request at a time against one that
+batched the requests in flight.
 
 ``generate``: each model of the run (``data/model``, ``data/ngram``, ``data/ensemble.json``):
 tokens/s sampling 300 tokens, and beam search at beam 5 for 50 tokens.
@@ -131,6 +136,31 @@ def bench_generate(run: Path, threads: int) -> None:
         print(f"{what + ' (' + lm.name + ')':24}{sampled:16.0f}{beam:14.1f}")
 
 
+def bench_capacity(run: Path, threads: int, length: int = 1000, repeat: int = 3) -> None:
+    import torch
+
+    import seqlm
+
+    torch.set_num_threads(threads)
+    lm = seqlm.load(run / "data" / "model")
+    model = lm.model
+    print(f"{lm.name}: forward passes over rows of {length} tokens, {threads} thread(s)")
+    for batch in (1, 32):
+        ids = torch.randint(
+            0, len(lm.vocab), (batch, length), generator=torch.Generator().manual_seed(0)
+        )
+        with torch.no_grad():
+            model.stream(ids, None)  # warm-up
+            start = time.perf_counter()
+            for _ in range(repeat):
+                model.stream(ids, None)
+            seconds = (time.perf_counter() - start) / repeat
+        print(
+            f"batch {batch:2}: {1000 * seconds:7.1f} ms a pass, {batch * length / seconds:8.0f} "
+            f"tokens/s, {batch / seconds:6.1f} rows/s"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="what", required=True)
@@ -140,9 +170,14 @@ def main() -> None:
     g = sub.add_parser("generate", help="generation tokens/s for each model of a run")
     g.add_argument("--run", type=Path, default=Path("."))
     g.add_argument("--threads", type=int, default=2)
+    c = sub.add_parser("capacity", help="scoring tokens/s at batch 1 and 32 (the run's model)")
+    c.add_argument("--run", type=Path, default=Path("."))
+    c.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     if args.what == "score":
         bench_score(args.data_dir, args.threads)
+    elif args.what == "capacity":
+        bench_capacity(args.run, args.threads)
     else:
         bench_generate(args.run, args.threads)
 

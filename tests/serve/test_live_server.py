@@ -40,21 +40,27 @@ def test_a_slow_generation_does_not_block_other_requests(live):
     assert time.monotonic() - started >= 3.0  # it was slow indeed
 
 
-def test_two_slow_requests_run_side_by_side(live):
+def generate_at_once(live, seeds: tuple[int, ...], max_tokens: int) -> tuple[list[int], float]:
+    """Ask the slow model for one generation per seed, all at once: the status codes and the
+    seconds until the last one answered (20 ms a token)."""
     answers: list[httpx.Response] = []
 
     def generate(seed: int) -> None:
-        ask = {"model": "slow", "max_tokens": 60, "seed": seed}  # 1.2 s each
+        ask = {"model": "slow", "max_tokens": max_tokens, "seed": seed}
         answers.append(httpx.post(f"{live.url}/api/generate", json=ask, timeout=60))
 
-    workers = [threading.Thread(target=generate, args=(seed,)) for seed in (1, 2)]
+    workers = [threading.Thread(target=generate, args=(seed,)) for seed in seeds]
     t0 = time.monotonic()
     for w in workers:
         w.start()
     for w in workers:
         w.join(timeout=60)
-    both = time.monotonic() - t0
-    assert [r.status_code for r in answers] == [200, 200]
+    return [r.status_code for r in answers], time.monotonic() - t0
+
+
+def test_two_slow_requests_run_side_by_side(live):
+    statuses, both = generate_at_once(live, (1, 2), 60)  # 1.2 s each
+    assert statuses == [200, 200]
     # side by side about 1.2 s; one after the other at least 2.4 s
     assert both < 2.0, f"two 1.2 s generations took {both:.2f} s: one waited for the other"
 
@@ -109,19 +115,7 @@ def test_a_body_that_is_not_utf8_is_refused_by_the_real_server_too(live):
 
 
 def test_no_more_generations_run_at_once_than_there_are_workers(live):
-    answers: list[httpx.Response] = []
-
-    def generate(seed: int) -> None:
-        ask = {"model": "slow", "max_tokens": 40, "seed": seed}  # 0.8 s each
-        answers.append(httpx.post(f"{live.url}/api/generate", json=ask, timeout=60))
-
-    workers = [threading.Thread(target=generate, args=(seed,)) for seed in (1, 2, 3)]
-    t0 = time.monotonic()
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join(timeout=60)
-    took = time.monotonic() - t0
-    assert [r.status_code for r in answers] == [200, 200, 200]
+    statuses, took = generate_at_once(live, (1, 2, 3), 40)  # 0.8 s each
+    assert statuses == [200, 200, 200]
     # two workers (the default): two run side by side, the third waits for one of them
     assert took >= 1.6, f"three 0.8 s generations took {took:.2f} s: more than two ran at once"

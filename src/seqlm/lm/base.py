@@ -52,6 +52,10 @@ class TokenLogprobs:
     def tokens(self) -> list[str]:
         return self.text.tokens
 
+    def score(self) -> SplitScore:
+        """The text's score under the convention, from these log-probabilities."""
+        return score_split(self.logprobs, self.text.characters, self.text.oov)
+
     def records(self) -> list[dict[str, Any]]:
         """One JSON-ready record per token: token, logprob, line, oov (and alternatives)."""
         out = []
@@ -150,15 +154,14 @@ class LanguageModel(ABC):
     def score(self, text: str | bytes) -> SplitScore:
         """The text's score under the convention (tokens, nll, perplexity, bits per character,
         oov, characters), the text read as one stream from a fresh start."""
-        scored = self.logprobs(text)
-        return score_split(scored.logprobs, scored.text.characters, scored.text.oov)
+        return self.logprobs(text).score()
 
     def score_lines(self, text: str | bytes) -> tuple[SplitScore, list[LineScore]]:
         """The text's score, and each line's share of it (the same stream: the lines' nll add up
         to the total)."""
         scored = self.logprobs(text)
         enc, lp = scored.text, scored.logprobs
-        total = score_split(lp, enc.characters, enc.oov)
+        total = scored.score()
         # a line's tokens are consecutive in the stream: cut it where the line changes
         cuts = np.flatnonzero(np.diff(enc.line_of)) + 1
         per_line = []

@@ -15,13 +15,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from seqlm.core.errors import SeqlmError
 from seqlm.core.threads import limit_threads
 from seqlm.lm import load
 from seqlm.lm.text import as_text
-from seqlm.ops.score import DEFAULT_MODEL
+from seqlm.ops.score import DEFAULT_MODEL, read_input
 from seqlm.sampling import read_prefix
 
 
@@ -52,10 +51,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     limit_threads()  # SEQLM_THREADS / OMP_NUM_THREADS, as the stages do
     try:
         text = args.prompt
-        if args.prompt_file == "-":
-            text = as_text(sys.stdin.buffer.read(), "the prompt")
-        elif args.prompt_file:
-            text = as_text(Path(args.prompt_file).read_bytes(), args.prompt_file)
+        if args.prompt_file:
+            text = as_text(read_input(args.prompt_file), args.prompt_file)
         lm = load(args.model or args.ngram or args.ensemble or DEFAULT_MODEL, args.device)
         tokens = lm.generate(
             text,

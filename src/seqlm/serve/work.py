@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 
 from seqlm.lm.base import LanguageModel, State
-from seqlm.perplexity import score_split
 from seqlm.sampling import read_prefix
 from seqlm.serve.errors import ApiError
 
@@ -77,7 +76,7 @@ def logprobs_record(lm: LanguageModel, text: str, top: int) -> dict[str, Any]:
     """The text's score and every token with its log-probability and ``top`` alternatives (those
     the model gives no probability at all left out: JSON has no -inf)."""
     scored = lm.logprobs(text, top=top)
-    total = score_split(scored.logprobs, scored.text.characters, scored.text.oov)
+    total = scored.score()
     tokens = scored.records()
     for record in tokens:
         if "alternatives" in record:
