@@ -79,11 +79,14 @@ def test_it_checks_out_full_history_caches_pip_and_runs_the_gate(workflow):
 def test_the_make_target_the_workflow_calls_runs_the_gate_module_with_its_arguments():
     make = shutil.which("make")
     assert make, "make is needed: the workflow runs `make gate`"
+    # under `make test` the parent make's MAKEFLAGS/MAKELEVEL would add "Entering directory" lines
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     proc = subprocess.run(  # -n: print the commands `make gate` would run, run none of them
-        [make, "-n", "gate", "GATE_ARGS=--smoke --rev v1"],
+        [make, "-n", "--no-print-directory", "gate", "GATE_ARGS=--smoke --rev v1"],
         cwd=ROOT,
         capture_output=True,
         text=True,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "python -m seqlm.ops.gate --smoke --rev v1"
