@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from seqlm.core.errors import ParamError
-from seqlm.ops.gate import load_config, smoke_params
+from seqlm.ops.gate import hydra_override, load_config, smoke_params
 from seqlm.ops.snapshots import (
     GateConfig,
     MetricTolerance,
@@ -122,7 +122,7 @@ def test_a_missing_metric_is_a_regression():
     assert r.reproduced == "missing" and r.verdict == "missing"
 
 
-def test_the_committed_gate_configuration_names_what_the_pipeline_makes():
+def test_the_committed_gate_configuration_names_what_the_pipeline_makes(tmp_path):
     """Every gated data stage is a stage of dvc.yaml with outputs in dvc.lock, every gated metric
     and reported figure a number in its committed metrics file, every smoke override a key of
     params.yaml: a typo would otherwise only show as 'missing' in a gate run."""
@@ -136,9 +136,12 @@ def test_the_committed_gate_configuration_names_what_the_pipeline_makes():
         value = dotted(json.loads((ROOT / figure.file).read_text()), figure.key)
         assert isinstance(value, (int, float)), f"{figure.file}:{figure.key}"
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    smoke = smoke_params(params, config.smoke_params)
+    smoke = smoke_params(config.smoke_params, tmp_path / "params.yaml", ROOT / "conf")
+    assert smoke == yaml.safe_load((tmp_path / "params.yaml").read_text())
     for key, value in config.smoke_params.items():
-        assert dotted(smoke, key) == value
+        assert dotted(smoke, key) == value and dotted(params, key) != value
+    for key in ("download", "tokenize", "vocab", "evaluate"):  # the rest is the committed params
+        assert smoke[key] == params[key]
 
 
 def git(root: Path, *args: str) -> None:
@@ -173,9 +176,12 @@ def test_a_bad_gate_configuration_names_the_key(tmp_path):
         load_config(path)
 
 
-def test_smoke_overrides_must_name_existing_params():
-    params = {"train": {"epochs": 10}, "model": "lstm"}
-    assert smoke_params(params, {"train.epochs": 1})["train"]["epochs"] == 1
-    assert params["train"]["epochs"] == 10
-    with pytest.raises(ParamError, match="'train.epoch' is not a key of params.yaml"):
-        smoke_params(params, {"train.epoch": 1})
+def test_smoke_overrides_are_composed_by_hydra_and_must_name_existing_params(tmp_path):
+    out = tmp_path / "params.yaml"
+    smoke = smoke_params({"train.epochs": 1, "model": "gru"}, out, ROOT / "conf")
+    assert smoke["train"]["epochs"] == 1 and smoke["model"] == "gru"
+    assert yaml.safe_load(out.read_text()) == smoke
+    with pytest.raises(ParamError, match=r"gate.yaml smoke_params: .*train\.epoch"):
+        smoke_params({"train.epoch": 1}, tmp_path / "bad.yaml", ROOT / "conf")
+    assert hydra_override("tokenize.token", "char") == 'tokenize.token="char"'
+    assert hydra_override("x", [1, 2]) == "x=[1, 2]" and hydra_override("y", True) == "y=true"

@@ -41,6 +41,7 @@ from typing import Any
 import yaml
 
 from seqlm.core.errors import ParamError, SeqlmError
+from seqlm.ops.presets import CONF_DIR, compose_params
 from seqlm.ops.snapshots import (
     GateConfig,
     MetricTolerance,
@@ -151,20 +152,21 @@ def tracked_files(root: Path) -> list[str]:
     return [f for f in out.stdout.split("\0") if f]
 
 
-def smoke_params(params: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """``params`` with the dotted ``overrides`` of the smoke configuration applied."""
-    out = json.loads(json.dumps(params))  # deep copy of plain data
-    for dotted_key, value in overrides.items():
-        *parents, leaf = dotted_key.split(".")
-        node = out
-        for p in parents:
-            if not isinstance(node.get(p), dict):
-                raise ParamError(f"gate.yaml smoke_params: {dotted_key!r} names no params section")
-            node = node[p]
-        if leaf not in node:
-            raise ParamError(f"gate.yaml smoke_params: {dotted_key!r} is not a key of params.yaml")
-        node[leaf] = value
-    return out
+def hydra_override(key: str, value: Any) -> str:
+    """``key=value`` in Hydra's override grammar (a JSON scalar or list is valid there)."""
+    return f"{key}={json.dumps(value)}"
+
+
+def smoke_params(
+    overrides: Mapping[str, Any], out: str | os.PathLike[str], conf_dir: str | os.PathLike[str]
+) -> dict[str, Any]:
+    """Write to ``out`` the params ``conf_dir`` composes with the smoke configuration's dotted
+    ``overrides``: the Hydra composition ``dvc exp run -S`` and ``seqlm params`` use, so a key
+    that is not in the composed params is refused as it is there."""
+    try:
+        return compose_params([hydra_override(k, v) for k, v in overrides.items()], out, conf_dir)
+    except ParamError as e:
+        raise ParamError(f"{GATE_FILE} smoke_params: {e}") from None
 
 
 def prepare_smoke_project(root: Path, workdir: Path, config: GateConfig) -> Path:
@@ -175,9 +177,7 @@ def prepare_smoke_project(root: Path, workdir: Path, config: GateConfig) -> Path
         if src.is_file():
             (project / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, project / rel)
-    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
-    small = smoke_params(params, config.smoke_params)
-    (project / "params.yaml").write_text(yaml.safe_dump(small, sort_keys=False))
+    smoke_params(config.smoke_params, project / "params.yaml", root / CONF_DIR)
     smoke = root / SMOKE_DIR
     for f in ["dvc.lock", *metric_files(config)]:
         target = project / f
