@@ -43,7 +43,7 @@ def body(args: argparse.Namespace) -> None:
     params = load_section(NgramParams, "ngram", args.params)
     gen = load_section(GenerateParams, "generate", args.params)
     tok = load_section(TokenizeParams, "tokenize", args.params)
-    fmt = TextFormat.of(load_section(CleanParams, "clean", args.params), tok)
+    fmt = TextFormat.of(load_section(CleanParams, "clean", args.params), tok, args.tokens_dir)
     if args.arpa and params.smoothing != "kneser_ney":
         raise ParamError(f"--arpa needs ngram.smoothing = kneser_ney, not {params.smoothing!r}")
     vocab = load_vocab(args.vocab)

@@ -1,6 +1,7 @@
 """Stage ``tokenize``: the splits' token lines: a one-file corpus is first cut into train/val/test by
 line index; a pre-split corpus's files are its splits. Each split is written as a token file
-(``{split}.txt``, a line of text per line) with its statistics (``{split}.json``), batch by batch."""
+(``{split}.txt``, a line of text per line) with its statistics (``{split}.json``), batch by batch.
+With subword tokens the tokenizer is trained on the train split first (``tokenizer.model``)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from seqlm.core.atomic import remove_outputs
 from seqlm.core.stage import parser, run_stage
 from seqlm.data.clean import split_lines
-from seqlm.data.corpus import line_blocks, tokens_path
+from seqlm.data.corpus import line_blocks, tokens_path, train_tokenizer
 from seqlm.data.download import corpus_files
 from seqlm.data.split import SPLITS
+from seqlm.data.subword import TOKENIZER_FILE, save_subword, subword_of
 from seqlm.data.tokens import stats_path, tokenize_lines, write_token_file
 from seqlm.params import SINGLE, TokenizeParams, load_section
 
@@ -24,23 +27,31 @@ BATCH_LINES = 1 << 14  # lines tokenized at a time
 
 def body(args: argparse.Namespace) -> None:
     paths = [tokens_path(args.out_dir, s) for s in SPLITS]
-    remove_outputs(*paths, *map(stats_path, paths))
+    tokenizer = Path(args.out_dir) / TOKENIZER_FILE
+    remove_outputs(*paths, *map(stats_path, paths), tokenizer)
     params = load_section(TokenizeParams, "tokenize", args.params)
     files = corpus_files(args.clean_dir)
     lines = {name: split_lines(path.read_text(encoding="utf-8")) for name, path in files.items()}
-    for split, block in line_blocks(lines.get(SINGLE, lines), params).items():
+    blocks = line_blocks(lines.get(SINGLE, lines), params)
+    model = train_tokenizer(blocks, params)  # bpe/unigram: on the train split only
+    if model is not None:
+        save_subword(model, tokenizer)
+        log.info("%s tokenizer of %d pieces trained on train", params.token, params.vocab_size)
+    sub = subword_of(model) if model is not None else None
+    for split, block in blocks.items():
         batches = (
-            tokenize_lines(block[i : i + BATCH_LINES], params)
+            tokenize_lines(block[i : i + BATCH_LINES], params, sub)
             for i in range(0, len(block), BATCH_LINES)
         )
         stats = write_token_file(tokens_path(args.out_dir, split), batches, params)
         log.info(
-            "%s: %d lines, %d %s tokens, %d characters (line_end %s)",
+            "%s: %d lines, %d %s tokens, %d characters, %d bytes (line_end %s)",
             split,
             stats.lines,
             stats.tokens,
             params.token,
             stats.characters,
+            stats.bytes,
             params.line_end,
         )
 

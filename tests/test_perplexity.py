@@ -36,6 +36,10 @@ def test_bits_per_char_divides_by_the_running_texts_characters_not_tokens():
         "bits_per_char": score.bits_per_char,
         "oov": 1,
         "characters": 19,
+        "bits_per_byte": None,  # bytes and words not given: not counted
+        "bytes": None,
+        "word_perplexity": None,
+        "words": None,
     }
 
 
@@ -128,3 +132,35 @@ def test_log_probabilities_of_the_wrong_shape_are_refused_naming_it(shape):
     message = f"need one log-probability per target token, got shape {shape}"
     with pytest.raises(DataError, match=re.escape(message)):
         score_split(np.full(shape, -1.0), characters=4, oov=0)
+
+
+def test_bits_per_byte_and_word_perplexity_divide_the_same_nll_by_bytes_and_words():
+    # 4 tokens at probability 1/2 over a running text of 19 characters, 25 UTF-8 bytes and 5 words
+    score = score_split(np.log(np.full(4, 0.5)), characters=19, oov=1, bytes=25, words=5)
+    nll = 4 * math.log(2)
+    assert score.bits_per_byte == nll / math.log(2) / 25 == 4 / 25
+    assert score.word_perplexity == math.exp(nll / 5)
+    assert (score.bytes, score.words, score.characters) == (25, 5, 19)
+    record = score.to_record()
+    assert record["bits_per_byte"] == 4 / 25 and record["bytes"] == 25 and record["words"] == 5
+    assert isinstance(record["bytes"], int) and isinstance(record["words"], int)
+    assert score_split(np.log(np.full(4, 0.5)), 19, 1, bytes=np.int64(25)).bytes.__class__ is int
+
+
+@pytest.mark.parametrize(("name", "kw"), [("byte", {"bytes": 0}), ("word", {"words": -2})])
+def test_a_split_needs_positive_byte_and_word_counts_when_given(name, kw):
+    value = next(iter(kw.values()))
+    with pytest.raises(DataError, match=rf"^a split needs a positive {name} count, got {value}$"):
+        score_split(np.array([-1.0]), characters=3, oov=0, **kw)
+    with pytest.raises(DataError, match=r"^a split needs a positive character count, got 0$"):
+        score_split(np.array([-1.0]), characters=0, oov=0, bytes=3, words=1)
+
+
+def test_a_split_scores_its_bytes_and_words_as_counted_by_the_data_stages():
+    split = SplitData(
+        name="val", ids=np.array([1, 2], np.int32), lines=1, characters=3, oov=0, bytes=4, words=2
+    )
+    lp = np.log(np.array([0.5, 0.25]))
+    got = score_logprobs(split, lp)
+    assert got == score_split(lp, characters=3, oov=0, bytes=4, words=2)
+    assert got.bits_per_byte == 3 / 4 and got.word_perplexity == pytest.approx(math.sqrt(8))

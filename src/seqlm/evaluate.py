@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,14 +78,17 @@ class EvaluationSettings:
     device: torch.device
 
     @classmethod
-    def from_params(cls, params: str | os.PathLike[str]) -> EvaluationSettings:
-        """The settings ``params.yaml`` (at ``params``) gives the stage."""
+    def from_params(
+        cls, params: str | os.PathLike[str], tokens_dir: str | os.PathLike[str] | None = None
+    ) -> EvaluationSettings:
+        """The settings ``params.yaml`` (at ``params``) gives the stage (a subword tokenizer is
+        read from the tokenize stage's folder ``tokens_dir``)."""
         tok = load_section(TokenizeParams, "tokenize", params)
         return cls(
             model_name=load_model_name(params),
             net=load_section(NetParams, "net", params),
             tokenize=tok,
-            fmt=TextFormat.of(load_section(CleanParams, "clean", params), tok),
+            fmt=TextFormat.of(load_section(CleanParams, "clean", params), tok, tokens_dir),
             generate=load_section(GenerateParams, "generate", params),
             evaluate=load_section(EvaluateParams, "evaluate", params),
             device=resolve_device(load_section(TrainParams, "train", params).device),
@@ -97,14 +100,15 @@ class Evaluation:
     """Everything the stage writes."""
 
     metrics: dict[str, object]  # metrics/eval.json
-    bits_per_char: dict[str, list[float]]  # system -> [val, test] (metrics/bits_per_char.csv)
+    bits_per_char: dict[str, list[float | None]]  # system -> bits per char, per byte (val, test)
     samples: str  # metrics/samples.md
     embeddings: str  # metrics/embeddings.csv
     ensemble: list[dict[str, object]]  # each member: name, path, weight (and dynamic settings)
     neural_logprobs: dict[str, np.ndarray] = field(default_factory=dict)  # split -> (N,)
 
     def bits_per_char_csv(self) -> str:
-        """``system,val_bits_per_char,test_bits_per_char``: one row per scored system."""
+        """``system,val_bits_per_char,test_bits_per_char,val_bits_per_byte,test_bits_per_byte``:
+        one row per scored system."""
         return bits_per_char_csv(self.bits_per_char)
 
 
@@ -143,20 +147,20 @@ def run_evaluation(files: EvaluationFiles, settings: EvaluationSettings) -> Eval
     metrics["interpolation"] = {"lambda": lam, **{s: mixed[s].to_record() for s in SCORED}}
     members = {"ngram": ngram, name: neural}
     bits = {
-        name: [static[s].bits_per_char for s in SCORED],
-        "ngram": [score_logprobs(splits[s], ngram[s]).bits_per_char for s in SCORED],
-        f"{name}+ngram": [mixed[s].bits_per_char for s in SCORED],
+        name: bits_row(static),
+        "ngram": bits_row({s: score_logprobs(splits[s], ngram[s]) for s in SCORED}),
+        f"{name}+ngram": bits_row(mixed),
     }
     dyn = dynamic(model, splits, bos, settings.evaluate)
     if dyn is not None:
         metrics["dynamic"] = dynamic_record(dyn)
         members[f"{name}-dynamic"] = dyn.logprobs
-        bits[f"{name}-dynamic"] = [dyn.scores[s].bits_per_char for s in SCORED]
+        bits[f"{name}-dynamic"] = bits_row(dyn.scores)
     extra = settings.evaluate.members
     members |= extra_members(files.members_dir, extra, vocab, splits, settings.device)
     weights, ensemble = fit_ensemble(members, splits)
     metrics["ensemble"] = {"members": weights, **{s: ensemble[s].to_record() for s in SCORED}}
-    bits["ensemble"] = [ensemble[s].bits_per_char for s in SCORED]
+    bits["ensemble"] = bits_row(ensemble)
     where = member_files(files, name, extra, dyn)
     return Evaluation(
         metrics=metrics,
@@ -327,9 +331,16 @@ def samples_text(
     )
 
 
-def bits_per_char_csv(systems: dict[str, list[float]]) -> str:
-    """``system,val_bits_per_char,test_bits_per_char``: one row per scored system (a DVC bar plot)."""
-    table = pd.DataFrame.from_dict(
-        systems, orient="index", columns=["val_bits_per_char", "test_bits_per_char"]
-    )
+def bits_row(scores: Mapping[str, SplitScore]) -> list[float | None]:
+    """A system's row of the bits table: bits per character, then per byte, on val and test."""
+    return [scores[s].bits_per_char for s in SCORED] + [scores[s].bits_per_byte for s in SCORED]
+
+
+BITS_COLUMNS = [f"{s}_bits_per_{u}" for u in ("char", "byte") for s in SCORED]
+
+
+def bits_per_char_csv(systems: dict[str, list[float | None]]) -> str:
+    """``system,val_bits_per_char,test_bits_per_char,val_bits_per_byte,test_bits_per_byte``: one
+    row per scored system (a DVC bar plot)."""
+    table = pd.DataFrame.from_dict(systems, orient="index", columns=BITS_COLUMNS)
     return table.rename_axis("system").to_csv(float_format="%.6f", lineterminator="\n")

@@ -17,15 +17,24 @@ One convention, used by every evaluator (n-gram, RNN/GRU/LSTM, seq2seq, their in
     running text (:mod:`seqlm.data.tokens`): with ``tokenize.line_end: space`` its non-empty lines
     joined by one space; with ``eos`` and ``newline`` every line followed by one ``\\n`` (an
     ``<eos>`` counts as the one character of the line end it stands for). A word line's text is its
-    words joined by one space. It is the same text whatever the tokenization, so bits per character
-    compares word- and character-level models with the same line ends, where perplexities per token
-    do not.
+    words joined by one space, a subword line's the line itself. It is the same text whatever the
+    tokenization, so bits per character compares word-, character- and subword-level models with
+    the same line ends, where perplexities per token do not;
+  - ``bits_per_byte``: ``nll / ln 2 / bytes``, ``bytes`` the UTF-8 length of the same running text:
+    the scale the field compares tokenizations on (lm-evaluation-harness, enwik8); equal to bits
+    per character on ASCII text;
+  - ``word_perplexity``: ``exp(nll / words)``, ``words`` the length of the word-level stream of the
+    running text (its whitespace-separated words, and a line end each with ``eos``/``newline``), as
+    papers convert subword models' scores to a word-level perplexity; for a word-level model it is
+    its perplexity.
 
 Every model is scored through :func:`score_model` (or :func:`score_logprobs` for log-probabilities
 already in hand, such as a mixture's): a function giving the targets' log-probabilities, and the split.
 
 Every metrics file that reports splits uses the record shape of :meth:`SplitScore.to_record`:
-``{"val": {"tokens", "nll", "perplexity", "bits_per_char", "oov", "characters"}, "test": {...}}``.
+``{"val": {"tokens", "nll", "perplexity", "bits_per_char", "oov", "characters", "bits_per_byte",
+"bytes", "word_perplexity", "words"}, "test": {...}}`` (the last four null where a split's bytes
+and words were not counted).
 """
 
 from __future__ import annotations
@@ -52,19 +61,31 @@ class SplitScore:
     bits_per_char: float
     oov: int
     characters: int
+    bits_per_byte: float | None = None
+    bytes: int | None = None
+    word_perplexity: float | None = None
+    words: int | None = None
 
     def to_record(self) -> dict[str, float | int]:
         """The JSON record every metrics file uses for a split."""
         return asdict(self)
 
 
-def score_split(target_logprobs: np.ndarray, characters: int, oov: int) -> SplitScore:
-    """Score a split from the natural-log probability of each of its targets."""
+def score_split(
+    target_logprobs: np.ndarray,
+    characters: int,
+    oov: int,
+    bytes: int | None = None,  # noqa: A002 (the record's name)
+    words: int | None = None,
+) -> SplitScore:
+    """Score a split from the natural-log probability of each of its targets; ``bytes`` and
+    ``words`` (when counted) give bits per byte and word-level perplexity."""
     lp = np.asarray(target_logprobs, dtype=np.float64)
     if lp.ndim != 1 or lp.size == 0:
         raise DataError(f"need one log-probability per target token, got shape {lp.shape}")
-    if characters <= 0:
-        raise DataError(f"a split needs a positive character count, got {characters}")
+    for name, n in (("character", characters), ("byte", bytes), ("word", words)):
+        if n is not None and n <= 0:
+            raise DataError(f"a split needs a positive {name} count, got {n}")
     if not np.all(np.isfinite(lp)) or np.any(lp > 1e-9):
         bad = int(np.flatnonzero(~np.isfinite(lp) | (lp > 1e-9))[0])
         raise DataError(f"target {bad} has log-probability {lp[bad]}, not a finite value <= 0")
@@ -76,6 +97,10 @@ def score_split(target_logprobs: np.ndarray, characters: int, oov: int) -> Split
         bits_per_char=nll / math.log(2) / characters,
         oov=int(oov),
         characters=int(characters),
+        bits_per_byte=None if bytes is None else nll / math.log(2) / bytes,
+        bytes=None if bytes is None else int(bytes),
+        word_perplexity=None if words is None else math.exp(nll / words),
+        words=None if words is None else int(words),
     )
 
 
@@ -91,6 +116,12 @@ class ScoredSplit(Protocol):
     @property
     def oov(self) -> int: ...
 
+    @property
+    def bytes(self) -> int | None: ...
+
+    @property
+    def words(self) -> int | None: ...
+
 
 def score_logprobs(split: ScoredSplit, target_logprobs: np.ndarray) -> SplitScore:
     """Score ``split`` from the log-probability of each of its targets (one per target, in order)."""
@@ -100,7 +131,7 @@ def score_logprobs(split: ScoredSplit, target_logprobs: np.ndarray) -> SplitScor
             f"{lp.size} log-probabilities (shape {lp.shape}) for {np.size(split.ids)} targets; "
             "need exactly one per target"
         )
-    return score_split(lp, split.characters, split.oov)
+    return score_split(lp, split.characters, split.oov, split.bytes, split.words)
 
 
 def score_model(

@@ -16,17 +16,21 @@ The n-gram baseline and the neural models generate the same way:
 
 from __future__ import annotations
 
+import base64
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from seqlm.core.errors import ParamError
 from seqlm.data.clean import clean_line
+from seqlm.data.subword import TOKENIZER_FILE, Subword, load_subword, pieces_text, subword_of
 from seqlm.data.tokens import check_token_kind, tokenize_line
 from seqlm.data.vocab import BOS, EOS, PAD, UNK, Vocab
-from seqlm.params import CleanParams, TokenizeParams
+from seqlm.params import SUBWORD_TOKENS, CleanParams, TokenizeParams
 
 log = logging.getLogger(__name__)
 
@@ -38,16 +42,54 @@ class TextFormat:
     token: str = "char"
     line_end: str = "space"
     clean: str = "textbook"
+    tokenizer: bytes = b""  # the subword model (bpe, unigram); empty for words and characters
 
     @classmethod
-    def of(cls, clean: CleanParams, tokenize: TokenizeParams) -> TextFormat:
-        """The format the ``clean`` and ``tokenize`` sections give the corpus."""
-        return cls(tokenize.token, tokenize.line_end, clean.mode)
+    def of(
+        cls,
+        clean: CleanParams,
+        tokenize: TokenizeParams,
+        tokens_dir: str | os.PathLike[str] | None = None,
+    ) -> TextFormat:
+        """The format the ``clean`` and ``tokenize`` sections give the corpus; a subword
+        tokenization's model is read from the tokenize stage's folder ``tokens_dir``."""
+        model = b""
+        if tokenize.token in SUBWORD_TOKENS:
+            if tokens_dir is None:
+                raise ParamError(
+                    f"tokenize.token = {tokenize.token!r} needs its tokenizer's folder"
+                )
+            model = load_subword(Path(tokens_dir) / TOKENIZER_FILE)
+        return cls(tokenize.token, tokenize.line_end, clean.mode, model)
+
+    @property
+    def subword(self) -> Subword | None:
+        """The subword model, loaded (None for words and characters)."""
+        return subword_of(self.tokenizer) if self.tokenizer else None
 
 
 def text_reading(fmt: TextFormat) -> dict[str, str]:
-    """The format as a model file records it (``clean``, ``token``, ``line_end``)."""
-    return {"clean": fmt.clean, "token": fmt.token, "line_end": fmt.line_end}
+    """The format as a model file records it (``clean``, ``token``, ``line_end``; ``tokenizer``,
+    the subword model in base64, for subword tokens)."""
+    out = {"clean": fmt.clean, "token": fmt.token, "line_end": fmt.line_end}
+    if fmt.tokenizer:
+        out["tokenizer"] = base64.b64encode(fmt.tokenizer).decode("ascii")
+    return out
+
+
+def kept_reading(text: dict[str, str], keys: Sequence[str]) -> dict[str, str]:
+    """The text reading's ``keys`` and, when it has one, its ``tokenizer``."""
+    return {k: text[k] for k in (*keys, "tokenizer") if k in text}
+
+
+def format_of_reading(text: dict[str, str]) -> TextFormat:
+    """The :class:`TextFormat` a model file's text reading (:func:`text_reading`) describes."""
+    model = base64.b64decode(text["tokenizer"]) if text.get("tokenizer") else b""
+    if text["token"] in SUBWORD_TOKENS and not model:
+        raise ParamError(
+            f"a {text['token']} model file must carry its tokenizer; this one has none"
+        )
+    return TextFormat(text["token"], text["line_end"], text["clean"], model)
 
 
 def text_format(fmt: TextFormat | str) -> TextFormat:
@@ -70,7 +112,7 @@ def read_prefix(prefix: str, fmt: TextFormat | str, vocab: Vocab) -> Prefix:
     """Clean, tokenize and encode a prefix exactly as the corpus is; warn about unknown tokens."""
     f = text_format(fmt)
     text = clean_line(prefix, f.clean)
-    toks = tokenize_line(text, f.token)
+    toks = tokenize_line(text, f.token, f.subword)
     unknown = sorted({t for t in toks if t not in vocab})
     if unknown:
         log.warning(
@@ -149,6 +191,8 @@ def join_tokens(tokens: Sequence[str], fmt: TextFormat | str) -> str:
     """Text of a token sequence: characters glued, words with spaces; ``<eos>`` ends a line when
     every line ends with it."""
     f = text_format(fmt)
+    if f.token in SUBWORD_TOKENS:  # pieces spell their text; <eos> a line break
+        return pieces_text("\n" if f.line_end == "eos" and t == EOS else t for t in tokens)
     out: list[str] = []
     for tok in tokens:
         if f.line_end == "eos" and tok == EOS:

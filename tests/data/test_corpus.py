@@ -44,7 +44,15 @@ def test_split_statistics_count_lines_tokens_characters_and_oov():
     token_lines = tokenize_lines(["the dog", "", "the cat sat"], "word")
     data = encode_split("val", token_lines, "word", vocab)
     assert data.ids.tolist() == [1, 0, 1, 2, 0]
-    assert data.stats() == {"lines": 2, "tokens": 5, "characters": 19, "oov": 2, "oov_rate": 0.4}
+    assert data.stats() == {
+        "lines": 2,
+        "tokens": 5,
+        "characters": 19,
+        "bytes": 19,
+        "words": 5,
+        "oov": 2,
+        "oov_rate": 0.4,
+    }
 
 
 def test_a_split_reads_back_as_it_was_written(tmp_path):

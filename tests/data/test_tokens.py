@@ -43,9 +43,11 @@ def test_both_tokenizations_share_one_running_text_and_character_count():
 
 def test_an_unknown_tokenization_lists_the_choices():
     with pytest.raises(
-        ParamError, match="tokenize.token = 'bpe' is not a tokenization; choose one of: word, char"
+        ParamError,
+        match="tokenize.token = 'wordpiece' is not a tokenization; "
+        "choose one of: word, char, bpe, unigram",
     ):
-        TokenizeParams(token="bpe")
+        TokenizeParams(token="wordpiece")
 
 
 @pytest.mark.parametrize("tok", ["char", "word", EOS_WORDS_, NEWLINES_])
@@ -73,6 +75,8 @@ def test_a_token_file_is_one_line_of_text_per_line(tmp_path):
         "lines": 3,
         "tokens": 6,
         "characters": 18,
+        "bytes": 18,
+        "words": 6,  # 3 words and 3 line ends
     }
 
 
@@ -129,8 +133,8 @@ def test_bits_per_character_counts_one_character_per_line_end_in_eos_and_newline
         assert count_characters(token_lines, tok) == 21
 
 
-def test_newline_line_ends_need_character_tokens():
-    with pytest.raises(ParamError, match="line_end = 'newline' makes .* a character; it needs"):
+def test_newline_line_ends_need_character_or_subword_tokens():
+    with pytest.raises(ParamError, match="line_end = 'newline' makes .* a token of its own; word"):
         TokenizeParams(token="word", line_end="newline")
     with pytest.raises(ParamError, match="is not a line end; choose one of: space, eos, newline"):
         TokenizeParams(line_end="crlf")

@@ -91,6 +91,7 @@ def test_the_evaluate_stage_reports_val_test_and_the_interpolation(trained, tmp_
         "ensemble",
     }
     record_keys = {"tokens", "nll", "perplexity", "bits_per_char", "oov", "characters"}
+    record_keys |= {"bits_per_byte", "bytes", "word_perplexity", "words"}
     for split in ("val", "test"):
         assert set(metrics[split]) == record_keys
         assert set(metrics["interpolation"][split]) == record_keys
@@ -111,13 +112,19 @@ def test_the_evaluate_stage_reports_val_test_and_the_interpolation(trained, tmp_
         <= min(metrics["val"]["perplexity"], ngram_ppl) + 1e-9
     )
     table = (tmp_path / "metrics" / "bits_per_char.csv").read_text().splitlines()
-    assert table[0] == "system,val_bits_per_char,test_bits_per_char"
+    assert table[0] == (
+        "system,val_bits_per_char,test_bits_per_char,val_bits_per_byte,test_bits_per_byte"
+    )
     systems = {row.split(",")[0]: float(row.split(",")[2]) for row in table[1:]}
+    per_byte = {row.split(",")[0]: float(row.split(",")[4]) for row in table[1:]}
     model = metrics["model"]
     assert list(systems) == [model, "ngram", f"{model}+ngram", f"{model}-dynamic", "ensemble"]
     assert systems[model] == pytest.approx(metrics["test"]["bits_per_char"], abs=1e-6)
     assert systems[f"{model}+ngram"] == pytest.approx(
         metrics["interpolation"]["test"]["bits_per_char"], abs=1e-6
+    )
+    assert per_byte["ensemble"] == pytest.approx(
+        metrics["ensemble"]["test"]["bits_per_byte"], abs=1e-6
     )
 
 

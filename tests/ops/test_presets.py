@@ -32,6 +32,7 @@ def test_the_default_dataset_is_the_time_machine_as_the_textbook_reads_it(tmp_pa
         "train_fraction": 0.9,
         "val_fraction": 0.05,
         "test_fraction": 0.05,
+        "vocab_size": None,
     }
 
 

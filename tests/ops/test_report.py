@@ -36,6 +36,7 @@ def row(
         "metrics/eval.json:test.perplexity": test,
         "metrics/eval.json:val.bits_per_char": 1.9,
         "metrics/eval.json:test.bits_per_char": 2.0,
+        "metrics/eval.json:test.bits_per_byte": 1.5,
         "interpolation.test.perplexity": None if test is None else test - 0.5,
         "dynamic.test.perplexity": None if test is None else test - 0.2,
         "ensemble.test.perplexity": None if test is None else test - 0.7,
@@ -114,7 +115,7 @@ def test_the_markdown_table_lists_figures_and_the_ratio_to_the_ngram():
     assert len(rows) == 3
     assert rows[0] == (
         "| 1 | fast-gru (bbbbbbb) | gru | net.hidden_size=256 | 4.000 | 4.400 "
-        "| 1.900 | 2.000 | 3.900 | 4.200 | 3.700 | 4.000 | 1.100 | 2.0 |"
+        "| 1.900 | 2.000 | 1.500 | 3.900 | 4.200 | 3.700 | 4.000 | 1.100 | 2.0 |"
     )  # 4.4 / 4.0; 120 s
     assert rows[1].startswith(
         "| 2 | main (baseline aaaaaaa) | lstm | net.hidden_size=256 | 5.000 |"

@@ -10,6 +10,7 @@ the same params. The stages themselves go through a split in batches of lines
 
 from __future__ import annotations
 
+import collections
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from seqlm.data.freq import (  # noqa: F401 (FREQ_TABLES, freq_table_csv: read f
 )
 from seqlm.data.ids import id_dtype, read_ids, write_ids
 from seqlm.data.split import SPLITS, check_blocks, split_by_line
+from seqlm.data.subword import subword_of, subword_vocab, train_subword
 from seqlm.data.tokens import (
     Tokenization,
     TokenStats,
@@ -37,8 +39,8 @@ from seqlm.data.tokens import (
     stream_batches,
     tokenize_lines,
 )
-from seqlm.data.vocab import Vocab, build_vocab
-from seqlm.params import CleanParams, TokenizeParams, VocabParams
+from seqlm.data.vocab import Vocab, vocab_from_counts
+from seqlm.params import SUBWORD_TOKENS, CleanParams, TokenizeParams, VocabParams
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ class SplitData:
     lines: int  # lines read (line_end space: non-empty lines)
     characters: int  # length of the running text
     oov: int  # tokens mapped to <unk>
+    bytes: int | None = None  # its UTF-8 length (None: not counted, no bits per byte)
+    words: int | None = None  # its words and line ends (None: not counted, no word perplexity)
 
     @classmethod
     def of(cls, name: str, ids: np.ndarray, stats: TokenStats, oov: int | None = None) -> SplitData:
@@ -64,7 +68,15 @@ class SplitData:
             oov = sum(
                 int(np.count_nonzero(ids[i : i + CHUNK] == 0)) for i in range(0, ids.size, CHUNK)
             )
-        return cls(name=name, ids=ids, lines=stats.lines, characters=stats.characters, oov=oov)
+        return cls(
+            name=name,
+            ids=ids,
+            lines=stats.lines,
+            characters=stats.characters,
+            oov=oov,
+            bytes=stats.bytes,
+            words=stats.words,
+        )
 
     def stats(self) -> dict[str, float | int]:
         """The split's record in ``metrics/data.json``."""
@@ -73,6 +85,8 @@ class SplitData:
             "lines": self.lines,
             "tokens": tokens,
             "characters": self.characters,
+            "bytes": self.bytes,
+            "words": self.words,
             "oov": self.oov,
             "oov_rate": self.oov / tokens if tokens else 0.0,
         }
@@ -181,6 +195,7 @@ class PreparedData:
     vocab: Vocab
     token_lines: dict[str, list[list[str]]]  # split -> tokens of each line
     splits: dict[str, SplitData]  # split -> ids and statistics
+    subword: bytes | None = None  # the subword model (bpe, unigram), trained on train
 
 
 Text = str | bytes
@@ -209,11 +224,12 @@ def prepare_text(
         cleaned: list[str] | dict[str, list[str]] = {s: lines_of(text[s], s) for s in SPLITS}
     else:
         cleaned = lines_of(text, "the corpus")
-    token_lines = tokenize_splits(cleaned, tok)
-    train_stream = stream(token_lines["train"], tok)
-    voc = build_vocab(train_stream, vocab if vocab is not None else VocabParams())
+    token_lines, model = tokenize_splits(cleaned, tok)
+    counts = collections.Counter(stream(token_lines["train"], tok))
+    vp = vocab if vocab is not None else VocabParams()
+    voc = subword_vocab(counts, model, vp) if model is not None else vocab_from_counts(counts, vp)
     splits = {s: encode_split(s, tl, tok, voc) for s, tl in token_lines.items()}
-    return PreparedData(vocab=voc, token_lines=token_lines, splits=splits)
+    return PreparedData(vocab=voc, token_lines=token_lines, splits=splits, subword=model)
 
 
 def line_blocks(
@@ -229,9 +245,21 @@ def line_blocks(
     return split_by_line(lines, tok.train_fraction, tok.val_fraction, tok.test_fraction)
 
 
+def train_tokenizer(blocks: Mapping[str, list[str]], params: Tokenization) -> bytes | None:
+    """The subword model of a ``bpe``/``unigram`` tokenization, trained on the train split's lines
+    only (None for words and characters)."""
+    tok = as_tokenization(params)
+    if tok.token not in SUBWORD_TOKENS or tok.vocab_size is None:
+        return None
+    return train_subword(blocks["train"], tok.token, tok.vocab_size)
+
+
 def tokenize_splits(
     lines: list[str] | Mapping[str, list[str]], params: Tokenization
-) -> dict[str, list[list[str]]]:
-    """Tokenize each split in memory (what the tokenize stage writes): see :func:`line_blocks`."""
+) -> tuple[dict[str, list[list[str]]], bytes | None]:
+    """Tokenize each split in memory (what the tokenize stage writes: see :func:`line_blocks`);
+    with the subword model trained for it, if any."""
     blocks = line_blocks(lines, params)
-    return {split: tokenize_lines(blocks[split], params) for split in SPLITS}
+    model = train_tokenizer(blocks, params)
+    sub = subword_of(model) if model is not None else None
+    return {split: tokenize_lines(blocks[split], params, sub) for split in SPLITS}, model

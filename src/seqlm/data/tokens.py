@@ -11,17 +11,21 @@ and its *token stream* follow it:
 * ``newline`` (characters only): the running text as for ``eos``; the stream is each line's
   characters followed by the character ``"\\n"``.
 
-A word line's text is its words joined by one space. So ``<eos>`` stands for the line end it
-replaces, and ``characters = len(running text)`` is the same denominator for bits per character
-whatever the tokenization. (The textbook glues lines together at character level, ``"wells" + "i"
-→ "wellsi"``; only the textbook-exact functions in :mod:`seqlm.textbook` keep that.)
+A word line's text is its words joined by one space; a subword line's text is what its pieces
+spell (:func:`seqlm.data.subword.pieces_text`: the line itself). So ``<eos>`` stands for the line
+end it replaces, and ``characters = len(running text)``, ``bytes`` (its UTF-8 length) and ``words``
+(its whitespace-separated words, plus one per line end with ``eos`` and ``newline``: the length of
+the word-level stream of the same text) are the same denominators whatever the tokenization.
+(The textbook glues lines together at character level, ``"wells" + "i" → "wellsi"``; only the
+textbook-exact functions in :mod:`seqlm.textbook` keep that.)
 
 Token files (``{split}.txt``) hold one line of the split per line, as text: a word line's words
-joined by one space, a character line as it is (with ``space``, non-empty lines only), each ended by
+joined by one space, a character line as it is (with ``space``, non-empty lines only), a subword
+line's pieces joined by one space (a piece spells a space ``▁``, so holds none), each ended by
 ``\\n``; so the line structure survives for the sentence-per-line n-gram mode, the file diffs and
 reads like the corpus, and it is read back in batches of lines (:func:`iter_line_batches`) without
 ever holding the split's tokens as Python objects. Beside it, ``{split}.json`` holds the split's
-:class:`TokenStats` (lines, tokens, characters), so readers need not count them again.
+:class:`TokenStats` (lines, tokens, characters, bytes, words), so readers need not count them again.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from seqlm.core.errors import DataError, ParamError
-from seqlm.params import TOKEN_KINDS, TokenizeParams
+from seqlm.data.subword import Subword, pieces_text
+from seqlm.params import SUBWORD_TOKENS, TOKEN_KINDS, TokenizeParams
 
 EOS = "<eos>"
 NEWLINE = "\n"
@@ -54,18 +59,31 @@ def check_token_kind(token: str) -> None:
         )
 
 
-def tokenize_line(line: str, token: str) -> list[str]:
-    """Tokens of one cleaned line: its words, or its characters (spaces included)."""
+def tokenize_line(line: str, token: str, subword: Subword | None = None) -> list[str]:
+    """Tokens of one cleaned line: its words, its characters (spaces included), or its pieces
+    under the trained ``subword`` model (needed for ``bpe`` and ``unigram``)."""
     check_token_kind(token)
+    if token in SUBWORD_TOKENS:
+        return need_subword(token, subword).pieces([line])[0]
     return line.split() if token == "word" else list(line)
 
 
-def tokenize_lines(lines: list[str], tok: Tokenization) -> list[list[str]]:
+def need_subword(token: str, subword: Subword | None) -> Subword:
+    """``subword``, which a subword token kind cannot do without."""
+    if subword is None:
+        raise DataError(f"tokenize.token = {token!r} needs its trained tokenizer; none was given")
+    return subword
+
+
+def tokenize_lines(
+    lines: list[str], tok: Tokenization, subword: Subword | None = None
+) -> list[list[str]]:
     """Tokens of each line; with ``line_end: space`` empty lines are dropped."""
     t = as_tokenization(tok)
-    if t.line_end == "space":
-        return [tokenize_line(line, t.token) for line in lines if line]
-    return [tokenize_line(line, t.token) for line in lines]
+    kept = [line for line in lines if line] if t.line_end == "space" else lines
+    if t.token in SUBWORD_TOKENS:
+        return need_subword(t.token, subword).pieces(kept)
+    return [tokenize_line(line, t.token) for line in kept]
 
 
 def line_end_token(tok: Tokenization) -> str | None:
@@ -91,10 +109,10 @@ def stream(token_lines: list[list[str]], tok: Tokenization) -> list[str]:
 def running_text(token_lines: list[list[str]], tok: Tokenization) -> str:
     """The split's running text, rebuilt from its tokens."""
     t = as_tokenization(tok)
-    sep = " " if t.token == "word" else ""
+    texts = [line_string(line, t.token) for line in token_lines]
     if t.line_end == "space":
-        return " ".join(sep.join(line) for line in token_lines)
-    return "".join(sep.join(line) + "\n" for line in token_lines)
+        return " ".join(texts)
+    return "".join(text + "\n" for text in texts)
 
 
 def count_characters(token_lines: list[list[str]], tok: Tokenization) -> int:
@@ -103,13 +121,24 @@ def count_characters(token_lines: list[list[str]], tok: Tokenization) -> int:
 
 
 def line_text(tokens: list[str], token: str) -> str:
-    """How a line of tokens is written in a token file: words joined by a space, characters glued."""
-    return (" " if token == "word" else "").join(tokens)
+    """How a line of tokens is written in a token file: words and subword pieces joined by a
+    space, characters glued."""
+    return ("" if token == "char" else " ").join(tokens)
 
 
 def line_tokens(text: str, token: str) -> list[str]:
     """The tokens of a line read from a token file (the inverse of :func:`line_text`)."""
+    if token in SUBWORD_TOKENS:
+        return text.split(" ") if text else []
     return tokenize_line(text, token)
+
+
+def line_string(tokens: list[str], token: str) -> str:
+    """A line's share of the running text: its words joined by a space, its characters glued, or
+    the text its subword pieces spell."""
+    if token in SUBWORD_TOKENS:
+        return pieces_text(tokens)
+    return line_text(tokens, token)
 
 
 @dataclass(frozen=True)
@@ -119,6 +148,8 @@ class TokenStats:
     lines: int  # lines written (line_end space: non-empty lines)
     tokens: int  # length of the token stream
     characters: int  # length of the running text
+    bytes: int  # its length in UTF-8 bytes (bits per byte's denominator)
+    words: int  # its words, a line end one more with eos/newline (word perplexity's denominator)
 
     @classmethod
     def of(cls, token_lines: list[list[str]], tok: Tokenization) -> TokenStats:
@@ -133,30 +164,36 @@ class StatsCounter:
 
     def __init__(self, tok: Tokenization) -> None:
         self.tok = as_tokenization(tok)
-        self.lines = self.tokens = self.characters = 0
+        self.lines = self.tokens = self.characters = self.bytes = self.words = 0
 
     def add(self, token_lines: list[list[str]], texts: list[str] | None = None) -> None:
         """Count one batch of lines (those after every batch counted so far); ``texts`` are their
-        :func:`line_text` when already made. Arithmetic only: the lengths of :func:`stream` and
+        :func:`line_string` when already made. Arithmetic only: the lengths of :func:`stream` and
         :func:`running_text` without building them."""
         if not token_lines:
             return
         if texts is None:
-            texts = [line_text(line, self.tok.token) for line in token_lines]
+            texts = [line_string(line, self.tok.token) for line in token_lines]
         n = len(token_lines)
         tokens, characters = sum(map(len, token_lines)), sum(map(len, texts))
+        size = sum(len(text.encode("utf-8")) for text in texts)
+        words = sum(len(text.split()) for text in texts)
         if self.tok.line_end == "space":
             joins = n - 1 + (self.lines > 0)  # one space between consecutive lines
             self.tokens += tokens + (joins if self.tok.token == "char" else 0)
             self.characters += characters + joins
-        else:  # a line end (token and character) after every line
+            self.bytes += size + joins
+            self.words += words
+        else:  # a line end (token, character, byte and word) after every line
             self.tokens += tokens + n
             self.characters += characters + n
+            self.bytes += size + n
+            self.words += words + n
         self.lines += n
 
     def stats(self) -> TokenStats:
         """What has been counted."""
-        return TokenStats(self.lines, self.tokens, self.characters)
+        return TokenStats(self.lines, self.tokens, self.characters, self.bytes, self.words)
 
 
 def stats_path(tokens_file: str | os.PathLike[str]) -> Path:
@@ -174,9 +211,8 @@ def write_token_file(
     counter = StatsCounter(t)
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
         for token_lines in batches:
-            texts = [line_text(line, t.token) for line in token_lines]
-            f.write("".join(text + "\n" for text in texts))
-            counter.add(token_lines, texts)
+            f.write("".join(line_text(line, t.token) + "\n" for line in token_lines))
+            counter.add(token_lines)
     stats = counter.stats()
     write_json(stats_path(path), asdict(stats))
     return stats
@@ -189,11 +225,12 @@ def read_token_stats(path: str | os.PathLike[str]) -> TokenStats:
         raise DataError(f"{p} does not exist: run the tokenize stage")
     try:
         raw = json.loads(p.read_text(encoding="utf-8"))
-        return TokenStats(**{k: int(raw[k]) for k in ("lines", "tokens", "characters")})
+        return TokenStats(**{k: int(raw[k]) for k in STATS_KEYS})
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise DataError(f"{p}: not the statistics of a token file ({e})") from e
 
 
+STATS_KEYS = ("lines", "tokens", "characters", "bytes", "words")
 BATCH_CHARS = 1 << 20  # characters of token file read per batch
 
 

@@ -54,7 +54,8 @@ class TokenLogprobs:
 
     def score(self) -> SplitScore:
         """The text's score under the convention, from these log-probabilities."""
-        return score_split(self.logprobs, self.text.characters, self.text.oov)
+        t = self.text
+        return score_split(self.logprobs, t.characters, t.oov, t.bytes, t.words)
 
     def records(self) -> list[dict[str, Any]]:
         """One JSON-ready record per token: token, logprob, line, oov (and alternatives)."""
@@ -169,7 +170,13 @@ class LanguageModel(ABC):
             enc.line_of[np.r_[0, cuts]], np.split(lp, cuts), np.split(enc.unknown, cuts)
         ):
             i = int(idx)
-            score = score_split(part, enc.line_characters[i], int(np.count_nonzero(unknown)))
+            score = score_split(
+                part,
+                enc.line_characters[i],
+                int(np.count_nonzero(unknown)),
+                enc.line_bytes[i],
+                enc.line_words[i] or None,  # a line of no word has no word perplexity
+            )
             per_line.append(LineScore(enc.lines[i], score))
         return total, per_line
 

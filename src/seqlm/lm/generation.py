@@ -25,7 +25,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from seqlm.core.errors import ParamError
+from seqlm.data.subword import PieceStream
 from seqlm.data.vocab import Vocab
+from seqlm.params import SUBWORD_TOKENS
 from seqlm.sampling import (
     TextFormat,
     join_tokens,
@@ -86,7 +88,11 @@ def generate(
 
 def token_texts(lm: Stepper, ids: Iterator[int], prompt_text: str) -> Iterator[str]:
     """Each token's text as it reads after the text before it (a space between words, a line
-    break for ``<eos>``)."""
+    break for ``<eos>``; subword pieces as the text they complete)."""
+    if lm.fmt.token in SUBWORD_TOKENS:
+        pieces = PieceStream()
+        yield from (pieces.feed(lm.vocab.tokens[token_id]) for token_id in ids)
+        return
     previous: str | None = None
     for token_id in ids:
         token = lm.vocab.tokens[token_id]

@@ -28,7 +28,7 @@ import torch
 from seqlm.core.errors import DataError
 from seqlm.lm.base import LanguageModel
 from seqlm.lm.models import ArpaLM, DynamicSettings, EnsembleLM, Member, NeuralModel, NgramLM
-from seqlm.sampling import TextFormat
+from seqlm.sampling import TextFormat, format_of_reading
 
 ENSEMBLE_FORMAT = "seqlm-ensemble/1"
 LOOKED_FOR = ("model.pt", "model.safetensors", "model.npz", "ensemble.json")
@@ -41,7 +41,7 @@ ACCEPTED = (
 
 def text_format(text: dict[str, str]) -> TextFormat:
     """The text reading a model file carries, as a :class:`~seqlm.sampling.TextFormat`."""
-    return TextFormat(token=text["token"], line_end=text["line_end"], clean=text["clean"])
+    return format_of_reading(text)
 
 
 def resolve(path: str | os.PathLike[str]) -> Path:

@@ -33,6 +33,7 @@ from seqlm.core.errors import DataError, ParamError
 from seqlm.data.vocab import Vocab, parse_vocab
 from seqlm.neural.models import NeuralLM, build_model, check_model
 from seqlm.params import NetParams, build
+from seqlm.sampling import kept_reading
 
 FORMAT = 1
 TEXT_KEYS = ("clean", "token", "line_end")  # what turns raw text into tokens, as the stages did
@@ -193,7 +194,7 @@ def add_text_reading(path: str | os.PathLike[str], vocab: Vocab, text: dict[str,
     if payload["vocab_sha256"] != vocab.checksum():
         raise DataError(f"checkpoint {str(p)!r} was trained with another vocabulary")
     payload["vocab_tsv"] = vocab.to_tsv()
-    payload["text"] = {k: text[k] for k in TEXT_KEYS}
+    payload["text"] = kept_reading(text, TEXT_KEYS)
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     with atomic_path(p) as tmp:
@@ -215,5 +216,5 @@ def load_standalone(
         )
     vocab = parse_vocab(payload["vocab_tsv"], f"the vocabulary in {str(p)!r}")
     model, info = _rebuild(p, payload, vocab, None, None, device)
-    text = {k: str(payload["text"].get(k)) for k in TEXT_KEYS}
+    text = kept_reading({k: str(v) for k, v in payload["text"].items()}, TEXT_KEYS)
     return model, info, vocab, text

@@ -46,6 +46,7 @@ from seqlm.neural.checkpoint import (
     rebuild,
 )
 from seqlm.neural.models import NeuralLM
+from seqlm.sampling import kept_reading
 
 SAFETENSORS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -110,7 +111,7 @@ def _finished(path: Path, payload: dict[str, Any]) -> Vocab:
 def _config(payload: dict[str, Any], vocab: Vocab) -> dict[str, Any]:
     """config.json's content: the payload's keys but the state dict, the vocabulary as lists."""
     config = {k: payload[k] for k in CONFIG_TYPES if k not in ("text", "vocab")}
-    config["text"] = {k: payload["text"][k] for k in TEXT_KEYS}
+    config["text"] = kept_reading(payload["text"], TEXT_KEYS)
     config["vocab"] = {"tokens": list(vocab.tokens), "counts": list(vocab.counts)}
     return config
 
@@ -201,7 +202,7 @@ def save_portable(
         "state_dict": model.state_dict(),
         "epoch": info.epoch,
         "best_val_perplexity": info.best_val_perplexity,
-        "text": {k: text[k] for k in TEXT_KEYS},
+        "text": kept_reading(text, TEXT_KEYS),
     }
     return _write(payload, vocab, Path(out_dir))
 
@@ -305,4 +306,4 @@ def load_portable(
         model, info = rebuild(st_path, payload, vocab, device)
     except ParamError as e:
         raise DataError(f"{str(cfg_path)!r} holds a configuration seqlm cannot build: {e}") from e
-    return model, info, vocab, {k: text[k] for k in TEXT_KEYS}
+    return model, info, vocab, kept_reading(text, TEXT_KEYS)

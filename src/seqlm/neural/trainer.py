@@ -28,6 +28,7 @@ from seqlm.neural.loop import Evaluation, TrainResult, train
 from seqlm.neural.models import check_net_for_model, load_model_name
 from seqlm.neural.resume import Resume, fingerprint, folder_files, open_resume, restore_folder
 from seqlm.params import CleanParams, NetParams, TokenizeParams, TrainParams, load_section
+from seqlm.sampling import TextFormat, text_reading
 
 log = logging.getLogger("seqlm.stages.train")
 
@@ -85,9 +86,8 @@ def train_here(files: TrainFiles, params: TrainParams) -> None:
     if not world.is_main:
         return
     clean = load_section(CleanParams, "clean", files.params)
-    add_text_reading(
-        files.checkpoint, vocab, {"clean": clean.mode, "token": tok.token, "line_end": tok.line_end}
-    )
+    fmt = TextFormat.of(clean, tok, files.tokens_dir)
+    add_text_reading(files.checkpoint, vocab, text_reading(fmt))
     write_portable(files.checkpoint)
     write_json(files.metrics, result.to_metrics())
     if resume is not None:

@@ -12,8 +12,10 @@ from seqlm.core.schema import Allowed, Listed, NonNegativeInt, Positive, Section
 from seqlm.data.split import SPLITS, check_fractions
 
 SCHEMES = ("http", "https", "file")
-TokenKind = Literal["word", "char"]
+TokenKind = Literal["word", "char", "bpe", "unigram"]
 TOKEN_KINDS = choices(TokenKind)
+SUBWORD_TOKENS = ("bpe", "unigram")
+"""The token kinds of a trained subword model (:mod:`seqlm.data.subword`)."""
 LineEnd = Literal["space", "eos", "newline"]
 LINE_ENDS = choices(LineEnd)
 CleanMode = Literal["textbook", "none"]
@@ -118,10 +120,15 @@ class CleanParams(Section):
 class TokenizeParams(Section):
     """The ``tokenize`` section: the token kind, the line ends and the split fractions.
 
-    * ``token``: ``word`` (whitespace-separated) or ``char``;
+    * ``token``: ``word`` (whitespace-separated), ``char``, or subword pieces trained on the train
+      split: ``bpe`` (byte-pair encoding) or ``unigram`` (unigram LM) of ``vocab_size`` pieces
+      (:mod:`seqlm.data.subword`);
     * ``line_end``: what a line end is in the token stream: ``space`` (lines joined by a space;
-      empty lines dropped), ``eos`` (every line, empty ones too, followed by an ``<eos>`` token)
-      or ``newline`` (character level: ``\\n`` is a character after every line);
+      empty lines dropped; word and character level), ``eos`` (every line, empty ones too,
+      followed by an ``<eos>`` token) or ``newline`` (a ``\\n`` token after every line: character
+      and subword level);
+    * ``vocab_size``: the subword model's pieces (256 byte pieces, ``<unk>`` and the train split's
+      characters among them); null for ``word`` and ``char``;
     * ``*_fraction``: how a one-file corpus is cut into train/val/test by line (they sum to 1);
       unused for pre-split corpora.
     """
@@ -136,6 +143,9 @@ class TokenizeParams(Section):
     train_fraction: float = 0.90
     val_fraction: float = 0.05
     test_fraction: float = 0.05
+    vocab_size: Annotated[
+        int | None, Field(ge=1), Allowed("must be an integer >= 1, or null (word and char)")
+    ] = None
 
     @model_validator(mode="after")
     def _fractions_sum_to_one(self) -> Self:
@@ -143,11 +153,28 @@ class TokenizeParams(Section):
         return self
 
     @model_validator(mode="after")
-    def _newline_is_a_character(self) -> Self:
-        if self.line_end == "newline" and self.token != "char":
+    def _line_end_fits_the_token(self) -> Self:
+        subword = self.token in SUBWORD_TOKENS
+        if self.line_end == "newline" and self.token == "word":
             raise ParamError(
-                f"tokenize.line_end = 'newline' makes '\\n' a character; it needs "
-                f"tokenize.token = 'char', got {self.token!r} (word level: use line_end: eos)"
+                "tokenize.line_end = 'newline' makes '\\n' a token of its own; word level needs "
+                "line_end: eos (newline is allowed with: char, bpe, unigram)"
+            )
+        if self.line_end == "space" and subword:
+            raise ParamError(
+                f"tokenize.line_end = 'space' joins lines by a space, which {self.token!r} pieces "
+                "cannot tell from a space inside a line; subword tokens need line_end: eos or newline"
+            )
+        if subword and self.vocab_size is None:
+            raise ParamError(
+                f"tokenize.vocab_size is null; tokenize.token = {self.token!r} needs the number of "
+                "pieces to train (an integer, e.g. 1000)"
+            )
+        if not subword and self.vocab_size is not None:
+            raise ParamError(
+                f"tokenize.vocab_size = {self.vocab_size} sizes a subword model; tokenize.token = "
+                f"{self.token!r} has none: set it to null (vocab.max_size limits a {self.token} "
+                "vocabulary)"
             )
         return self
 
