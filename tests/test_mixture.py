@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from seqlm.core.errors import DataError
-from seqlm.mixture import apply_mixture, em_weights, fit_mixture, member_matrix, mixture_logprobs
+from seqlm.mixture import (
+    PRUNE,
+    apply_mixture,
+    em_weights,
+    fit_mixture,
+    member_matrix,
+    mixture_logprobs,
+)
 
 
 def random_members(m: int, n: int, seed: int) -> np.ndarray:
@@ -165,3 +172,104 @@ def test_a_wrong_number_of_weights_is_refused_naming_how_many() -> None:
     lp = np.log(np.full((2, 3), 0.5))
     with pytest.raises(ValueError, match="need 2 weights >= 0 summing to 1"):
         mixture_logprobs(lp, np.array([1.0]))
+
+
+def test_a_target_the_weighted_members_cannot_score_is_minus_infinity_without_a_warning() -> None:
+    import warnings
+
+    # only the second member can score target 0, and it has no weight: log 0, asked for
+    lp = np.array([[-np.inf, np.log(0.5)], [np.log(0.5), np.log(0.5)]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mixed = mixture_logprobs(lp, np.array([1.0, 0.0]))
+    assert mixed[0] == -np.inf and mixed[1] == pytest.approx(np.log(0.5), abs=1e-15)
+
+
+@pytest.mark.parametrize("n", [20, 200])
+def test_weights_sum_to_one_to_the_last_bits_even_far_from_log_probability_zero(n: int) -> None:
+    # near -1e4 the log-sum-exp of a column rounds by ~1e-12, so the responsibilities of a target
+    # do not sum to 1 exactly: each M step renormalises the weights
+    for seed in range(10):
+        w = em_weights(random_members(3, n, seed) - 1e4)
+        assert w.sum() == pytest.approx(1.0, abs=1e-15), seed
+
+
+def test_an_iteration_that_gains_exactly_tol_per_target_is_not_convergence() -> None:
+    lp = np.log([[0.9, 0.1], [0.1, 0.5]])  # 2 targets: tol * 2 is exact
+    one, two = em_weights(lp, max_iter=1), em_weights(lp, max_iter=2)
+    assert one.sum() == 1.0 and not np.array_equal(one, two)
+    gain = mixture_logprobs(lp, one).sum() - mixture_logprobs(lp, np.full(2, 0.5)).sum()
+    # the second step gains less than the first: EM stops after it
+    assert mixture_logprobs(lp, two).sum() - mixture_logprobs(lp, one).sum() < gain
+    np.testing.assert_array_equal(em_weights(lp, tol=gain / 2), two)
+    np.testing.assert_array_equal(em_weights(lp, tol=np.nextafter(gain / 2, 1.0)), one)
+
+
+@pytest.mark.parametrize("tol", [1e-3, 1e-4])
+def test_tol_is_per_target_so_repeating_the_targets_changes_nothing(tol: float) -> None:
+    lp = random_members(3, 50, 1)
+    np.testing.assert_allclose(em_weights(np.tile(lp, 8), tol=tol), em_weights(lp, tol=tol))
+    # a loose tol stops EM early: the repeat gives the same weights, not those of a stricter tol
+    assert not np.allclose(em_weights(lp, tol=tol), em_weights(lp, tol=tol / 64), atol=1e-9)
+
+
+def test_a_weight_of_exactly_prune_is_not_dropped() -> None:
+    # no EM step: a million members keep 1 / 10**6, which is PRUNE itself, only weights below go
+    lp = np.full((10**6, 1), np.log(0.5))
+    w = em_weights(lp, max_iter=0)
+    assert (w == PRUNE).all()
+
+
+def test_identical_members_certain_of_every_target_keep_their_split() -> None:
+    # every log-likelihood is 0: a single member only ties the mixture, no reason to drop it
+    assert em_weights(np.zeros((2, 3))).tolist() == [0.5, 0.5]
+
+
+def test_a_member_better_than_the_mixture_by_far_less_than_tol_but_more_than_rounding_is_kept() -> (
+    None
+):
+    lp = np.log(np.full(4, 0.999))  # log-likelihoods near -0.004: rounding is ~1e-18
+    lp = np.stack([lp, lp - 1e-11])  # EM's first step gains far less than tol and stops
+    assert em_weights(lp).tolist() == [1.0, 0.0]
+    assert em_weights(lp[::-1]).tolist() == [0.0, 1.0]
+
+
+def test_float32_twins_share_the_weight_as_their_float64_values_do() -> None:
+    # a float32 sum of the members' log-probabilities would round above the mixture's
+    a = np.log(np.random.default_rng(0).uniform(0.01, 1, 1000)).astype(np.float32)
+    assert fit_mixture({"a": a, "b": a.copy()}) == {"a": 0.5, "b": 0.5}
+    names, lp = member_matrix({"a": a, "b": a})
+    assert lp.dtype == np.float64
+    np.testing.assert_array_equal(lp, np.stack([a, a]).astype(np.float64))
+
+
+def test_float32_weights_are_used_in_float64() -> None:
+    lp = np.log([[0.2, 0.6], [0.4, 0.2]])
+    w = np.array([0.3, 0.7], np.float32)
+    exact = np.logaddexp(np.log(float(w[0])) + lp[0], np.log(float(w[1])) + lp[1])
+    np.testing.assert_allclose(mixture_logprobs(lp, w), exact, rtol=1e-15)
+
+
+def test_a_log_probability_at_most_1e9_above_0_is_rounding_and_accepted() -> None:
+    names, lp = member_matrix({"a": np.array([1e-9, -1.0]), "b": np.log([0.5, 0.5])})
+    assert names == ["a", "b"] and lp[0, 0] == 1e-9
+    # the refusal names the member above that, not one at it
+    with pytest.raises(
+        DataError, match="^member 'b' has a log-probability that is NaN or above 0$"
+    ):
+        member_matrix({"a": np.array([1e-9, -1.0]), "b": np.array([-1.0, 2e-9])})
+
+
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        ({}, "a mixture needs at least one member"),
+        (
+            {"a": np.array([-np.inf]), "b": np.array([-np.inf])},
+            "target 0 has probability 0 under every member; no mixture can score it",
+        ),
+    ],
+)
+def test_the_refusals_say_exactly_why(members, message) -> None:
+    with pytest.raises(DataError, match=f"^{message}$"):
+        member_matrix(members)

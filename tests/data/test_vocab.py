@@ -1,5 +1,6 @@
 import collections
 import hashlib
+import locale
 import re
 
 import numpy as np
@@ -11,6 +12,7 @@ from seqlm.data.vocab import (
     build_vocab,
     count_tokens,
     load_vocab,
+    parse_vocab,
     save_vocab,
     vocab_from_counts,
 )
@@ -177,3 +179,22 @@ def test_tokens_counted_in_pieces_give_the_vocabulary_of_the_whole_stream():
     assert list(counts.items()) == list(collections.Counter(stream).items())  # first occurrence
     for params in (VocabParams(), VocabParams(min_freq=2), VocabParams(max_size=6)):
         assert vocab_from_counts(counts, params) == build_vocab(stream, params)
+
+
+def test_a_vocabulary_not_read_from_a_file_is_called_the_vocabulary_when_refused():
+    with pytest.raises(DataError, match="^the vocabulary is not a seqlm vocabulary: first line"):
+        parse_vocab("word,count\n")
+    with pytest.raises(DataError, match="^the vocabulary:3: expected 'token<TAB>count'"):
+        parse_vocab("token\tcount\n<unk>\t0\nfoo\tmany\n")
+
+
+def test_a_vocabulary_file_is_read_as_utf_8_whatever_the_locale(tmp_path):
+    vocab = Vocab(("<unk>", "é", "日本", "ß"), (0, 3, 2, 1))
+    save_vocab(vocab, tmp_path / "v.tsv")
+    before = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")  # an ASCII locale, as a Windows code page is no UTF-8
+    try:
+        loaded = load_vocab(tmp_path / "v.tsv")
+    finally:
+        locale.setlocale(locale.LC_CTYPE, before)
+    assert loaded == vocab

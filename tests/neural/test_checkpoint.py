@@ -10,9 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from seqlm.core.errors import DataError
+from seqlm.core.errors import DataError, ParamError
 from seqlm.data.vocab import Vocab
-from seqlm.neural.checkpoint import load_checkpoint, save_checkpoint
+from seqlm.neural.checkpoint import (
+    add_text_reading,
+    load_checkpoint,
+    load_standalone,
+    read_checkpoint,
+    rebuild,
+    save_checkpoint,
+)
 from seqlm.neural.evaluation import target_logprobs
 from seqlm.neural.models import build_model
 from seqlm.params import NetParams
@@ -210,3 +217,105 @@ def test_every_refusal_names_the_checkpoint_file(tmp_path: Path, how: str) -> No
     with pytest.raises(DataError) as refused:
         load_checkpoint(path, **{"vocab": VOCAB, **spoil(path, how)})
     assert repr(str(path)) in str(refused.value)
+
+
+# --- checkpoints that carry their vocabulary and text reading ------------------------------------
+
+TEXT = {"clean": "textbook", "token": "char", "line_end": "space"}
+
+
+def standalone(tmp_path: Path) -> tuple[Path, torch.nn.Module]:
+    """A checkpoint as the train stage leaves it: with its vocabulary and text reading."""
+    path, model = saved(tmp_path)
+    add_text_reading(path, VOCAB, TEXT)
+    return path, model
+
+
+def without(path: Path, key: str) -> Path:
+    """The checkpoint at ``path`` saved again without ``key``."""
+    payload = torch.load(path, weights_only=True)
+    del payload[key]
+    torch.save(payload, path)
+    return path
+
+
+def devices(model: torch.nn.Module) -> set[str]:
+    return {p.device.type for p in model.parameters()}
+
+
+def test_a_standalone_checkpoint_loads_with_its_own_vocabulary_and_text_reading(
+    tmp_path: Path,
+) -> None:
+    path, model = standalone(tmp_path)
+    loaded, info, vocab, text = load_standalone(path)
+    assert vocab == VOCAB and text == TEXT and (info.model, info.epoch) == ("lstm", 3)
+    assert devices(loaded) == {"cpu"} and not loaded.training
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[key], value, atol=0, rtol=0)
+    loaded, *_ = load_standalone(path, device="meta")
+    assert devices(loaded) == {"meta"}
+
+
+def test_the_text_reading_must_name_every_key_as_a_string(tmp_path: Path) -> None:
+    path, _ = saved(tmp_path)
+    before = path.read_bytes()
+    expected = "the text reading needs clean, token, line_end; missing ['token', 'line_end']"
+    with pytest.raises(ParamError, match=f"^{re.escape(expected)}$"):
+        add_text_reading(path, VOCAB, {"clean": "textbook", "line_end": 3})
+    assert path.read_bytes() == before
+
+
+def test_a_text_reading_for_another_vocabulary_is_refused_naming_the_file(tmp_path: Path) -> None:
+    path, _ = saved(tmp_path)
+    other = Vocab(VOCAB.tokens[:-1], VOCAB.counts[:-1])
+    expected = f"checkpoint {str(path)!r} was trained with another vocabulary"
+    with pytest.raises(DataError, match=f"^{re.escape(expected)}$"):
+        add_text_reading(path, other, TEXT)
+
+
+@pytest.mark.parametrize("key", ["vocab_tsv", "text"])
+def test_a_checkpoint_without_its_vocabulary_or_text_reading_is_not_standalone(
+    tmp_path: Path, key: str
+) -> None:
+    path, _ = standalone(tmp_path)
+    expected = (
+        f"checkpoint {str(path)!r} does not carry its vocabulary and text reading (a checkpoint "
+        "the train stage wrote before it added them, or one saved while training); rerun the "
+        "train stage, or load it with its vocabulary (seqlm.neural.checkpoint.load_checkpoint)"
+    )
+    with pytest.raises(DataError, match=f"^{re.escape(expected)}$"):
+        load_standalone(without(path, key))
+
+
+def test_a_standalone_checkpoint_with_a_broken_vocabulary_is_refused_naming_the_file(
+    tmp_path: Path,
+) -> None:
+    path, _ = standalone(tmp_path)
+    rewritten(path, vocab_tsv="word,count\n")
+    expected = f"the vocabulary in {str(path)!r} is not a seqlm vocabulary"
+    with pytest.raises(DataError, match=f"^{re.escape(expected)}"):
+        load_standalone(path)
+
+
+@pytest.mark.parametrize("how", ["another vocabulary", "weights that do not fit"])
+def test_every_refusal_to_rebuild_a_standalone_checkpoint_names_the_file(
+    tmp_path: Path, how: str
+) -> None:
+    path, _ = standalone(tmp_path)
+    if how == "another vocabulary":
+        rewritten(path, vocab_tsv=Vocab(VOCAB.tokens[:-1], VOCAB.counts[:-1]).to_tsv())
+    else:
+        rewritten(path, state_dict={})
+    with pytest.raises(DataError, match=f"^checkpoint {re.escape(repr(str(path)))} "):
+        load_standalone(path)
+
+
+def test_a_payload_is_rebuilt_on_the_cpu_unless_another_device_is_asked_for(tmp_path: Path) -> None:
+    path, model = saved(tmp_path)
+    payload = read_checkpoint(path)
+    rebuilt, info = rebuild(path, payload, VOCAB)
+    assert devices(rebuilt) == {"cpu"} and info.model == "lstm"
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(rebuilt.state_dict()[key], value, atol=0, rtol=0)
+    rebuilt, _ = rebuild(path, payload, VOCAB, device="meta")
+    assert devices(rebuilt) == {"meta"}

@@ -378,3 +378,27 @@ def test_generate_params_defaults_and_lists_become_tuples():
         top_k=0,
         seed=0,
     )
+
+
+@pytest.mark.parametrize("order", [3, 4])
+def test_kneser_ney_given_the_ngram_rows_looks_none_of_them_up_again(monkeypatch, order):
+    # the stream scorer passes each target's n-gram rows, found once: the same probabilities as
+    # looking them up, without the lookups
+    ids = random_corpus(np.random.default_rng(order), V, 400, BOS)
+    model = stream_model(ids, order)
+    flat = np.r_[BOS, ids]
+    rows = model.counts.ending_rows(flat, np.zeros(flat.size, dtype=np.int64), order)
+    targets = np.arange(1, flat.size)
+    contexts = [r[targets - 1] for r in rows[: order - 1]]
+    grams = [r[targets] for r in rows[1:]]
+    context_len = np.minimum(targets, order - 1)
+    expected = model.probabilities(contexts, context_len, flat[targets])
+    some = model.probabilities_given_rows(contexts, context_len, flat[targets], grams[:1])
+    np.testing.assert_array_equal(some, expected)
+
+    def lookup(*args):
+        raise AssertionError("an n-gram row that was given was looked up again")
+
+    monkeypatch.setattr(type(model.counts), "lookup", lookup)
+    given = model.probabilities_given_rows(contexts, context_len, flat[targets], grams)
+    np.testing.assert_array_equal(given, expected)
