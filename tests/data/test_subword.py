@@ -23,7 +23,10 @@ from seqlm.data.subword import (
 from seqlm.data.tokens import running_text
 from seqlm.neural.checkpoint import add_text_reading
 from seqlm.neural.evaluation import score
+from seqlm.neural.export import write_portable
 from seqlm.neural.loop import train
+from seqlm.ngram import count_stream, fit_ngram
+from seqlm.ngram.store import save_ngram
 from seqlm.params import CleanParams, TokenizeParams, VocabParams
 from seqlm.perplexity import score_split
 from seqlm.sampling import TextFormat, join_tokens, text_reading
@@ -161,6 +164,16 @@ def test_a_subword_checkpoint_alone_scores_a_text_as_the_evaluator_and_generates
     got = lm.score(SPLITS["test"])
     assert got == want  # every field: nll, bits per char and per byte, word perplexity
     assert got.bytes == len(SPLITS["test"].encode("utf-8")) and got.oov == 0
+    safetensors, _ = write_portable(ckpt)  # the exported model carries the tokenizer too
+    assert seqlm.load(safetensors).score(SPLITS["test"]) == want
+    bos = data.vocab.id_of("<bos>")
+    ngram = fit_ngram(count_stream(data.splits["train"].ids, len(data.vocab), 3, bos), 3)
+    save_ngram(ngram, data.vocab, text_reading(fmt), tmp_path / "model.npz")
+    test = data.splits["test"]
+    want_ngram = score_split(
+        ngram.target_logprobs(test.ids), test.characters, 0, test.bytes, test.words
+    )
+    assert seqlm.load(tmp_path / "model.npz").score(SPLITS["test"]) == want_ngram
     text = "".join(lm.generate("The Time", max_tokens=12, seed=1))
     assert text == "".join(lm.generate("The Time", max_tokens=12, seed=1)) and text
     stream = PieceStream()  # a streamed character appears once its bytes are complete
