@@ -9,13 +9,16 @@ sha1s); then download, clean, tokenize, vocab, corpus and ngram run, each as its
 (``python -m stages.<name>`` with dvc.yaml's arguments, in a folder per size). The table gives,
 per stage (``MB``: the train size asked for; ``corpus MB``: train, val and test), its wall time,
 CPU time and peak resident memory (``os.wait4``'s rusage of that child) and throughput (MB/s
-of wall time; on a busy machine CPU time is the steadier figure). Beside the n-gram
-row: KenLM's ``lmplz`` on the same kind of model (14 s and 0.35 GB for 44M train
+of wall time; on a busy machine CPU time is the steadier figure). ``--token bpe`` (or ``unigram``)
+tokenizes into ``--vocab-size`` subword pieces instead: the tokenize row is then the subword
+model's training on train and the encoding of every split (issue target: 10 MB in 10 s). Beside
+the n-gram row: KenLM's ``lmplz`` on the same kind of model (14 s and 0.35 GB for 44M train
 characters at order 7, scaled linearly to the train characters here) and our ratio to it.
 
 Usage::
 
     .venv/bin/python benchmarks/bench_scale.py [--sizes 1,10,100] [--workdir DIR] [--keep]
+    .venv/bin/python benchmarks/bench_scale.py --sizes 10 --token bpe --vocab-size 8000
 """
 
 from __future__ import annotations
@@ -79,14 +82,17 @@ def build_corpus(size_mb: float, out: Path) -> dict[str, Path]:
     return {s: out / f"{s}.txt" for s in ("train", "val", "test")}
 
 
-def write_params(files: dict[str, Path], folder: Path) -> None:
-    """params.yaml: the defaults with the ptb dataset's settings, character tokens, order 7."""
+def write_params(
+    files: dict[str, Path], folder: Path, token: str = "char", vocab_size: int | None = None
+) -> None:
+    """params.yaml: the defaults with the ptb dataset's settings, ``token`` tokens, order 7."""
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
     ptb = yaml.safe_load((REPO / "conf" / "dataset" / "ptb.yaml").read_text(encoding="utf-8"))
     for section in ("clean", "tokenize", "vocab", "generate"):
         params[section].update(ptb.get(section, {}))
     params["dataset"] = "ptb"
-    params["tokenize"]["token"] = "char"
+    params["tokenize"]["token"] = token
+    params["tokenize"]["vocab_size"] = vocab_size if token in ("bpe", "unigram") else None
     params["ngram"].update(order=7, max_order=7)
     splits = {}
     for split, path in files.items():
@@ -120,12 +126,14 @@ def run_stage(name: str, folder: Path) -> tuple[float, float, float]:
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024  # Linux: kilobytes
 
 
-def bench_size(size_mb: float, workdir: Path) -> list[dict[str, object]]:
+def bench_size(
+    size_mb: float, workdir: Path, token: str = "char", vocab_size: int | None = None
+) -> list[dict[str, object]]:
     """Every stage at one size: one table row each, and one for the data stages together."""
     folder = workdir / f"{size_mb:g}MB"
     shutil.rmtree(folder, ignore_errors=True)
     files = build_corpus(size_mb, folder / "source")
-    write_params(files, folder)
+    write_params(files, folder, token, vocab_size)
     corpus_mb = sum(p.stat().st_size for p in files.values()) / 1e6
     rows = []
     for name in STAGES:
@@ -171,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         "--workdir", default=None, help="folder for the runs (default: a temporary one)"
     )
     ap.add_argument("--keep", action="store_true", help="keep the runs' folders")
+    ap.add_argument("--token", default="char", choices=["char", "bpe", "unigram"])
+    ap.add_argument("--vocab-size", type=int, default=8000, help="subword pieces (bpe, unigram)")
     args = ap.parse_args(argv)
     sizes = [float(s) for s in args.sizes.split(",") if s.strip()]
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="seqlm-bench-scale-"))
@@ -178,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, object]] = []
     try:
         for size in sizes:
-            rows += bench_size(size, workdir)
+            rows += bench_size(size, workdir, args.token, args.vocab_size)
             print(table([r for r in rows if r["size"] == size]), flush=True)
     finally:
         if not args.keep:
