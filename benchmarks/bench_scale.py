@@ -92,7 +92,10 @@ def write_params(
         params[section].update(ptb.get(section, {}))
     params["dataset"] = "ptb"
     params["tokenize"]["token"] = token
-    params["tokenize"]["vocab_size"] = vocab_size if token in ("bpe", "unigram") else None
+    subword = token in ("bpe", "unigram")
+    params["tokenize"]["vocab_size"] = vocab_size if subword else None
+    if subword:  # the tokenizer sizes the vocabulary: every piece
+        params["vocab"].update(min_freq=1, max_size=None)
     params["ngram"].update(order=7, max_order=7)
     splits = {}
     for split, path in files.items():
