@@ -107,7 +107,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-CONF = REPO / "conf"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_ptb  # noqa: E402  (a sibling benchmark, not a package: its conf/ composition)
+
 CORPUS = "tinyshakespeare/input.txt"
 DATA_SECTIONS = ("clean", "tokenize", "vocab")
 
@@ -167,28 +169,12 @@ def mirror() -> Path:
     return Path(os.environ.get("SEQLM_MIRROR") or REPO.parent / "shared" / "data")
 
 
-def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    """``top`` laid over ``base``, recursively (what Hydra's composition does to mappings)."""
-    out = dict(base)
-    for key, value in top.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def preset_data_params():  # -> (CleanParams, TokenizeParams, VocabParams)
     """The data sections ``dataset=shakespeare`` composes: ``conf/config.yaml``'s, with
     ``conf/dataset/shakespeare.yaml`` laid over them."""
-    import yaml
-
     from seqlm.params import CleanParams, TokenizeParams, VocabParams, build
 
-    def read(path: Path) -> dict[str, Any]:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-
-    params = merge(read(CONF / "config.yaml"), read(CONF / "dataset" / "shakespeare.yaml"))
+    params = bench_ptb.composed("shakespeare")
     return (
         build(CleanParams, "clean", params["clean"]),
         build(TokenizeParams, "tokenize", params["tokenize"]),

@@ -61,7 +61,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-CONF = REPO / "conf"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_ptb  # noqa: E402  (a sibling benchmark, not a package: its conf/ composition)
+
 CORPORA = {
     "timemachine": "timemachine.txt",
     "shakespeare": "tinyshakespeare/input.txt",
@@ -78,25 +80,9 @@ def mirror() -> Path:
 
 
 def composed(recipe: str | None = None) -> dict[str, Any]:
-    """``conf/config.yaml`` (its ``defaults`` list aside), with ``conf/recipe/<recipe>.yaml`` laid
-    over it as Hydra composes ``recipe=...`` (the dataset preset is left out: this benchmark sets
-    the data sections itself)."""
-    import yaml
-
-    def read(path: Path) -> dict[str, Any]:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-
-    def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-        out = dict(base)
-        for key, value in top.items():
-            if isinstance(value, dict) and isinstance(out.get(key), dict):
-                out[key] = merge(out[key], value)
-            else:
-                out[key] = value
-        return out
-
-    params = {k: v for k, v in read(CONF / "config.yaml").items() if k != "defaults"}
-    return merge(params, read(CONF / "recipe" / f"{recipe}.yaml")) if recipe else params
+    """``conf/`` composed for ``recipe=...`` on the default dataset, as bench_ptb composes it (a
+    test checks that is Hydra's); this benchmark sets the data sections itself."""
+    return bench_ptb.composed("timemachine", recipe)
 
 
 NEURAL_RECIPES = {"lstm": None, "transformer": "transformer"}

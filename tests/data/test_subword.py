@@ -3,6 +3,7 @@ model trained on train only, lossless, deterministic; every split on the same sc
 
 from __future__ import annotations
 
+import collections
 import math
 
 import numpy as np
@@ -116,7 +117,7 @@ def test_the_subword_vocabulary_holds_every_piece_most_frequent_first():
     seen = [c for c in data.vocab.counts[2:] if c > 0]
     assert seen == sorted(seen, reverse=True)
     with pytest.raises(ParamError, match="max_size"):
-        subword_vocab(__import__("collections").Counter(), data.subword, VocabParams(max_size=5))
+        subword_vocab(collections.Counter(), data.subword, VocabParams(max_size=5))
 
 
 def test_bits_per_byte_is_bits_per_char_on_ascii_and_smaller_on_unicode():

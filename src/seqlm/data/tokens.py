@@ -211,8 +211,10 @@ def write_token_file(
     counter = StatsCounter(t)
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
         for token_lines in batches:
-            f.write("".join(line_text(line, t.token) + "\n" for line in token_lines))
-            counter.add(token_lines)
+            texts = [line_text(line, t.token) for line in token_lines]
+            f.write("".join(text + "\n" for text in texts))
+            # a word or character line's file text is its running text; pieces spell theirs
+            counter.add(token_lines, None if t.token in SUBWORD_TOKENS else texts)
     stats = counter.stats()
     write_json(stats_path(path), asdict(stats))
     return stats
