@@ -29,7 +29,7 @@ from seqlm.lm import LanguageModel, load
 from seqlm.perplexity import SplitScore
 
 DEFAULT_MODEL = "data/model/model.pt"
-COLUMNS = ("tokens", "oov", "nll", "perplexity", "bits_per_char")
+COLUMNS = ("tokens", "oov", "nll", "perplexity", "bits_per_char", "bits_per_byte")
 
 
 def read_input(name: str) -> bytes:
@@ -67,6 +67,7 @@ def table(rows: list[dict[str, object]], out: TextIO) -> None:
                 f"{r['nll']:.4f}",
                 f"{r['perplexity']:.4f}",
                 f"{r['bits_per_char']:.4f}",
+                f"{r['bits_per_byte']:.4f}",
             ]
         )
     widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
