@@ -5,8 +5,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import sys
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from pipeline_support import TINY
@@ -18,6 +20,7 @@ def load_benchmark(name: str):
     spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "benchmarks" / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # where dataclasses look up a module's string annotations
     spec.loader.exec_module(module)
     return module
 
@@ -117,3 +120,35 @@ def test_the_scaling_benchmark_runs_every_stage_at_a_tiny_size(tmp_path: Path, c
     metrics = json.loads((run / "metrics" / "ngram.json").read_text(encoding="utf-8"))
     assert metrics["order"] == 7 and metrics["test"]["perplexity"] > 1
     assert 20_000 <= (run / "source" / "train.txt").stat().st_size < 21_000
+
+
+def test_the_roofline_counts_the_lstm_flops_the_issue_states_and_prints_every_row(capsys) -> None:
+    bench = load_benchmark("bench_roofline")
+    net = bench.family("lstm", 1).net  # the default: embedding 128, hidden 512, one layer
+    # 3 x (2·4·512·(128 + 512) + 2·512·29): ~7.95 MFLOP a training token over 29 symbols
+    assert bench.train_flops("lstm", net, 29, None) == 3 * (2 * 4 * 512 * 640 + 2 * 512 * 29)
+    code = bench.main(
+        ["--families", "lstm", "seq2seq", "transformer", "--steps", "3", "--warmup", "1"]
+        + ["--repeats", "1", "--score-tokens", "300", "--dynamic-tokens", "128", "--threads", "1"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and re.search(r"GEMM peak [\d.]+ GFLOP/s", out)
+    rows = re.findall(r"^\| (\w+) \| ([^|]+) \|.*\*\*([\d.]+) %\*\* \|$", out, re.M)
+    assert [(f, w.split(" (")[0]) for f, w, _ in rows] == [
+        ("lstm", "training"),
+        ("lstm", "scoring"),
+        ("lstm", "dynamic evaluation"),
+        ("seq2seq", "training"),
+        ("seq2seq", "scoring"),
+        ("transformer", "training"),
+        ("transformer", "scoring"),
+        ("transformer", "dynamic evaluation"),
+    ]
+    assert all(float(ratio) > 0 for _, _, ratio in rows)
+
+
+def test_the_kenlm_comparison_spells_unk_as_a_plain_word_for_kenlm() -> None:
+    bench = load_benchmark("bench_kenlm")
+    names = ("<unk>", "<bos>", "<eos>", "the")
+    line = bench.kenlm_line(np.array([3, 0, 2, 3], dtype=np.uint16), names)
+    assert line == f"the {bench.UNK_AS} <eos> the"
