@@ -384,7 +384,7 @@ def bare_dynamic(fam: Family, model: nn.Module, ids: np.ndarray, segment: int) -
     for k, i in enumerate(range(0, t.numel(), segment), start=1):
         hidden, new_state = reader(inputs[i : i + segment][None], state)
         lp = bare_scores(adapted.head, hidden, t[i : i + segment][None])
-        grads = torch.autograd.grad(-lp.mean(), params)
+        grads = torch.autograd.grad(-lp.mean(), params, materialize_grads=True)
         with torch.no_grad():
             torch._foreach_mul_(mean_sq, beta)
             torch._foreach_addcmul_(mean_sq, grads, grads, value=1 - beta)

@@ -97,21 +97,29 @@ class Adapter:
         self.params, self.update, self.lr, self.decay = params, update, lr, decay
         self.trained = [p.detach().clone() for p in params]  # θ₀
         self.mean_sq = [torch.zeros_like(p) for p in params]
+        # two scratch tensors a weight, written in place: the step allocates nothing (a fresh
+        # tensor of a large embedding each time cost more than the arithmetic)
+        self.scratch = [(torch.empty_like(p), torch.empty_like(p)) for p in params]
         self.steps = 0
 
     @torch.no_grad()
     def step(self, grads: Sequence[torch.Tensor | None]) -> None:
-        """Learn from one segment's gradients, then decay toward the trained weights."""
+        """Learn from one segment's gradients, then decay toward the trained weights (the same
+        operations, in the same order, as ``p -= lr·g / ((v / (1 − β^t)).sqrt() + ε)`` and ``p +=
+        decay·(θ₀ − p)`` written plainly, so the same numbers)."""
         self.steps += 1
-        for p, g, p0, v in zip(self.params, grads, self.trained, self.mean_sq, strict=True):
+        correction = 1 - self.BETA**self.steps
+        for p, g, p0, v, (a, b) in zip(
+            self.params, grads, self.trained, self.mean_sq, self.scratch, strict=True
+        ):
             if g is not None and self.update == "sgd":
-                p.sub_(self.lr * g)
+                p.sub_(torch.mul(g, self.lr, out=a))  # lr·g
             elif g is not None:
-                v.mul_(self.BETA).add_((1 - self.BETA) * g * g)
-                scale = (v / (1 - self.BETA**self.steps)).sqrt_().add_(self.EPS)
-                p.sub_(self.lr * g / scale)
+                v.mul_(self.BETA).add_(torch.mul(g, 1 - self.BETA, out=a).mul_(g))  # (1 − β)·g·g
+                scale = torch.div(v, correction, out=b).sqrt_().add_(self.EPS)
+                p.sub_(torch.mul(g, self.lr, out=a).div_(scale))  # lr·g / scale
             if self.decay:
-                p.add_(self.decay * (p0 - p))
+                p.add_(torch.sub(p0, p, out=a).mul_(self.decay))  # decay·(θ₀ − p)
 
 
 def dynamic_logprobs(

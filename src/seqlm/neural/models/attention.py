@@ -20,6 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from seqlm.neural.models.regularization import Dropout
+
 ROTARY_BASE = 10000.0
 
 
@@ -62,7 +64,7 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(width, 3 * width, bias=False)
         self.proj = nn.Linear(width, width)  # the residual projection
         self.rotary = Rotary(width // heads) if rotary else None
-        self.resid_dropout = nn.Dropout(dropout)
+        self.resid_dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, width = x.shape
@@ -87,7 +89,7 @@ class Block(nn.Module):
             nn.Linear(width, 4 * width),
             nn.GELU(),
             nn.Linear(4 * width, width),  # the residual projection
-            nn.Dropout(dropout),
+            Dropout(dropout),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -31,6 +31,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from seqlm.neural.models.regularization import dropout
+
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
 Tensor = torch.Tensor
@@ -170,7 +172,7 @@ class ScratchRecurrent(nn.Module):
                     c_n.append(c)
             layer_input = torch.cat(outs, dim=2) if len(outs) > 1 else outs[0]  # (B, T, D·H)
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
-                layer_input = F.dropout(layer_input, self.dropout, training=True)
+                layer_input = dropout(layer_input, self.dropout)
         h_stack = torch.stack(h_n)  # (L·D, B, H)
         if self.mode == "lstm":
             return layer_input, (h_stack, torch.stack(c_n))
