@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import subprocess
 import sys
 import tempfile
@@ -48,38 +47,11 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_ptb  # noqa: E402  (a sibling benchmark, not a package: its conf/ composition)
 
 UNK_AS = "UNK_WORD"  # how <unk> is spelled for KenLM, where "<unk>" is its own unknown word
-FILES = {
-    "wikitext2": {
-        "train": "wikitext-2/train.txt",
-        "val": "wikitext-2/valid.txt",
-        "test": "wikitext-2/test.txt",
-    },
-    "ptb": {"train": "ptb.train.txt", "val": "ptb.valid.txt", "test": "ptb.test.txt"},
-}
-
-
-def mirror() -> Path:
-    """Where the corpora are: ``$SEQLM_MIRROR``, else ``../shared/data`` beside the repository."""
-    return Path(os.environ.get("SEQLM_MIRROR") or REPO.parent / "shared" / "data")
-
-
-def preset_data(dataset: str):  # -> PreparedData
-    """The preset's data, as its data stages build them, from the mirror's files."""
-    from seqlm.data.corpus import prepare_text
-    from seqlm.params import CleanParams, TokenizeParams, VocabParams, build
-
-    params = bench_ptb.composed(dataset)
-    return prepare_text(
-        {split: (mirror() / name).read_bytes() for split, name in FILES[dataset].items()},
-        build(TokenizeParams, "tokenize", params["tokenize"]),
-        build(VocabParams, "vocab", params["vocab"]),
-        build(CleanParams, "clean", params["clean"]),
-    )
+DATASETS = ("wikitext2", "ptb")  # word-level presets with <eos> line ends
 
 
 def kenlm_line(ids: np.ndarray, names: Sequence[str]) -> str:
@@ -128,13 +100,13 @@ def kenlm_perplexities(data, order: int, lmplz: Path, workdir: Path) -> dict[str
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--lmplz", type=Path, required=True, help="KenLM's lmplz program")
-    p.add_argument("--dataset", default="wikitext2", choices=sorted(FILES))
+    p.add_argument("--dataset", default="wikitext2", choices=DATASETS)
     p.add_argument("--order", type=int, default=5)
     args = p.parse_args(argv)
     if not args.lmplz.is_file():
         p.error(f"--lmplz {args.lmplz} is not a file (build it: see this script's docstring)")
     started = time.perf_counter()
-    data = preset_data(args.dataset)
+    data = bench_ptb.preset_data(args.dataset)
     print(f"{args.dataset}: data built in {time.perf_counter() - started:.1f}s", flush=True)
     started = time.perf_counter()
     ours = seqlm_perplexities(data, args.order)

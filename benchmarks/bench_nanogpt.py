@@ -106,7 +106,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_ptb  # noqa: E402  (a sibling benchmark, not a package: its conf/ composition)
 
@@ -162,11 +161,6 @@ CONFIGS = {
         source="config/train_shakespeare_char.py (6x6x384, context 256, batch 64)",
     ),
 }
-
-
-def mirror() -> Path:
-    """Where the corpora are: ``$SEQLM_MIRROR``, else ``../shared/data`` beside the repository."""
-    return Path(os.environ.get("SEQLM_MIRROR") or REPO.parent / "shared" / "data")
 
 
 def preset_data_params():  # -> (CleanParams, TokenizeParams, VocabParams)
@@ -428,7 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from seqlm.data.corpus import prepare_text
 
-    path = mirror() / CORPUS
+    path = bench_ptb.mirror() / CORPUS
     if not path.is_file():
         print(f"{path} does not exist: set SEQLM_MIRROR to the folder of the data", file=sys.stderr)
         return 2

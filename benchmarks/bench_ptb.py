@@ -30,6 +30,38 @@ PUBLISHED = {"zaremba_small": (120.7, 114.5), "zaremba_medium": (86.2, 82.7)}
 CONF = Path(__file__).resolve().parent.parent / "conf"
 
 
+def mirror() -> Path:
+    """Where the corpora are: ``$SEQLM_MIRROR``, else ``../shared/data`` beside the repository."""
+    return Path(os.environ.get("SEQLM_MIRROR") or CONF.parent.parent / "shared" / "data")
+
+
+def preset_data(dataset: str, params: dict[str, Any] | None = None):  # -> PreparedData
+    """A dataset preset's data as its data stages build them: its file (or train/val/test files)
+    found in the mirror as the download stage finds it (by its URL and sha1), then ``clean``,
+    ``tokenize`` and ``vocab`` of ``params`` (default: the preset composed from ``conf/``)."""
+    from seqlm.data.corpus import prepare_text
+    from seqlm.data.download import mirror_file
+    from seqlm.params import CleanParams, TokenizeParams, VocabParams, build
+
+    params = composed(dataset) if params is None else params
+    download = params["download"]
+
+    def read(source: dict[str, Any]) -> bytes:
+        path = mirror_file(source["url"], str(mirror()), source.get("sha1"))
+        if path is None:
+            raise SystemExit(f"{source['url']} is not in the mirror {mirror()} (set SEQLM_MIRROR)")
+        return path.read_bytes()
+
+    splits = download.get("splits")
+    text = {s: read(f) for s, f in splits.items()} if splits else read(download)
+    return prepare_text(
+        text,
+        build(TokenizeParams, "tokenize", params["tokenize"]),
+        build(VocabParams, "vocab", params["vocab"]),
+        build(CleanParams, "clean", params["clean"]),
+    )
+
+
 def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     """``top`` laid over ``base``, recursively (what Hydra's composition does to mappings)."""
     out = dict(base)

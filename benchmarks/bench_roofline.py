@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import random
 import sys
 import tempfile
@@ -54,7 +53,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_ptb  # noqa: E402  (a sibling benchmark, not a package: its conf/ composition)
 
@@ -68,11 +66,6 @@ FAMILIES: dict[str, tuple[str, str | None, dict[str, Any]]] = {
     "ptb_lstm": ("ptb", None, {}),
 }
 GATES = {"rnn": 1, "gru": 3, "lstm": 4, "seq2seq": 4}
-
-
-def mirror() -> Path:
-    """Where the corpora are: ``$SEQLM_MIRROR``, else ``../shared/data`` beside the repository."""
-    return Path(os.environ.get("SEQLM_MIRROR") or REPO.parent / "shared" / "data")
 
 
 # --- the peak and the FLOPs a token costs --------------------------------------------------------
@@ -163,20 +156,11 @@ class Family:
 
 def family(name: str, threads: int) -> Family:
     """The family's composed params and its data (built as the data stages build them)."""
-    from seqlm.data.corpus import prepare_text
-    from seqlm.params import CleanParams, NetParams, TokenizeParams, TrainParams, VocabParams, build
+    from seqlm.params import NetParams, TrainParams, build
 
     dataset, recipe, overrides = FAMILIES[name]
     params = bench_ptb.merge(bench_ptb.composed(dataset, recipe), overrides)
-    if dataset == "ptb":
-        data = bench_ptb.ptb_data(mirror())
-    else:
-        data = prepare_text(
-            (mirror() / "timemachine.txt").read_bytes(),
-            build(TokenizeParams, "tokenize", params["tokenize"]),
-            build(VocabParams, "vocab", params["vocab"]),
-            build(CleanParams, "clean", params["clean"]),
-        )
+    data = bench_ptb.preset_data(dataset, params)
     train = build(TrainParams, "train", params["train"])
     train = train.replace(threads=threads, budget_minutes=0.0, eval_every=0, patience=0)
     return Family(name, params["model"], build(NetParams, "net", params["net"]), train, data)
@@ -253,6 +237,7 @@ def minimal_training(fam: Family, steps: int, warmup: int) -> float:
     from seqlm.neural.models import build_model
     from seqlm.neural.optim import make_optimizer
     from seqlm.neural.precision import seed_everything
+    from seqlm.neural.tensors import detached
 
     seed_everything(fam.train.seed)
     model = build_model(fam.model, fam.net, fam.vocab_size, fam.bos)
@@ -273,7 +258,7 @@ def minimal_training(fam: Family, steps: int, warmup: int) -> float:
         else:
             x, y = batch(i)
             _, loss, state = model(x, targets=y, state=state)
-            state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+            state = detached(state)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), fam.train.clip)
@@ -284,7 +269,7 @@ def minimal_training(fam: Family, steps: int, warmup: int) -> float:
 # --- scoring: seqlm's scorer and a bare forward -----------------------------------------------------
 
 
-def trained_model(fam: Family) -> nn.Module:
+def fresh_model(fam: Family) -> nn.Module:
     """A freshly built model (scoring speed does not depend on the weights' values)."""
     from seqlm.neural.models import build_model
     from seqlm.neural.precision import seed_everything
@@ -376,6 +361,8 @@ def bare_dynamic(fam: Family, model: nn.Module, ids: np.ndarray, segment: int) -
     inputs as seqlm's does: :meth:`stream_features`)."""
     import copy
 
+    from seqlm.neural.tensors import detached
+
     adapted = copy.deepcopy(model).eval()
     reader = adapted.stream_reader()
     params = [p for p in adapted.parameters() if p.requires_grad]
@@ -397,15 +384,8 @@ def bare_dynamic(fam: Family, model: nn.Module, ids: np.ndarray, segment: int) -
             torch._foreach_add_(denom, 1e-8)
             torch._foreach_addcdiv_(params, grads, denom, value=-lr)
             torch._foreach_lerp_(params, trained, decay)
-        state = detach(new_state)
+        state = detached(new_state)
     return t.numel() / (time.perf_counter() - started)
-
-
-def detach(state: Any) -> Any:
-    """A carried state cut from the graph, whatever its shape (tensor, tuple, or a model's own)."""
-    from seqlm.neural.tensors import detached
-
-    return detached(state)
 
 
 # --- the table --------------------------------------------------------------------------------------
@@ -463,7 +443,7 @@ def measure(fam: Family, args: argparse.Namespace, log: Callable[[str], None]) -
         )
     )
     log(rows[-1].line(args.peak))
-    model = trained_model(fam)
+    model = fresh_model(fam)
     val = np.asarray(fam.data.splits["val"].ids)[: args.score_tokens]
     seqlm_s, bare_s = best_of(
         args.repeats, lambda: seqlm_scoring(fam, model, val), lambda: bare_scoring(fam, model, val)

@@ -60,7 +60,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_ptb  # noqa: E402  (a sibling benchmark, not a package: its conf/ composition)
 
@@ -72,11 +71,6 @@ CORPORA = {
 KINDS = ("char", "word", "bpe", "unigram")
 MODELS = ("ngram", "lstm", "transformer")
 SPLITS = ("val", "test")
-
-
-def mirror() -> Path:
-    """Where the corpora are: ``$SEQLM_MIRROR``, else ``../shared/data`` beside the repository."""
-    return Path(os.environ.get("SEQLM_MIRROR") or REPO.parent / "shared" / "data")
 
 
 def composed(recipe: str | None = None) -> dict[str, Any]:
@@ -309,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("SEQLM_NO_PROGRESS", "1")
     import torch
 
-    path = mirror() / CORPORA[args.corpus]
+    path = bench_ptb.mirror() / CORPORA[args.corpus]
     if not path.is_file():
         print(
             f"{path} does not exist: set SEQLM_MIRROR to the folder of the corpora", file=sys.stderr
