@@ -33,11 +33,13 @@ How each nanoGPT setting maps onto seqlm's ``net`` / ``train`` (exact unless sai
 * ``block_size`` → ``net.context`` = ``train.num_steps`` (training windows as long as the context);
   learned absolute positions → ``net.positions: learned``;
 * weight tying (``wte`` = ``lm_head``) → ``net.tie_weights: true``;
+* ``bias = False`` (``train.py``'s: no bias in any Linear or LayerNorm) → ``net.bias: false``;
 * ``dropout`` → ``net.dropout`` (each block's attention and MLP outputs) and ``net.input_dropout``
   (the embeddings plus positions) with ``net.locked: false`` (plain dropout, as nanoGPT's);
   ``embedding_dropout``, ``output_dropout``, ``weight_drop`` 0;
 * ``batch_size`` → ``train.batch_size``; ``gradient_accumulation_steps`` 1 (seqlm has none);
-* AdamW, ``learning_rate`` 1e-3 → ``train.optimizer: adamw``, ``train.lr``; ``weight_decay`` 0.1 on
+* AdamW, ``learning_rate`` 1e-3, ``beta2`` 0.99 → ``train.optimizer: adamw``, ``train.lr``,
+  ``train.beta2``; ``weight_decay`` 0.1 on
   the matrices and embeddings only (tensors of 2 or more dimensions), not on biases and LayerNorms:
   seqlm's AdamW splits the parameters by the same rule;
 * ``grad_clip`` 1.0 → ``train.clip``;
@@ -51,10 +53,6 @@ How each nanoGPT setting maps onto seqlm's ``net`` / ``train`` (exact unless sai
 
 What seqlm cannot express exactly (nearest used; also printed):
 
-* biases: nanoGPT's ``train.py`` sets ``bias = False`` (no bias in any Linear or LayerNorm); seqlm's
-  LayerNorms, attention output projection and MLP linears have biases (its fused q/k/v projection has
-  none), and its output layer has a bias, started at the train split's unigram log-frequencies;
-* Adam's betas: nanoGPT (0.9, 0.99); seqlm has no key for them and uses torch's (0.9, 0.999);
 * attention dropout: nanoGPT also drops the attention probabilities (``attn_dropout``); seqlm drops
   only the blocks' outputs and the embeddings (the GPU config only: the CPU config's dropout is 0);
 * batches: nanoGPT draws each window at a uniformly random offset, with replacement; seqlm's random
@@ -196,6 +194,7 @@ def net_params(cfg: NanoConfig):  # -> NetParams
         tie_weights=True,
         output="softmax",
         init_range=0.0,
+        bias=False,
     )
     check_net_for_model("transformer", net)
     return net
@@ -217,6 +216,7 @@ def train_params(cfg: NanoConfig, steps: int, train_tokens: int, args: argparse.
         sampling="random",
         optimizer="adamw",
         lr=cfg.learning_rate,
+        beta2=cfg.beta2,
         weight_decay=cfg.weight_decay,
         clip=cfg.grad_clip,
         schedule="cosine",
@@ -239,9 +239,6 @@ def train_params(cfg: NanoConfig, steps: int, train_tokens: int, args: argparse.
 def differences(cfg: NanoConfig) -> list[str]:
     """What this configuration's run does differently from nanoGPT's (module docstring)."""
     out = [
-        "biases: nanoGPT has none (bias = False); seqlm's LayerNorms, attention output and MLP "
-        "linears and output layer have them (output bias started at unigram log-frequencies)",
-        f"Adam betas: nanoGPT (0.9, {cfg.beta2}); seqlm has no key: torch's (0.9, 0.999)",
         "batches: nanoGPT draws windows at random offsets with replacement; seqlm shuffles "
         "non-overlapping windows (after a random offset), each once an epoch",
         "warm-up and steps: nanoGPT lr*it/W (later lr*(it+1)/(W+1)) over max_iters + 1 steps; "
@@ -250,7 +247,7 @@ def differences(cfg: NanoConfig) -> list[str]:
     ]
     if cfg.dropout:
         out.insert(
-            2,
+            0,
             f"attention dropout: nanoGPT also drops attention probabilities ({cfg.dropout}); "
             "seqlm drops block outputs and embeddings only",
         )
@@ -461,9 +458,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table(results))
     print("\nexact: layers, heads, width, context = training window, learned positions, pre-norm,")
     print(
-        "GELU MLP 4x, tied embedding/output, GPT-2 init, dropout on embeddings and block outputs,"
+        "GELU MLP 4x, tied embedding/output, no biases, GPT-2 init, dropout on embeddings and "
+        "block outputs,"
     )
-    print("AdamW lr, weight decay on >= 2-D tensors only, clip 1.0, warm-up 100, cosine to min_lr.")
+    print(
+        "AdamW lr and betas, weight decay on >= 2-D tensors only, clip 1.0, warm-up 100, cosine "
+        "to min_lr."
+    )
     for r in results:
         print(f"\ndifferences from nanoGPT ({r.cfg.name}):")
         for line in differences(r.cfg):

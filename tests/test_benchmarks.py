@@ -153,3 +153,47 @@ def test_the_kenlm_comparison_spells_unk_as_a_plain_word_for_kenlm() -> None:
     names = ("<unk>", "<bos>", "<eos>", "the")
     line = bench.kenlm_line(np.array([3, 0, 2, 3], dtype=np.uint16), names)
     assert line == f"the {bench.UNK_AS} <eos> the"
+
+
+def test_the_nanogpt_recipe_is_the_nanogpt_benchmarks_cpu_configuration() -> None:
+    from seqlm.params import NetParams, TrainParams
+
+    nano = load_benchmark("bench_nanogpt")
+    params = load_benchmark("bench_ptb").composed("shakespeare", "nanogpt_cpu")
+    cpu = nano.CONFIGS["cpu"]
+    assert params["model"] == "transformer"
+    assert NetParams(**params["net"]) == nano.net_params(cpu)
+    recipe = TrainParams(**params["train"])
+    mapped, _ = nano.train_params(cpu, cpu.max_iters, 1_016_242, nano.parse_args([]))
+    for key in (
+        "batch_size",
+        "num_steps",
+        "sampling",
+        "optimizer",
+        "lr",
+        "beta2",
+        "weight_decay",
+        "clip",
+        "schedule",
+        "warmup_steps",
+        "min_lr",
+        "max_steps",
+    ):
+        assert getattr(recipe, key) == getattr(mapped, key), key
+
+
+def test_the_parity_benchmark_runs_both_runs_and_judges_them_against_the_references(
+    capsys,
+) -> None:
+    bench = load_benchmark("bench_transformer_parity")
+    code = bench.main(["--steps", "3", "--minutes", "0.02", "--threads", "1"])
+    out = capsys.readouterr().out
+    assert code == 0
+    rows = [line for line in out.splitlines() if line.startswith("| nanogpt_cpu, ")]
+    assert [row.split(",")[1].split("|")[0].strip() for row in rows] == ["steps", "minutes"]
+    assert "| 3 |" in rows[0] and "NOT met" in rows[0]  # 3 steps are far from 1.8423
+    assert "1.8423 / 1.8970" in rows[0] and "1.4551 / 1.6196 (16,300)" in rows[1]
+    assert "804,352 (nanoGPT 804,096)" in rows[0]
+    assert "differences kept, and why:" in out
+    overrides = bench.parse_set(["net.positions=rotary", "train.lr=0.002"])
+    assert overrides == {"net": {"positions": "rotary"}, "train": {"lr": 0.002}}

@@ -227,3 +227,13 @@ def test_reduce_on_plateau_cuts_the_learning_rate_after_patience_bad_epochs() ->
     )
     lrs = optimizer_lrs(params, 1, [5.0, 4.0, 4.5, 4.2, 4.1, 3.0, 3.5, 3.6])
     assert lrs == [1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5]  # cut after 4.5 and 4.2, not after 3.5
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_adams_second_moment_decay_is_train_beta2(optimizer: str) -> None:
+    model = torch.nn.Linear(3, 2)
+    for beta2 in (0.999, 0.99):
+        made = make_optimizer(model, TrainParams(optimizer=optimizer, beta2=beta2))
+        assert {g["betas"] for g in made.param_groups} == {(0.9, beta2)}
+    with pytest.raises(Exception, match=r"train.beta2 = 1.*\[0, 1\)"):
+        TrainParams(beta2=1.0)

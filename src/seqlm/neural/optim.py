@@ -45,7 +45,12 @@ def make_optimizer(model: torch.nn.Module, params: TrainParams) -> torch.optim.O
             weight_decay=params.weight_decay,
         )
     if params.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+        return torch.optim.Adam(
+            model.parameters(),
+            lr=params.lr,
+            betas=(0.9, params.beta2),
+            weight_decay=params.weight_decay,
+        )
     # AdamW decays the matrices (weights, embeddings), not the biases
     decay = [p for p in model.parameters() if p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.ndim < 2]
@@ -55,6 +60,7 @@ def make_optimizer(model: torch.nn.Module, params: TrainParams) -> torch.optim.O
             {"params": no_decay, "weight_decay": 0.0},
         ],
         lr=params.lr,
+        betas=(0.9, params.beta2),
     )
 
 

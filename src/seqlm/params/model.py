@@ -75,7 +75,10 @@ class NetParams(Section):
       needs an even head width ``hidden_size / heads``). The transformer's width is ``hidden_size``
       (an ``embedding_size`` other than it is projected to it); ``dropout`` drops each block's
       attention and MLP outputs before the residual adds; ``weight_drop``, ``cell``, ``window``
-      and ``bridge`` are not read by it.
+      and ``bridge`` are not read by it;
+    * ``bias``: the transformer's linear layers, LayerNorms and output layer have biases (false:
+      none anywhere, as nanoGPT's ``bias = False``; the output layer then starts uniform, not at
+      the unigram frequencies); the recurrent models and seq2seq always have them (refused false).
     """
 
     section: ClassVar[str] = "net"
@@ -100,6 +103,7 @@ class NetParams(Section):
     context: Count = 64
     heads: Count = 8
     positions: Positions = "learned"
+    bias: bool = True
 
     @model_validator(mode="after")
     def _tied_sizes_match(self) -> Self:
@@ -140,6 +144,11 @@ def check_net_for_model(model: str, net: NetParams) -> None:
     check_model(model)
     if model == "transformer":
         check_transformer_net(net)
+    if not net.bias and model != "transformer":
+        raise ParamError(
+            f"net.bias = false is not allowed with model = {model!r}: only the transformer can "
+            f"drop its biases (the recurrent layers always have them); set bias: true"
+        )
     if net.bidirectional and model != "seq2seq":
         raise ParamError(
             f"net.bidirectional = true is not allowed with model = {model!r}: a bidirectional "
@@ -205,7 +214,8 @@ class TrainParams(Section):
     * ``sampling``: ``sequential`` (state carried across batches) or ``random`` (textbook's two
       iterators); seq2seq always shuffles its windows;
     * ``optimizer``: ``sgd`` (with ``momentum``), ``adam``, ``adamw`` (decoupled ``weight_decay``;
-      for sgd and adam it is L2); ``lr``; ``clip``: max gradient norm (0 = off);
+      for sgd and adam it is L2); ``lr``; ``beta2``: Adam's and AdamW's second-moment decay
+      (torch's 0.999; nanoGPT 0.99); ``clip``: max gradient norm (0 = off);
     * ``schedule``: ``constant``, ``cosine`` (to ``min_lr`` at the last step of ``epochs``),
       ``plateau`` (× ``plateau_factor`` when val perplexity has not improved for
       ``plateau_patience`` evaluations) or ``step`` (``lr · decay ** max(epoch − decay_after, 0)`` in
@@ -236,6 +246,7 @@ class TrainParams(Section):
     optimizer: Optimizer = "adamw"
     lr: Positive = 0.006
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    beta2: Annotated[float, Field(ge=0, lt=1), Allowed("must be in [0, 1) (Adam's beta2)")] = 0.999
     weight_decay: NonNegative = 0.01
     clip: NonNegative = 1.0
     schedule: Schedule = "cosine"

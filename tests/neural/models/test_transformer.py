@@ -228,3 +228,99 @@ def test_a_net_the_transformer_cannot_use_is_refused_clearly(net: dict, message:
 def test_bad_transformer_values_are_named_with_what_is_allowed(key, value, message) -> None:
     with pytest.raises(ParamError, match=message):
         NetParams(**{key: value})
+
+
+def reference_layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
+    """LayerNorm written out: ``(x − mean) / sqrt(var + 1e-5) · weight (+ bias)``."""
+    mean = x.mean(-1, keepdim=True)
+    var = ((x - mean) ** 2).mean(-1, keepdim=True)
+    y = (x - mean) / torch.sqrt(var + 1e-5) * weight
+    return y if bias is None else y + bias
+
+
+def reference_linear(x: torch.Tensor, layer: torch.nn.Linear) -> torch.Tensor:
+    y = x @ layer.weight.T
+    return y if layer.bias is None else y + layer.bias
+
+
+def reference_block(block, x: torch.Tensor, heads: int) -> torch.Tensor:
+    """A GPT block written out with the block's weights: pre-norm, causal attention by an explicit
+    mask and softmax per head, the residual adds, an erf-GELU MLP of 4 H."""
+    b, t, width = x.shape
+    d = width // heads
+    h = reference_layer_norm(x, block.norm1.weight, block.norm1.bias)
+    qkv = h @ block.attention.qkv.weight.T  # (B, T, 3 H)
+    q, k, v = qkv[..., :width], qkv[..., width : 2 * width], qkv[..., 2 * width :]
+    future = torch.triu(torch.ones(t, t, dtype=torch.bool), diagonal=1)
+    outs = []
+    for i in range(heads):
+        cols = slice(i * d, (i + 1) * d)
+        scores = q[..., cols] @ k[..., cols].transpose(1, 2) / math.sqrt(d)  # (B, T, T)
+        weights = torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1)
+        outs.append(weights @ v[..., cols])  # (B, T, d)
+    x = x + reference_linear(torch.cat(outs, dim=-1), block.attention.proj)
+    h = reference_layer_norm(x, block.norm2.weight, block.norm2.bias)
+    hidden = reference_linear(h, block.mlp[0])
+    gelu = 0.5 * hidden * (1 + torch.erf(hidden / math.sqrt(2)))
+    return x + reference_linear(gelu, block.mlp[2])
+
+
+def perturbed(model: torch.nn.Module, seed: int = 1) -> torch.nn.Module:
+    """Every parameter moved off its initial value (LayerNorms away from the identity, biases
+    away from zero), so the reference cannot agree by accident."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    return model
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_a_block_computes_what_the_written_out_gpt_block_computes(bias: bool) -> None:
+    # float64, so that the two orders of summation agree far below the 1e-6 asked
+    model = perturbed(transformer(embedding_size=16, hidden_size=16, heads=4, bias=bias)).double()
+    x = torch.randn(3, 11, 16, dtype=torch.float64)
+    with torch.no_grad():
+        for block in model.blocks:
+            torch.testing.assert_close(block(x), reference_block(block, x, 4), rtol=0, atol=1e-6)
+
+
+def test_the_nanogpt_shaped_model_computes_the_written_out_gpt() -> None:
+    """Token and learned position embeddings, the blocks, a final LayerNorm and the tied output
+    layer, no bias anywhere: the logits of nanoGPT's GPT with the same weights."""
+    model = perturbed(
+        transformer(
+            embedding_size=16, hidden_size=16, heads=4, context=12, tie_weights=True, bias=False
+        )
+    ).double()
+    assert not [n for n, _ in model.named_parameters() if "bias" in n]
+    assert model.position is not None
+    idx = torch.randint(0, VOCAB_SIZE, (2, 12))
+    with torch.no_grad():
+        logits, _ = model(idx)
+        x = model.embedding.weight[idx] + model.position.weight[:12]
+        for block in model.blocks:
+            x = reference_block(block, x, 4)
+        x = reference_layer_norm(x, model.norm.weight, None)
+        expected = x @ model.embedding.weight.T  # (B, T, V): the tied output layer
+    assert logits is not None
+    torch.testing.assert_close(logits, expected, rtol=0, atol=1e-6)
+
+
+def test_without_bias_no_layer_has_one_and_the_output_starts_uniform() -> None:
+    with_bias = transformer()
+    model = transformer(bias=False)
+    names = [n for n, _ in with_bias.named_parameters() if n.endswith("bias")]
+    assert names and not [n for n, _ in model.named_parameters() if n.endswith("bias")]
+    assert sum(p.numel() for p in model.parameters()) == sum(
+        p.numel() for n, p in with_bias.named_parameters() if not n.endswith("bias")
+    )
+    model.init_output_bias(np.array([2, 2, 2, 3]))  # nothing to set: no error, no bias
+    assert model.head.bias is None
+
+
+def test_only_the_transformer_may_drop_its_biases() -> None:
+    check_net_for_model("transformer", NetParams(bias=False))
+    for model in ("rnn", "gru", "lstm", "seq2seq"):
+        with pytest.raises(ParamError, match=rf"net.bias = false.*model = '{model}'"):
+            check_net_for_model(model, NetParams(bias=False))

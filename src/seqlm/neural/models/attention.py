@@ -54,7 +54,9 @@ class CausalSelfAttention(nn.Module):
     ``dropout`` acts on its output (before the residual add), not on the attention weights: with
     dropout on the weights torch's CPU attention falls back to a path about three times slower."""
 
-    def __init__(self, width: int, heads: int, dropout: float, rotary: bool) -> None:
+    def __init__(
+        self, width: int, heads: int, dropout: float, rotary: bool, bias: bool = True
+    ) -> None:
         super().__init__()
         assert width % heads == 0, "checked by check_net_for_model"
         self.heads = heads
@@ -62,7 +64,7 @@ class CausalSelfAttention(nn.Module):
         # to every score of a query (softmax ignores it: its gradient is zero, so Adam would
         # follow rounding noise) and a value bias adds a constant that the projection's bias has
         self.qkv = nn.Linear(width, 3 * width, bias=False)
-        self.proj = nn.Linear(width, width)  # the residual projection
+        self.proj = nn.Linear(width, width, bias=bias)  # the residual projection
         self.rotary = Rotary(width // heads) if rotary else None
         self.resid_dropout = Dropout(dropout)
 
@@ -78,17 +80,20 @@ class CausalSelfAttention(nn.Module):
 
 
 class Block(nn.Module):
-    """One pre-norm transformer block: attention then a GELU MLP of width ``4 H``."""
+    """One pre-norm transformer block: attention then a GELU MLP of width ``4 H``; without
+    ``bias`` neither its linear layers nor its LayerNorms have a bias (nanoGPT's ``bias = False``)."""
 
-    def __init__(self, width: int, heads: int, dropout: float, rotary: bool) -> None:
+    def __init__(
+        self, width: int, heads: int, dropout: float, rotary: bool, bias: bool = True
+    ) -> None:
         super().__init__()
-        self.norm1 = nn.LayerNorm(width)
-        self.attention = CausalSelfAttention(width, heads, dropout, rotary)
-        self.norm2 = nn.LayerNorm(width)
+        self.norm1 = nn.LayerNorm(width, bias=bias)
+        self.attention = CausalSelfAttention(width, heads, dropout, rotary, bias)
+        self.norm2 = nn.LayerNorm(width, bias=bias)
         self.mlp = nn.Sequential(
-            nn.Linear(width, 4 * width),
+            nn.Linear(width, 4 * width, bias=bias),
             nn.GELU(),
-            nn.Linear(4 * width, width),  # the residual projection
+            nn.Linear(4 * width, width, bias=bias),  # the residual projection
             Dropout(dropout),
         )
 
@@ -114,7 +119,8 @@ def init_transformer_weights(model: nn.Module, blocks: list[Block], std: float =
             nn.init.zeros_(module.bias)
         if isinstance(module, nn.LayerNorm):
             nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
     for block in blocks:
         for layer in block.residual_projections():
             nn.init.normal_(layer.weight, 0.0, std / math.sqrt(2 * len(blocks)))

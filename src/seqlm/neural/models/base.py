@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 
 from seqlm.core.errors import DataError
-from seqlm.neural.models.heads import Head, gather_logprobs, unigram_output_bias
+from seqlm.neural.models.heads import Head, gather_logprobs, output_bias, unigram_output_bias
 from seqlm.params import NetParams, TrainParams
 
 __all__ = ["Batch", "NeuralLM", "Reader", "gather_logprobs", "streamed_logprobs"]
@@ -93,9 +93,10 @@ class NeuralLM(nn.Module, ABC):
         the first steps are not spent learning token frequencies. An adaptive softmax gets the
         frequent ids' and each cluster's log-frequency in its head's bias
         (:func:`~seqlm.neural.models.heads.unigram_output_bias`). With ``net.init_range`` > 0 the
-        bias is left as drawn: that recipe initialises every parameter uniformly.
+        bias is left as drawn: that recipe initialises every parameter uniformly; a transformer
+        with ``net.bias`` false has no output bias to set.
         """
-        if self.net.init_range:
+        if self.net.init_range or output_bias(self.head) is None:
             return
         counts = np.bincount(np.asarray(ids, dtype=np.int64), minlength=self.vocab_size) + 1.0
         unigram_output_bias(self.head, np.log(counts / counts.sum()))

@@ -39,7 +39,7 @@ def make_head(net: NetParams, vocab_size: int) -> Head:
     Raises ParamError when the adaptive softmax's cutoffs do not fit the vocabulary.
     """
     if net.output == "softmax":
-        return nn.Linear(net.hidden_size, vocab_size)
+        return nn.Linear(net.hidden_size, vocab_size, bias=net.bias)
     if net.cutoffs[-1] >= vocab_size:
         raise ParamError(
             f"net.cutoffs = {list(net.cutoffs)} must all be below the vocabulary size "
@@ -47,14 +47,25 @@ def make_head(net: NetParams, vocab_size: int) -> Head:
             f"net.output: softmax for a small vocabulary"
         )
     return nn.AdaptiveLogSoftmaxWithLoss(
-        net.hidden_size, vocab_size, list(net.cutoffs), div_value=net.div_value, head_bias=True
+        net.hidden_size,
+        vocab_size,
+        list(net.cutoffs),
+        div_value=net.div_value,
+        head_bias=net.bias,
     )
 
 
+def output_bias(head: Head) -> torch.Tensor | None:
+    """The output layer's bias (the adaptive softmax's head bias), or None without one."""
+    return head.bias if isinstance(head, nn.Linear) else head.head.bias
+
+
 def init_head(head: Head) -> None:
-    """Zero the output bias (the adaptive softmax's head bias); the weights keep their init."""
-    bias = head.bias if isinstance(head, nn.Linear) else head.head.bias
-    nn.init.zeros_(bias)
+    """Zero the output bias, if any (the adaptive softmax's head bias); the weights keep their
+    init."""
+    bias = output_bias(head)
+    if bias is not None:
+        nn.init.zeros_(bias)
 
 
 def head_scores(head: Head, hidden: torch.Tensor) -> torch.Tensor:

@@ -124,9 +124,9 @@ class TransformerLM(NeuralLM):
         self.position = nn.Embedding(net.context, width) if net.positions == "learned" else None
         rotary = net.positions == "rotary"
         self.blocks = nn.ModuleList(
-            Block(width, net.heads, net.dropout, rotary) for _ in range(net.num_layers)
+            Block(width, net.heads, net.dropout, rotary, net.bias) for _ in range(net.num_layers)
         )
-        self.norm = nn.LayerNorm(width)
+        self.norm = nn.LayerNorm(width, bias=net.bias)
         self.head = make_head(net, vocab_size)
         init_transformer_weights(self, list(self.blocks))  # type: ignore[arg-type]
         if net.tie_weights:
