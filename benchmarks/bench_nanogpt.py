@@ -358,7 +358,7 @@ def table(results: list[Result]) -> str:
         "val+test nats",
         "nanoGPT val (published)",
     ]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for r in results:
         cells = [
             f"{r.cfg.name} ({r.cfg.n_layer}x{r.cfg.n_head}x{r.cfg.n_embd}, C {r.cfg.block_size})",
@@ -372,8 +372,8 @@ def table(results: list[Result]) -> str:
             f"{r.pooled:.4f}",
             r.cfg.published,
         ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append(cells)
+    return bench_ptb.markdown_table(head, rows)
 
 
 def seed_all(seed: int) -> None:

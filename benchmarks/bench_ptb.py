@@ -62,6 +62,12 @@ def preset_data(dataset: str, params: dict[str, Any] | None = None):  # -> Prepa
     )
 
 
+def markdown_table(head: list[str], rows: list[list[str]]) -> str:
+    """A markdown table: the header, its rule, a line a row of cells."""
+    lines = [head, ["---"] * len(head), *rows]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
+
+
 def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     """``top`` laid over ``base``, recursively (what Hydra's composition does to mappings)."""
     out = dict(base)

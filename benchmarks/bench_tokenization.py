@@ -239,7 +239,7 @@ def table(rows: list[Row], models: Sequence[str], metric: str) -> str:
     for m in models:
         head += [f"{m} val", f"{m} test"]
     head += [f"{m} min" for m in models if m != "ngram"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = []
     for row in rows:
         cells = [
             row.tok.name,
@@ -252,8 +252,8 @@ def table(rows: list[Row], models: Sequence[str], metric: str) -> str:
         for m in models:
             cells += [f"{getattr(row.models[m].scores[s], metric):.4f}" for s in SPLITS]
         cells += [f"{row.models[m].minutes:.2f}" for m in models if m != "ngram"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        lines.append(cells)
+    return bench_ptb.markdown_table(head, lines)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

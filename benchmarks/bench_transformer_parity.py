@@ -233,7 +233,7 @@ def table(results: list[Result], label: str, dataset: str) -> str:
         "reference val / test (tokens/s)",
         "target",
     ]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for r in results:
         ref = REFERENCE[r.run]
         speed = f" ({ref.tokens_per_second:,.0f})" if ref.tokens_per_second else ""
@@ -251,8 +251,8 @@ def table(results: list[Result], label: str, dataset: str) -> str:
             against,
             verdict(r) if dataset == "shakespeare" else "—",
         ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append(cells)
+    return bench_ptb.markdown_table(head, rows)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
