@@ -36,7 +36,8 @@ OPTIONAL = ("--logprobs-dir", "--ensemble", "--members-dir")
 def body(args: argparse.Namespace) -> None:
     outputs = [args.metrics, args.samples, args.bpc_table, args.embeddings]
     remove_outputs(*outputs, *([args.ensemble] if args.ensemble else []))
-    limit_threads()  # SEQLM_THREADS / OMP_NUM_THREADS (the stage has no train.threads)
+    # SEQLM_THREADS / OMP_NUM_THREADS (the stage has no train.threads), else a share of the cores
+    limit_threads(share=True)
     settings = EvaluationSettings.from_params(args.params, args.tokens_dir)
     files = EvaluationFiles(
         load_vocab(args.vocab),

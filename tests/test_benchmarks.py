@@ -197,3 +197,15 @@ def test_the_parity_benchmark_runs_both_runs_and_judges_them_against_the_referen
     assert "differences kept, and why:" in out
     overrides = bench.parse_set(["net.positions=rotary", "train.lr=0.002"])
     assert overrides == {"net": {"positions": "rotary"}, "train": {"lr": 0.002}}
+
+
+def test_the_parallel_benchmark_starts_trainings_side_by_side_and_prints_their_share(
+    capsys,
+) -> None:
+    bench = load_benchmark("bench_parallel")
+    assert bench.main(["--runs", "2", "--steps", "3", "--modes", "shared"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| shared |")]
+    assert [row.split("|")[2].strip() for row in rows] == ["1", "2"]  # alone, then two at once
+    assert rows[0].endswith("| 100.0 % |") and "(target >= 90 %)" in rows[1]
+    assert len(rows[1].split("|")[3].split("+")) == 2  # each training's own tokens/s

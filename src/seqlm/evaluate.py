@@ -223,6 +223,7 @@ def dynamic(
         decays=ev.dynamic_decays,
         segment=ev.dynamic_segment,
         update=ev.dynamic_update,
+        tune_tokens=ev.dynamic_tune_tokens,
     )
     log.info(
         "dynamic evaluation (%s), lr %g decay %g chosen on val among %d: val %.4f, test %.4f (%.1f s)",

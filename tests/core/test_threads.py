@@ -1,5 +1,8 @@
-"""The thread limit of a stage: the param, then the environment, then torch's default."""
+"""The thread limit of a stage: the param, then the environment, then a share of the cores."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -7,10 +10,14 @@ import torch
 
 from seqlm.core.errors import ParamError
 from seqlm.core.threads import (
+    CoreShare,
     ThreadLimit,
-    in_queued_experiment,
+    cores_dir,
     limit_threads,
+    machine_cores,
     resolve_threads,
+    share_of,
+    sharing_enabled,
 )
 
 
@@ -56,12 +63,75 @@ def test_limit_threads_sets_torchs_pool_and_nothing_when_unset(monkeypatch):
         torch.set_num_threads(before)
 
 
-def test_a_queued_experiment_is_one_whose_dvc_root_is_another_project(tmp_path: Path):
-    project = tmp_path / "project"
-    executor = project / ".dvc/tmp/exps/tmpabc"  # where DVC 3 puts a queued experiment's copy
-    (project / ".dvc").mkdir(parents=True)
-    (executor / ".dvc").mkdir(parents=True)
-    queued = {"DVC_EXP_NAME": "exp-1", "DVC_ROOT": str(project)}
-    assert in_queued_experiment(queued, cwd=executor)
-    assert not in_queued_experiment(queued, cwd=project)  # dvc exp run in the workspace
-    assert not in_queued_experiment({"DVC_ROOT": str(project)}, cwd=executor)  # dvc repro
+def test_a_share_is_the_cores_divided_by_the_runs_and_never_below_one():
+    assert [share_of(2, n) for n in (0, 1, 2, 3, 4)] == [2, 2, 1, 1, 1]
+    assert [share_of(8, n) for n in (1, 2, 3, 4, 16)] == [8, 4, 2, 2, 1]
+
+
+def dead_pid() -> int:
+    """The id of a process that has ended."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(done.stdout)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_runs_registered_side_by_side_split_the_cores_and_take_them_back(tmp_path: Path):
+    applied: list[int] = []
+    clock = Clock()
+    first = CoreShare(tmp_path, 4, apply=applied.append, clock=clock, every=2.0)
+    assert first.threads == 4 and applied == [4]  # alone: all of them
+    (tmp_path / str(dead_pid())).touch()  # a run killed without unregistering
+    second = CoreShare(tmp_path, 4, pid=os.getppid(), apply=lambda n: None, clock=clock)
+    assert second.threads == 2  # the dead run is not counted, and its entry is gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [str(os.getpid()), str(os.getppid())]
+    )
+    assert first.refresh() == 4 and applied == [4]  # looked less than 2 s ago: not again
+    clock.now = 2.5
+    assert first.refresh() == 2 and applied == [4, 2]  # resized once the other is seen
+    second.close()
+    clock.now = 5.0
+    assert first.refresh() == 4 and applied == [4, 2, 4]  # and back when it is gone
+    first.close()
+    first.close()  # idempotent
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_stage_with_nothing_set_takes_its_share_and_can_opt_out(monkeypatch, tmp_path: Path):
+    for name in ("SEQLM_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SEQLM_CORES_DIR", str(tmp_path))
+    before = torch.get_num_threads()
+    try:
+        limit = limit_threads(0, share=True)
+        assert (limit.count, limit.source) == (machine_cores(), "shared")
+        assert torch.get_num_threads() == machine_cores()
+        assert [p.name for p in tmp_path.iterdir()] == [str(os.getpid())]
+        limit.release()
+        assert list(tmp_path.iterdir()) == []
+        assert limit_threads(0).count == 0  # the tools that do not share: torch's default
+        monkeypatch.setenv("SEQLM_SHARE_CORES", "0")
+        assert not sharing_enabled()
+        assert limit_threads(0, share=True).count == 0 and list(tmp_path.iterdir()) == []
+        monkeypatch.setenv("SEQLM_THREADS", "1")
+        monkeypatch.delenv("SEQLM_SHARE_CORES")
+        assert limit_threads(0, share=True) == ThreadLimit(1, "SEQLM_THREADS")  # a limit wins
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_registry_folder_is_the_environments_or_one_per_user_in_the_temporary_folder():
+    assert cores_dir({"SEQLM_CORES_DIR": "/x/y"}) == Path("/x/y")
+    assert cores_dir({}).name == f"seqlm-cores-{os.getuid()}"

@@ -267,3 +267,28 @@ def test_the_train_stage_fails_cleanly_on_a_bidirectional_lm(tmp_path, tiny_text
     assert train_stage.main(argv) == 1
     assert "net.bidirectional = true is not allowed with model = 'lstm'" in capsys.readouterr().err
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_a_training_with_no_thread_limit_holds_a_share_of_the_cores_while_it_trains(
+    tmp_path: Path, tiny_text: str, monkeypatch
+) -> None:
+    import os
+
+    for name in ("SEQLM_THREADS", "OMP_NUM_THREADS", "SEQLM_SHARE_CORES"):
+        monkeypatch.delenv(name, raising=False)
+    folder = tmp_path / "cores"
+    monkeypatch.setenv("SEQLM_CORES_DIR", str(folder))
+    seen: list[list[str]] = []
+
+    def on_step(step: int, model: torch.nn.Module) -> bool:
+        seen.append(sorted(p.name for p in folder.iterdir()))
+        return step == 3
+
+    before = torch.get_num_threads()
+    try:
+        result, *_ = train_tiny(tmp_path, tiny_text, on_step=on_step)
+    finally:
+        torch.set_num_threads(before)
+    assert result.steps == 3
+    assert seen == [[str(os.getpid())]] * 3  # registered while training
+    assert list(folder.iterdir()) == []  # and gone once it stopped

@@ -234,11 +234,12 @@ class Setup:
 def resolve_setup(params: TrainParams) -> Setup:
     """The run's set-up: the device (``train.device``), the training processes (their group
     joined under torchrun; the global batch must divide across them), the CPU threads
-    (``train.threads``, else SEQLM_THREADS / OMP_NUM_THREADS, else torch's default; applied
-    here) and the precision (refused when the device cannot train in it)."""
+    (``train.threads``, else SEQLM_THREADS / OMP_NUM_THREADS, else a share of the cores
+    among the runs on the machine; applied here) and the precision (refused when the device
+    cannot train in it)."""
     device = resolve_device(params.device)
     world = join(device, params.batch_size)
-    threads = limit_threads(params.threads)
+    threads = limit_threads(params.threads, share=True)
     return Setup(device, world, Precision(params.precision, device), threads)
 
 

@@ -21,7 +21,9 @@ Krause's RMS-normalised update divides by the root mean squared gradients of a p
 train split; ``rms`` here divides by those of the segments already read (RMSprop over the stream,
 causal like everything else), which needs nothing but the split it scores. The decay is his global
 prior, the same for every weight. The learning rate and decay are chosen on val
-(:func:`choose_on_val`).
+(:func:`choose_on_val`): every pair of the grid scores the first ``tune_tokens`` targets of val
+(``evaluate.dynamic_tune_tokens``; all of val when it is shorter), so the grid's cost stays bounded
+however large the corpus, and the chosen pair then scores all of val and every other split.
 Only a model with a stream reader (``model.stream_reader()``: the recurrent models and the
 transformer) can be evaluated this way; seq2seq reads windows from a fresh encoder and has no
 stream to adapt along (refused with a ParamError).
@@ -39,12 +41,13 @@ import numpy as np
 import torch
 
 from seqlm.core.errors import ParamError
+from seqlm.core.logs import progress_disabled
 from seqlm.data.corpus import SplitData
 from seqlm.neural.models import NeuralLM
 from seqlm.neural.models.base import Reader
 from seqlm.neural.models.heads import head_target_logprobs
 from seqlm.neural.tensors import detached
-from seqlm.perplexity import SplitScore, score_logprobs
+from seqlm.perplexity import SplitScore, score_logprobs, score_split
 
 log = logging.getLogger("seqlm.neural.dynamic")
 
@@ -131,9 +134,12 @@ def dynamic_logprobs(
     decay: float,
     segment: int,
     update: str = "sgd",
+    progress: str | None = None,
 ) -> np.ndarray:
     """``log p(x_t | <bos>, x_1 .. x_{t-1})`` of every target of ``ids`` under dynamic evaluation
-    (float64, one per target), starting from ``model``'s weights, which are not changed."""
+    (float64, one per target), starting from ``model``'s weights, which are not changed.
+    ``progress`` names a progress bar over the targets (none without it, or with
+    ``SEQLM_NO_PROGRESS``)."""
     if lr < 0 or not 0.0 <= decay <= 1.0 or segment < 1:
         raise ParamError(
             f"dynamic evaluation needs lr >= 0, decay in [0, 1] and segment >= 1, "
@@ -150,6 +156,7 @@ def dynamic_logprobs(
     inputs = torch.cat([t.new_tensor([bos_id]), t[:-1]])  # (N,) <bos> x1 .. x_{N-1}
     out: list[torch.Tensor] = []
     state = None
+    bar = progress_bar(progress, t.numel())
     for start in range(0, t.numel(), segment):
         x = inputs[start : start + segment].unsqueeze(0)  # (1, n)
         y = t[start : start + segment].unsqueeze(0)  # (1, n)
@@ -160,7 +167,25 @@ def dynamic_logprobs(
             grads = torch.autograd.grad(-lp.mean(), params, allow_unused=True)
         adapter.step(grads)  # 2. learn from the segment, 3. decay toward θ₀
         state = detached(new_state)  # tensors cut from the graph, counts kept
+        if bar is not None:
+            bar.update(y.shape[1])
+    if bar is not None:
+        bar.close()
     return torch.cat(out).cpu().numpy().astype(np.float64)
+
+
+def progress_bar(name: str | None, total: int):  # -> tqdm | None
+    """A tqdm bar over ``total`` targets named ``name`` (with its estimate), or None."""
+    if name is None or progress_disabled():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=name, unit="tok", unit_scale=True, leave=False)
+
+
+def tuning_prefix(ids: np.ndarray, tokens: int) -> np.ndarray:
+    """The val targets the grid is scored on: the first ``tokens`` (all when 0 or more)."""
+    return ids if tokens <= 0 or tokens >= np.size(ids) else ids[:tokens]
 
 
 def choose_on_val(
@@ -172,31 +197,72 @@ def choose_on_val(
     decays: Sequence[float],
     segment: int,
     update: str = "sgd",
+    tune_tokens: int = 0,
 ) -> DynamicResult:
-    """Every ``(lr, decay)`` of the grid scored on **val** only; the best (lowest val perplexity,
-    the first in grid order on a tie) then scores every other split from the trained weights."""
+    """Every ``(lr, decay)`` of the grid scored on the first ``tune_tokens`` targets of **val**
+    only (all of val when 0 or more); the best (lowest val perplexity there, the first in grid
+    order on a tie) then scores all of val (unless the grid read it all) and every other split
+    from the trained weights. Logs the work ahead and, after the first pair, its estimate."""
     if not lrs or not decays:
         raise ParamError("dynamic evaluation needs at least one learning rate and one decay")
     start = time.perf_counter()
+    pairs = [(float(lr), float(decay)) for lr in lrs for decay in decays]
+    val_split = splits["val"]
+    prefix = tuning_prefix(val_split.ids, tune_tokens)
+    whole = prefix.size == np.size(val_split.ids)
+    after = sum(np.size(s.ids) for n, s in splits.items() if n != "val" or not whole)
+    total = len(pairs) * prefix.size + after
+    log.info(
+        "dynamic evaluation: %d lr/decay pairs on %s val tokens%s, then the chosen pair on %s: "
+        "%s tokens in all",
+        len(pairs),
+        f"{prefix.size:,}",
+        ""
+        if whole
+        else f" (the first of {np.size(val_split.ids):,}: evaluate.dynamic_tune_tokens)",
+        " and ".join(n for n in splits if n != "val" or not whole),
+        f"{total:,}",
+    )
     grid: list[tuple[float, float, float]] = []
     best: tuple[float, float, SplitScore, np.ndarray] | None = None
-    for lr in lrs:
-        for decay in decays:
-            lp = dynamic_logprobs(
-                model, splits["val"].ids, bos_id, lr=lr, decay=decay, segment=segment, update=update
+    for i, (lr, decay) in enumerate(pairs):
+        lp = dynamic_logprobs(
+            model,
+            prefix,
+            bos_id,
+            lr=lr,
+            decay=decay,
+            segment=segment,
+            update=update,
+            progress=f"dynamic {i + 1}/{len(pairs)} (lr {lr:g}, decay {decay:g})",
+        )
+        # a prefix has no character count of its own: only its nll and perplexity are read
+        val = score_logprobs(val_split, lp) if whole else score_split(lp, lp.size, 0)
+        grid.append((lr, decay, val.perplexity))
+        log.info("dynamic evaluation lr %g decay %g: val %.4f", lr, decay, val.perplexity)
+        if i == 0:
+            rate = prefix.size / max(time.perf_counter() - start, 1e-9)
+            log.info(
+                "dynamic evaluation: %s tokens/s, about %.1f min more",
+                f"{rate:,.0f}",
+                (total - prefix.size) / rate / 60,
             )
-            val = score_logprobs(splits["val"], lp)
-            grid.append((float(lr), float(decay), val.perplexity))
-            log.info("dynamic evaluation lr %g decay %g: val %.4f", lr, decay, val.perplexity)
-            if best is None or val.nll < best[2].nll:
-                best = (float(lr), float(decay), val, lp)
+        if best is None or val.nll < best[2].nll:
+            best = (lr, decay, val, lp)
     assert best is not None
     lr, decay, val, val_lp = best
     scores, logprobs = {"val": val}, {"val": val_lp}
     for name, split in splits.items():
-        if name != "val":
+        if name != "val" or not whole:
             logprobs[name] = dynamic_logprobs(
-                model, split.ids, bos_id, lr=lr, decay=decay, segment=segment, update=update
+                model,
+                split.ids,
+                bos_id,
+                lr=lr,
+                decay=decay,
+                segment=segment,
+                update=update,
+                progress=f"dynamic {name} (lr {lr:g}, decay {decay:g})",
             )
             scores[name] = score_logprobs(split, logprobs[name])
     seconds = time.perf_counter() - start

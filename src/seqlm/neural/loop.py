@@ -118,7 +118,10 @@ def train(
     saved = resumed_state(setup.world, resume)
     if saved is not None:
         restore(state, saved, checkpoint)
-    stopped = train_loop(run, state, setup.world.agreed(on_step), on_evaluation, resume)
+    try:
+        stopped = train_loop(run, state, setup.world.agreed(on_step), on_evaluation, resume)
+    finally:
+        setup.threads.release()  # this run's share of the cores, if it had one
     return result(model_name, state, stopped)
 
 
@@ -155,6 +158,7 @@ def train_loop(
             why = "epoch"
         else:
             train_step(run, state, batch, interval)
+            run.setup.threads.refresh()  # a share of the cores follows the runs beside this one
             batches.show(interval)
             stop_requested = step_hook(on_step, state, interval)
             why = evaluation_due(params, state, interval, stop_requested)

@@ -208,7 +208,8 @@ class TrainParams(Section):
       (autocast; CUDA or CPU) or ``fp16`` (autocast with loss scaling; CUDA only);
       ``processes``: training processes per node (data-parallel, launched with ``torchrun``; the
       ``batch_size`` rows divide across them); ``threads``: CPU threads per process (0 =
-      ``SEQLM_THREADS``, else ``OMP_NUM_THREADS``, else torch's default: seqlm.core.threads);
+      ``SEQLM_THREADS``, else ``OMP_NUM_THREADS``, else a share of the cores among the seqlm runs
+      on the machine: seqlm.core.threads);
     * ``batch_size`` rows of ``num_steps`` tokens per minibatch (seq2seq: windows of
       ``net.window``);
     * ``sampling``: ``sequential`` (state carried across batches) or ``random`` (textbook's two

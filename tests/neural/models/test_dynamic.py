@@ -129,3 +129,61 @@ def test_a_transformer_read_in_segments_sees_the_sliding_windows_context(name, s
     static = target_logprobs(model, ids, BOS_ID)
     read = dynamic_logprobs(model, ids, BOS_ID, lr=0.0, decay=0.0, segment=segment)
     np.testing.assert_allclose(read, static, rtol=0, atol=1e-6)
+
+
+def test_the_grid_reads_only_the_first_tune_tokens_of_val_then_the_pair_scores_all_of_it(
+    caplog,
+) -> None:
+    model = small_model("lstm")
+    grid = {"lrs": (0.01, 0.5, 3.0), "decays": (0.0, 0.2), "segment": 8}
+    ids = long_stream(48, seed=1)
+    test = split("test", long_stream(40, seed=2))
+    whole = choose_on_val(model, {"val": split("val", ids), "test": test}, BOS_ID, **grid)
+    for tokens in (0, 48, 1000):  # all of val: the same as without a bound
+        same = choose_on_val(
+            model, {"val": split("val", ids), "test": test}, BOS_ID, tune_tokens=tokens, **grid
+        )
+        assert (same.lr, same.decay, same.grid, same.scores) == (
+            whole.lr,
+            whole.decay,
+            whole.grid,
+            whole.scores,
+        )
+    tail = ids.copy()
+    tail[20:] = long_stream(28, seed=9)  # val changed after the first 20 tokens
+    with caplog.at_level("INFO", logger="seqlm.neural.dynamic"):
+        bounded = [
+            choose_on_val(
+                model, {"val": split("val", v), "test": test}, BOS_ID, tune_tokens=20, **grid
+            )
+            for v in (ids, tail)
+        ]
+    first, second = bounded
+    assert (first.lr, first.decay, first.grid) == (second.lr, second.decay, second.grid)
+    for lr, decay, perplexity in first.grid:  # each pair scored on the 20 tokens alone
+        lp = dynamic_logprobs(model, ids[:20], BOS_ID, lr=lr, decay=decay, segment=8)
+        assert perplexity == pytest.approx(np.exp(-lp.mean()), rel=1e-12)
+    kw = {"lr": first.lr, "decay": first.decay, "segment": 8}
+    for result, v in ((first, ids), (second, tail)):  # then all of val, and test, by the pair
+        np.testing.assert_array_equal(
+            result.logprobs["val"], dynamic_logprobs(model, v, BOS_ID, **kw)
+        )
+        assert result.scores["val"].tokens == 48
+        np.testing.assert_array_equal(
+            result.logprobs["test"], dynamic_logprobs(model, test.ids, BOS_ID, **kw)
+        )
+    said = caplog.text
+    assert "6 lr/decay pairs on 20 val tokens (the first of 48" in said
+    assert "then the chosen pair on val and test: 208 tokens in all" in said  # 6·20 + 48 + 40
+    assert "tokens/s, about" in said and "min more" in said
+
+
+def test_a_named_pass_shows_a_progress_bar_over_its_targets(capsys, monkeypatch) -> None:
+    monkeypatch.delenv("SEQLM_NO_PROGRESS", raising=False)
+    model = small_model("lstm")
+    dynamic_logprobs(model, long_stream(40), BOS_ID, lr=0.1, decay=0.0, segment=8, progress="pass")
+    err = capsys.readouterr().err
+    assert "pass:" in err and "/40.0" in err and "tok/s" in err
+    monkeypatch.setenv("SEQLM_NO_PROGRESS", "1")
+    dynamic_logprobs(model, long_stream(40), BOS_ID, lr=0.1, decay=0.0, segment=8, progress="pass")
+    assert capsys.readouterr().err == ""
