@@ -16,7 +16,7 @@ Each run is scored on val and test by seqlm's convention (:func:`seqlm.neural.ev
 every target once, windows of the context advanced by half of it; nats per character = ln
 perplexity) and printed beside the reference: nanoGPT's own model code trained in the same
 configuration on the same split for the same steps or minutes on this 2-core CPU, scored by the same
-convention (:data:`REFERENCE`, measured in issue #26), and nanoGPT's published ~1.88 (its own split
+convention (:data:`REFERENCE`), and nanoGPT's published ~1.88 (its own split
 and estimate) for the 2,000 steps. ``--set key=value`` lays any params key over the recipe (a
 candidate: ``--set net.positions=rotary``); the targets are then still printed, against the same
 references.
