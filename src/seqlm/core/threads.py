@@ -29,6 +29,7 @@ counts them instead. ``SEQLM_THREADS`` set for ``dvc queue start`` still fixes e
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import tempfile
@@ -106,15 +107,11 @@ def torch_default_threads() -> int:
     return torch.get_num_threads()
 
 
-_MACHINE_CORES: list[int] = []
-
-
+@functools.cache
 def machine_cores() -> int:
     """Torch's default pool size (one thread per physical core), read the first time this is
     called in the process: call it before any pool is resized (:func:`limit_threads` does)."""
-    if not _MACHINE_CORES:
-        _MACHINE_CORES.append(torch_default_threads())
-    return _MACHINE_CORES[0]
+    return torch_default_threads()
 
 
 def set_threads(count: int) -> None:

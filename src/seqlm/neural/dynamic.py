@@ -156,7 +156,7 @@ def dynamic_logprobs(
     inputs = torch.cat([t.new_tensor([bos_id]), t[:-1]])  # (N,) <bos> x1 .. x_{N-1}
     out: list[torch.Tensor] = []
     state = None
-    bar = progress_bar(progress, t.numel())
+    bar = progress_bar(progress, t.numel())  # a no-op when disabled
     for start in range(0, t.numel(), segment):
         x = inputs[start : start + segment].unsqueeze(0)  # (1, n)
         y = t[start : start + segment].unsqueeze(0)  # (1, n)
@@ -167,20 +167,18 @@ def dynamic_logprobs(
             grads = torch.autograd.grad(-lp.mean(), params, allow_unused=True)
         adapter.step(grads)  # 2. learn from the segment, 3. decay toward θ₀
         state = detached(new_state)  # tensors cut from the graph, counts kept
-        if bar is not None:
-            bar.update(y.shape[1])
-    if bar is not None:
-        bar.close()
+        bar.update(y.shape[1])
+    bar.close()
     return torch.cat(out).cpu().numpy().astype(np.float64)
 
 
-def progress_bar(name: str | None, total: int):  # -> tqdm | None
-    """A tqdm bar over ``total`` targets named ``name`` (with its estimate), or None."""
-    if name is None or progress_disabled():
-        return None
+def progress_bar(name: str | None, total: int):  # -> tqdm
+    """A tqdm bar over ``total`` targets named ``name`` (with its estimate); disabled (a no-op)
+    without a name or with ``SEQLM_NO_PROGRESS``."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=name, unit="tok", unit_scale=True, leave=False)
+    off = name is None or progress_disabled()
+    return tqdm(total=total, desc=name, unit="tok", unit_scale=True, leave=False, disable=off)
 
 
 def tuning_prefix(ids: np.ndarray, tokens: int) -> np.ndarray:
@@ -210,8 +208,8 @@ def choose_on_val(
     val_split = splits["val"]
     prefix = tuning_prefix(val_split.ids, tune_tokens)
     whole = prefix.size == np.size(val_split.ids)
-    after = sum(np.size(s.ids) for n, s in splits.items() if n != "val" or not whole)
-    total = len(pairs) * prefix.size + after
+    later = [n for n in splits if n != "val" or not whole]  # scored by the chosen pair
+    total = len(pairs) * prefix.size + sum(np.size(splits[n].ids) for n in later)
     log.info(
         "dynamic evaluation: %d lr/decay pairs on %s val tokens%s, then the chosen pair on %s: "
         "%s tokens in all",
@@ -220,7 +218,7 @@ def choose_on_val(
         ""
         if whole
         else f" (the first of {np.size(val_split.ids):,}: evaluate.dynamic_tune_tokens)",
-        " and ".join(n for n in splits if n != "val" or not whole),
+        " and ".join(later),
         f"{total:,}",
     )
     grid: list[tuple[float, float, float]] = []
@@ -252,18 +250,17 @@ def choose_on_val(
     assert best is not None
     lr, decay, val, val_lp = best
     scores, logprobs = {"val": val}, {"val": val_lp}
-    for name, split in splits.items():
-        if name != "val" or not whole:
-            logprobs[name] = dynamic_logprobs(
-                model,
-                split.ids,
-                bos_id,
-                lr=lr,
-                decay=decay,
-                segment=segment,
-                update=update,
-                progress=f"dynamic {name} (lr {lr:g}, decay {decay:g})",
-            )
-            scores[name] = score_logprobs(split, logprobs[name])
+    for name in later:
+        logprobs[name] = dynamic_logprobs(
+            model,
+            splits[name].ids,
+            bos_id,
+            lr=lr,
+            decay=decay,
+            segment=segment,
+            update=update,
+            progress=f"dynamic {name} (lr {lr:g}, decay {decay:g})",
+        )
+        scores[name] = score_logprobs(splits[name], logprobs[name])
     seconds = time.perf_counter() - start
     return DynamicResult(lr, decay, segment, update, scores, logprobs, grid, seconds)

@@ -61,11 +61,10 @@ def output_bias(head: Head) -> torch.Tensor | None:
 
 
 def init_head(head: Head) -> None:
-    """Zero the output bias, if any (the adaptive softmax's head bias); the weights keep their
-    init."""
+    """Zero the output bias (the adaptive softmax's head bias); the weights keep their init."""
     bias = output_bias(head)
-    if bias is not None:
-        nn.init.zeros_(bias)
+    assert bias is not None, "the recurrent models' output layers always have a bias"
+    nn.init.zeros_(bias)
 
 
 def head_scores(head: Head, hidden: torch.Tensor) -> torch.Tensor:
