@@ -20,8 +20,10 @@ from seqlm.ops.stage_deps import (
     code_deps,
     differences,
     import_closure,
+    param_differences,
     pipeline,
     rewrite,
+    sections_read,
 )
 
 
@@ -186,3 +188,30 @@ def test_an_edit_reruns_exactly_the_stages_that_import_the_edited_module(baselin
         assert stale_stages(baseline) == expected, f"after editing {module}"
         path.write_text(original)
     assert stale_stages(baseline) == set()
+
+
+# --- params: every key a stage reads is listed --------------------------------------------------------
+
+
+def test_every_stage_lists_every_params_key_it_reads():
+    assert param_differences() == {}, (
+        "stages read params keys dvc.yaml does not list under their params: (a change to one "
+        "alone would leave the stage's results stale)"
+    )
+
+
+def test_the_params_check_names_a_key_left_out_and_spares_keys_that_reach_a_stage_through_data(
+    tmp_path,
+):
+    text = (REPO_ROOT / "dvc.yaml").read_text()
+    broken = text.replace("      - train.beta2\n", "", 1)
+    assert broken != text
+    for name in ("stages", "src"):
+        (tmp_path / name).symlink_to(REPO_ROOT / name)
+    (tmp_path / "dvc.yaml").write_text(broken)
+    assert param_differences(tmp_path) == {"train": ["train.beta2"]}
+    assert "train" in sections_read("evaluate") and "tokenize" in sections_read("ngram")
+    listed = pipeline_stages()["evaluate"]["params"]
+    assert "train.device" in listed and "train.lr" not in listed  # it reads the device alone
+    assert "tokenize.train_fraction" not in pipeline_stages()["ngram"]["params"]
+    assert "data/tokens" in pipeline_stages()["ngram"]["deps"]  # the fractions come through it

@@ -11,6 +11,13 @@ closure, the files one by one elsewhere. ``python -m seqlm.ops.stage_deps --writ
 deps of every stage in ``dvc.yaml`` (the lines under ``deps:`` that start with ``stages/`` or
 ``src/``; data deps and the rest of the file untouched); ``--check`` (the default) lists the
 differences and exits 1 if there are any. ``tests/test_stage_deps.py`` checks it on every test run.
+
+The same holds for params: a stage that reads a params section (``load_section(Cls, "section")``
+anywhere in its closure) lists every key of it under ``params:`` (or the whole section), except the
+keys whose effect reaches it only through a data dep (:data:`THROUGH_DATA`) and the sections it
+reads one key of (:data:`READS_ONLY`). :func:`param_differences` names the keys a stage reads and
+does not list: a new key left out of ``dvc.yaml`` would leave its stage's results stale when only
+that key changes.
 """
 
 from __future__ import annotations
@@ -30,6 +37,18 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 PACKAGE_DIRS = {"seqlm": Path("src"), "stages": Path(".")}
 CODE_PREFIXES = ("stages/", "src/")
 DVC_YAML = "dvc.yaml"
+# keys a stage need not list: their effect reaches every stage that reads them through a data dep
+# (the split fractions and the subword vocabulary through data/tokens; Gutenberg's header lines
+# through data/clean, which the tokens come from)
+THROUGH_DATA: dict[str, frozenset[str]] = {
+    "tokenize": frozenset({"train_fraction", "val_fraction", "test_fraction", "vocab_size"}),
+    "clean": frozenset({"strip_gutenberg"}),
+}
+# (stage, section) -> the only keys of that section the stage uses (evaluate: the device to run on)
+READS_ONLY: dict[tuple[str, str], frozenset[str]] = {
+    ("evaluate", "train"): frozenset({"device"}),
+}
+LOAD_SECTION = re.compile(r'load_section\(\s*(\w+),\s*"(\w+)"')
 
 
 def module_file(
@@ -144,6 +163,35 @@ def differences(root: Path = REPO_ROOT) -> dict[str, tuple[list[str], list[str]]
     return out
 
 
+def sections_read(stage: str, root: Path = REPO_ROOT) -> set[str]:
+    """The params sections the stage's code reads (``load_section(Cls, "section", ...)``)."""
+    found: set[str] = set()
+    for path in import_closure(f"stages.{stage}", root):
+        found.update(section for _, section in LOAD_SECTION.findall((root / path).read_text()))
+    return found
+
+
+def param_differences(root: Path = REPO_ROOT) -> dict[str, list[str]]:
+    """For each stage: the params keys it reads and ``dvc.yaml`` does not list (see the module's
+    docstring for the keys that need not be)."""
+    from seqlm.params import SECTIONS
+
+    out = {}
+    for stage, spec in pipeline(root).items():
+        listed = set(spec.get("params", []))
+        missing = [
+            f"{section}.{key}"
+            for section in sorted(sections_read(stage, root) - listed)
+            for key in SECTIONS[section].model_fields
+            if f"{section}.{key}" not in listed
+            and key not in THROUGH_DATA.get(section, ())
+            and key in READS_ONLY.get((stage, section), (key,))
+        ]
+        if missing:
+            out[stage] = missing
+    return out
+
+
 def rewrite(text: str, root: Path = REPO_ROOT) -> str:
     """``dvc.yaml``'s text with every stage's code deps replaced by :func:`expected_deps` (at the
     place of the first code dep; data deps, comments and everything else kept)."""
@@ -183,7 +231,10 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         print(f"{stage}: missing {missing or 'nothing'}; extra {extra or 'nothing'}")
     if not found:
         print(f"every stage's code deps in {path} are the modules it imports")
-    return 1 if found else 0
+    unlisted = param_differences(args.root)
+    for stage, keys in unlisted.items():
+        print(f"{stage}: reads params dvc.yaml does not list: {', '.join(keys)}")
+    return 1 if found or unlisted else 0
 
 
 if __name__ == "__main__":
