@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -27,6 +28,7 @@ from seqlm.neural.export import write_portable
 from seqlm.neural.loop import Evaluation, TrainResult, train
 from seqlm.neural.models import check_net_for_model, load_model_name
 from seqlm.neural.resume import Resume, fingerprint, folder_files, open_resume, restore_folder
+from seqlm.neural.trial import TrialChannel, TrialPruned
 from seqlm.params import CleanParams, NetParams, TokenizeParams, TrainParams, load_section
 from seqlm.sampling import TextFormat, text_reading
 
@@ -72,6 +74,7 @@ def train_here(files: TrainFiles, params: TrainParams) -> None:
         if resume is not None and live is not None:
             keep_curves_with_state(resume, live, files.live_dir)
         to_live = partial(log_evaluation, live, params.eval_every) if live is not None else None
+        trial = TrialChannel.from_env() if world.is_main else None
         result = train(
             model_name,
             net,
@@ -80,11 +83,18 @@ def train_here(files: TrainFiles, params: TrainParams) -> None:
             train_split,
             val_split,
             checkpoint_path=files.checkpoint,
-            on_evaluation=to_live,
+            on_evaluation=evaluation_hooks(to_live, trial.report if trial else None),
             resume=resume,
         )
     if not world.is_main:
         return
+    if trial is not None and trial.pruned:
+        remove_outputs(files.checkpoint, files.metrics)
+        if resume is not None:
+            resume.remove()  # a later run of these params starts afresh, not from the pruned state
+        raise TrialPruned(
+            f"pruned by seqlm tune at evaluation {trial.reported - 1}: no model or metrics written"
+        )
     clean = load_section(CleanParams, "clean", files.params)
     fmt = TextFormat.of(clean, tok, files.tokens_dir)
     add_text_reading(files.checkpoint, vocab, text_reading(fmt))
@@ -93,6 +103,17 @@ def train_here(files: TrainFiles, params: TrainParams) -> None:
     if resume is not None:
         resume.remove()  # completed: a rerun (dvc repro -f) starts from the beginning
     log_result(result)
+
+
+def evaluation_hooks(
+    *hooks: Callable[[Evaluation], bool | None] | None,
+) -> Callable[[Evaluation], bool] | None:
+    """One evaluation hook calling each of ``hooks`` (None ones left out) in order; it asks training
+    to stop when any of them does. None when there are none."""
+    present = [hook for hook in hooks if hook is not None]
+    if not present:
+        return None
+    return lambda record: any([bool(hook(record)) for hook in present])
 
 
 def log_result(result: TrainResult) -> None:

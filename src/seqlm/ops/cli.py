@@ -1,5 +1,6 @@
-"""The ``seqlm`` command: use a trained model (``score``, ``generate``, ``export``, ``serve``) and
-the tools for the pipeline's results (``gate``, ``report``, ``plots``, ``params``).
+"""The ``seqlm`` command: use a trained model (``score``, ``generate``, ``export``, ``serve``),
+tune a recipe (``tune``) and the tools for the pipeline's results (``gate``, ``report``, ``plots``,
+``params``).
 
 Each subcommand runs the module of the same name with the rest of the command line, so
 ``seqlm gate --smoke`` is ``python -m seqlm.ops.gate --smoke``; ``seqlm <command> --help`` lists
@@ -30,6 +31,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": (
         "seqlm.serve",
         "serve a run's models over HTTP (JSON endpoints and a page), on 127.0.0.1",
+    ),
+    "tune": (
+        "seqlm.ops.tune",
+        "search params on val within a time budget (Optuna; trials are DVC experiments)",
     ),
     "gate": (
         "seqlm.ops.gate",
