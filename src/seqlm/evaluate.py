@@ -26,7 +26,7 @@ from seqlm.data.corpus import SplitData, load_split
 from seqlm.data.vocab import Vocab
 from seqlm.mixture import apply_mixture, fit_mixture
 from seqlm.neural.checkpoint import load_checkpoint
-from seqlm.neural.dynamic import DynamicResult, check_dynamic, choose_on_val
+from seqlm.neural.dynamic import DynamicResult, check_dynamic, choose_on_val, progress_bar
 from seqlm.neural.embeddings import embedding_map_csv, embedding_matrix, embedding_pca
 from seqlm.neural.evaluation import score
 from seqlm.neural.generate import generate_samples, samples_markdown
@@ -263,13 +263,23 @@ def extra_members(
     if names and not members_dir:
         raise ParamError("evaluate.members names extra checkpoints but no --members-dir was given")
     scored: dict[str, dict[str, np.ndarray]] = {}
+    tokens = sum(int(splits[s].ids.size) for s in SCORED)
+    bar = progress_bar("ensemble members" if names else None, len(names) * tokens)
     for name in names:
         path = Path(str(members_dir)) / f"{name}.pt"
         model, info = load_checkpoint(path, vocab, device=device)
-        scored[f"extra-{name}"] = {
-            s: score(model, splits[s], vocab.id_of("<bos>"))[1] for s in SCORED
-        }
-        log.info("extra member %s: a %s from epoch %d", path, info.model, info.epoch)
+        log.info(
+            "extra member %s: a %s from epoch %d, scoring %d tokens",
+            path,
+            info.model,
+            info.epoch,
+            tokens,
+        )
+        scored[f"extra-{name}"] = {}
+        for s in SCORED:
+            scored[f"extra-{name}"][s] = score(model, splits[s], vocab.id_of("<bos>"))[1]
+            bar.update(splits[s].ids.size)
+    bar.close()
     return scored
 
 
@@ -293,7 +303,14 @@ def fit_ensemble(
     members: dict[str, dict[str, np.ndarray]], splits: dict[str, SplitData]
 ) -> tuple[dict[str, float], dict[str, SplitScore]]:
     """The members' weights fitted by EM on val only, and the mixture's score on each split."""
+    start = time.perf_counter()
     weights = fit_mixture({name: lp["val"] for name, lp in members.items()})
+    log.info(
+        "ensemble: %d members' weights fitted by EM on %d val targets in %.1f s",
+        len(members),
+        int(splits["val"].ids.size),
+        time.perf_counter() - start,
+    )
     mixed = {
         s: score_logprobs(
             splits[s], apply_mixture({name: lp[s] for name, lp in members.items()}, weights)

@@ -24,23 +24,16 @@ from seqlm.neural.trial import (
     GO,
     PRUNE,
     TRIAL_DIR_ENV,
+    TUNER_PID_ENV,
     TrialChannel,
     read_reports,
     verdict_path,
 )
 from seqlm.ops import tune as tune_cli
+from seqlm.tune.recipe import nested, recipe_text
 from seqlm.tune.space import Range, check_space, check_value, parse_space, read_space
-from seqlm.tune.study import (
-    HOST_ATTR,
-    PID_ATTR,
-    Tuning,
-    fail_interrupted,
-    hydra_value,
-    judge,
-    nested,
-    recipe_text,
-    trial_command,
-)
+from seqlm.tune.study import fail_interrupted
+from seqlm.tune.trials import HOST_ATTR, PID_ATTR, Tuning, hydra_value, judge, trial_command
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -113,6 +106,28 @@ def test_a_malformed_search_file_is_refused_with_what_is_wrong(data, message):
     with pytest.raises(ParamError) as e:
         parse_space(data, "s.yaml")
     assert message in str(e.value) and "s.yaml" in str(e.value)
+
+
+def test_a_study_starts_from_the_params_as_they_are_when_the_space_holds_them():
+    search = parse_space(
+        {
+            "space": {
+                "net.hidden_size": {"low": 256, "high": 1024, "step": 128},
+                "train.lr": {"low": 0.001, "high": 0.01, "log": True},
+                "model": ["lstm", "gru"],
+            }
+        },
+        "s.yaml",
+    )
+    values = {"net.hidden_size": 512, "train.lr": 0.006, "model": "lstm", "net.dropout": 0.1}
+    assert search.starting_point(values) == {
+        "net.hidden_size": 512,
+        "train.lr": 0.006,
+        "model": "lstm",
+    }
+    for key, outside in (("net.hidden_size", 500), ("train.lr", 0.02), ("model", "rnn")):
+        assert search.starting_point({**values, key: outside}) == {}
+    assert search.starting_point({**values, "net.hidden_size": "auto"}) == {}
 
 
 def test_an_unknown_key_or_a_refused_value_is_named_with_what_is_allowed():
@@ -220,11 +235,24 @@ def test_without_a_verdict_in_time_training_goes_on(tmp_path):
     assert channel.report(evaluation(12.0, 10)) is False and not channel.pruned
 
 
+def test_a_training_whose_tuner_is_gone_ends_at_its_next_evaluation(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    channel = TrialChannel(tmp_path, tuner_pid=dead.pid, wait_s=60)
+    started = time.monotonic()
+    assert channel.report(evaluation(12.0, 10)) is True
+    assert time.monotonic() - started < 10  # not the whole wait
+    alive = TrialChannel(tmp_path / "b", tuner_pid=os.getpid(), wait_s=0.3)
+    (tmp_path / "b").mkdir()
+    assert alive.report(evaluation(12.0, 10)) is False
+
+
 def test_the_channel_is_there_only_for_a_tuners_trial(monkeypatch, tmp_path):
     monkeypatch.delenv(TRIAL_DIR_ENV, raising=False)
     assert TrialChannel.from_env() is None
     monkeypatch.setenv(TRIAL_DIR_ENV, str(tmp_path))
-    assert TrialChannel.from_env().folder == tmp_path
+    monkeypatch.setenv(TUNER_PID_ENV, "123")
+    assert TrialChannel.from_env() == TrialChannel(tmp_path, tuner_pid=123)
 
 
 def test_evaluation_hooks_call_every_hook_and_stop_when_one_asks():
@@ -492,6 +520,8 @@ def test_two_workers_share_one_study_and_a_rerun_continues_it(tmp_path, tiny_tex
     assert [proc.returncode for proc in procs] == [0, 0], outputs
     first = trials_of(project, "lr-tiny")
     assert [t.state.name for t in first] == ["COMPLETE", "COMPLETE"]
+    # the first trial is the params as they are (config.yaml's learning rate)
+    assert first[0].params == {"train.lr": 0.006} and first[0].user_attrs["start"] is True
     assert {t.user_attrs[PID_ATTR] for t in first} == {proc.pid for proc in procs}
     # rerun with one more: the two finished trials are kept, one is added
     seqlm_tune(
@@ -502,6 +532,53 @@ def test_two_workers_share_one_study_and_a_rerun_continues_it(tmp_path, tiny_tex
     assert [t.value for t in again[:2]] == [t.value for t in first]
     done = seqlm_tune(project, "lr", "--dataset", "tiny", "--trials", "3", "--minutes", "5")
     assert "none to run" in done.stderr and len(trials_of(project, "lr-tiny")) == 3
+
+
+@pytest.mark.slow
+def test_a_tuner_killed_mid_trial_is_continued_by_a_rerun_that_draws_that_trial_again(
+    tmp_path, tiny_text
+):
+    import psutil
+
+    project = tune_project(tmp_path / "project", tiny_text * 4)
+    write_search(
+        project,
+        "lr",
+        {
+            "pruner": "none",
+            "fixed": {"train.epochs": 6},
+            "space": {"train.lr": {"low": 0.001, "high": 0.03, "log": True}},
+        },
+    )
+    args = [sys.executable, "-m", "seqlm.ops.tune", "lr", "--dataset", "tiny", "--minutes", "5"]
+    args += ["--workers", "1", "--trials", "2"]
+    tuner = subprocess.Popen(
+        args,
+        cwd=project.root,
+        env=project.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    first_report = project.root / "tune" / "lr-tiny" / "trial-0" / "report-0.json"
+    deadline = time.monotonic() + 300
+    while not first_report.exists():
+        assert time.monotonic() < deadline and tuner.poll() is None
+        time.sleep(0.1)
+    training = psutil.Process(tuner.pid).children(recursive=True)
+    tuner.kill()  # kill -9: no clean-up
+    tuner.wait()
+    gone, alive = psutil.wait_procs(training, timeout=60)  # the trial ends once it sees that
+    assert not alive
+    [interrupted] = trials_of(project, "lr-tiny")
+    assert interrupted.state.name == "RUNNING"  # as the killed tuner left it
+    seqlm_tune(
+        project, "lr", "--dataset", "tiny", "--minutes", "5", "--workers", "1", "--trials", "2"
+    )
+    trials = trials_of(project, "lr-tiny")
+    assert trials[0].state.name == "FAIL"
+    retried = [t for t in trials if t.user_attrs.get("retry_of") == 0]
+    assert len(retried) == 1 and retried[0].params == interrupted.params
+    assert [t.state.name for t in trials[1:]] == ["COMPLETE", "COMPLETE"]
 
 
 def tuning_choices(project) -> dict:

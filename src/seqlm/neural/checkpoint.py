@@ -32,7 +32,7 @@ from seqlm.core.diff import differences
 from seqlm.core.errors import DataError, ParamError
 from seqlm.data.vocab import Vocab, parse_vocab
 from seqlm.neural.models import NeuralLM, build_model, check_model
-from seqlm.params import NetParams, build
+from seqlm.params import AUTO, NetParams, build
 from seqlm.sampling import kept_reading
 
 FORMAT = 1
@@ -144,6 +144,14 @@ def _rebuild(
         raise DataError(
             f"checkpoint {str(p)!r} holds a {saved_model!r} model but params ask for "
             f"{model_name!r}; retrain it (dvc repro train)"
+        )
+    if net is not None and not net.sized():  # params leave the sizes to the train stage
+        net = net.replace(
+            **{
+                key: getattr(saved_net, key)
+                for key in ("embedding_size", "hidden_size")
+                if getattr(net, key) == AUTO
+            }
         )
     if net is not None and saved_net != net:
         diff = "; ".join(differences(saved_net.to_dict(), net.to_dict(), "checkpoint", "params"))

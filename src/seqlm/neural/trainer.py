@@ -28,6 +28,7 @@ from seqlm.neural.export import write_portable
 from seqlm.neural.loop import Evaluation, TrainResult, train
 from seqlm.neural.models import check_net_for_model, load_model_name
 from seqlm.neural.resume import Resume, fingerprint, folder_files, open_resume, restore_folder
+from seqlm.neural.sizing import resolve_sizes
 from seqlm.neural.trial import TrialChannel, TrialPruned
 from seqlm.params import CleanParams, NetParams, TokenizeParams, TrainParams, load_section
 from seqlm.sampling import TextFormat, text_reading
@@ -58,11 +59,16 @@ def train_here(files: TrainFiles, params: TrainParams) -> None:
         logging.getLogger("seqlm").setLevel(logging.WARNING)
     model_name = load_model_name(files.params)
     net = load_section(NetParams, "net", files.params)
-    check_net_for_model(model_name, net)
     tok = load_section(TokenizeParams, "tokenize", files.params)
     vocab = load_vocab(files.vocab)
     train_split = load_split(files.corpus_dir, files.tokens_dir, "train", tok)
     val_split = load_split(files.corpus_dir, files.tokens_dir, "val", tok)
+    net, sizing = resolve_sizes(
+        model_name, net, int(train_split.ids.size), len(vocab), params.budget_minutes
+    )
+    if sizing is not None:
+        log.info("net sized to the corpus (net.*_size: auto): %s", sizing.describe())
+    check_net_for_model(model_name, net)
     log.info("model %s, net %s", model_name, net.to_dict())
     log.info(
         "train: %s; val: %s; vocabulary of %d", train_split.stats(), val_split.stats(), len(vocab)

@@ -9,7 +9,9 @@ A pruned training ends the stage with :class:`TrialPruned` (exit 1): its outputs
 DVC, whose run cache would otherwise hand the cut-short model to the next run of the same params.
 
 Without the variable (every run outside the tuner) training reports nothing. A tuner that gives no
-verdict within :data:`VERDICT_WAIT_S` seconds (killed, say) is taken as ``go``.
+verdict within :data:`VERDICT_WAIT_S` seconds is taken as ``go``; one that is no longer running
+(:data:`TUNER_PID_ENV`, killed with ``kill -9`` say) ends the training as a pruned one at once, since
+no study will read its result (a rerun of the tuner draws that trial again).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from seqlm.neural.records import Evaluation
 log = logging.getLogger("seqlm.trial")
 
 TRIAL_DIR_ENV = "SEQLM_TRIAL_DIR"
+TUNER_PID_ENV = "SEQLM_TRIAL_TUNER_PID"
 VERDICT_WAIT_S = 600.0
 GO, PRUNE = "go", "prune"
 
@@ -49,6 +52,7 @@ class TrialChannel:
     """The folder shared with the tuner; ``reported`` evaluations so far, ``pruned`` once told."""
 
     folder: Path
+    tuner_pid: int | None = None
     wait_s: float = VERDICT_WAIT_S
     poll_s: float = 0.05
     reported: int = 0
@@ -58,7 +62,20 @@ class TrialChannel:
     def from_env(cls) -> TrialChannel | None:
         """The channel :data:`TRIAL_DIR_ENV` names; None when it is unset (not a tuner's trial)."""
         folder = os.environ.get(TRIAL_DIR_ENV)
-        return cls(Path(folder)) if folder else None
+        pid = os.environ.get(TUNER_PID_ENV)
+        return cls(Path(folder), int(pid) if pid else None) if folder else None
+
+    def tuner_gone(self) -> bool:
+        """Whether the tuner that started this trial has stopped running."""
+        if self.tuner_pid is None:
+            return False
+        try:
+            os.kill(self.tuner_pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
 
     def report(self, record: Evaluation) -> bool:
         """Write the evaluation and wait for the verdict; True: the tuner pruned the trial."""
@@ -84,6 +101,9 @@ class TrialChannel:
                 text = path.read_text(encoding="utf-8").strip()
                 if text in (GO, PRUNE):
                     return text
+            if self.tuner_gone():
+                log.warning("the tuner (pid %d) has stopped: this trial ends", self.tuner_pid)
+                return PRUNE
             time.sleep(self.poll_s)
         log.warning(
             "no verdict from the tuner on evaluation %d in %.0f s: training on", index, self.wait_s

@@ -31,8 +31,10 @@ from seqlm.core.errors import ParamError, SeqlmError
 from seqlm.core.logs import setup_logging
 from seqlm.ops.presets import CONF_DIR, PARAMS_FILE, compose_params
 from seqlm.params import read_params
+from seqlm.tune.recipe import trial_rows, write_recipe
 from seqlm.tune.space import SearchSpace, check_keys, check_space, read_space
-from seqlm.tune.study import DEFAULT_STORAGE, Tuning, hydra_value, trial_rows, tune, write_recipe
+from seqlm.tune.study import tune
+from seqlm.tune.trials import DEFAULT_STORAGE, Tuning, hydra_value
 
 log = logging.getLogger("seqlm.tune")
 SEARCH_DIR = "search"
@@ -116,7 +118,16 @@ def prepare(args: argparse.Namespace, root: Path) -> Tuning:
         trials=args.trials,
         workers=workers,
         search_file=str(path.relative_to(root)) if path.is_relative_to(root) else str(path),
+        start={key: lookup(params, key) for key in search.space},
     )
+
+
+def lookup(params: dict[str, Any], key: str) -> Any:
+    """``params``' value of ``model`` or ``section.key`` (None if it has none)."""
+    section, _, name = key.partition(".")
+    if not name:
+        return params.get(section)
+    return (params.get(section) or {}).get(name)
 
 
 def build_parser(prog: str | None) -> argparse.ArgumentParser:

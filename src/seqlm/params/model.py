@@ -31,6 +31,11 @@ Positions = Literal["learned", "rotary"]
 POSITIONS = choices(Positions)
 DROPOUTS = ("dropout", "embedding_dropout", "input_dropout", "output_dropout", "weight_drop")
 Dropout = Annotated[float, Field(ge=0, lt=1), Allowed("must be in [0, 1) (a dropout probability)")]
+AUTO = "auto"
+Size = Annotated[
+    Count | Literal["auto"],
+    Allowed(f"is not allowed; use an integer >= 1 or {AUTO!r} (sized to the corpus)"),
+]
 
 
 def check_model(name: object) -> str:
@@ -43,7 +48,9 @@ def check_model(name: object) -> str:
 class NetParams(Section):
     """The ``net`` section of ``params.yaml``.
 
-    * ``embedding_size``, ``hidden_size``, ``num_layers``: the network's shape;
+    * ``embedding_size``, ``hidden_size``, ``num_layers``: the network's shape; either size may be
+      ``auto``: the train stage sizes it to the corpus and the training budget
+      (:func:`seqlm.neural.sizing.auto_sizes`) and the checkpoint holds the sizes it chose;
     * ``dropout``: between stacked recurrent layers (as ``nn.LSTM(dropout=...)``);
     * ``embedding_dropout``: drops whole rows of the embedding matrix (every occurrence of a token
       at once; AWD-LSTM's ``dropoute``), rescaling the rest;
@@ -82,8 +89,8 @@ class NetParams(Section):
     """
 
     section: ClassVar[str] = "net"
-    embedding_size: Count = 128
-    hidden_size: Count = 512
+    embedding_size: Size = 128
+    hidden_size: Size = 512
     num_layers: Count = 1
     dropout: Dropout = 0.0
     embedding_dropout: Dropout = 0.05
@@ -107,6 +114,8 @@ class NetParams(Section):
 
     @model_validator(mode="after")
     def _tied_sizes_match(self) -> Self:
+        if not self.sized():
+            return self  # checked once the train stage has sized it
         if self.tie_weights and self.embedding_size != self.hidden_size:
             raise ParamError(
                 f"net.tie_weights = true needs net.embedding_size == net.hidden_size (the output "
@@ -125,6 +134,8 @@ class NetParams(Section):
                 "net.tie_weights = true is not allowed with net.output = 'adaptive' (the adaptive "
                 "softmax has no (V, H) output matrix to share); use output: softmax or untie"
             )
+        if self.hidden_size == AUTO:
+            return self  # checked once the train stage has sized it
         narrowest = int(self.hidden_size // self.div_value ** len(cutoffs))
         if self.output == "adaptive" and narrowest < 1:
             raise ParamError(
@@ -137,6 +148,10 @@ class NetParams(Section):
     def to_dict(self) -> dict[str, Any]:
         """Plain values (for checkpoints and logs)."""
         return self.model_dump()
+
+    def sized(self) -> bool:
+        """Whether both sizes are numbers (not ``auto``)."""
+        return AUTO not in (self.embedding_size, self.hidden_size)
 
 
 def check_net_for_model(model: str, net: NetParams) -> None:
@@ -160,7 +175,10 @@ def check_net_for_model(model: str, net: NetParams) -> None:
 
 
 def check_transformer_net(net: NetParams) -> None:
-    """Refuse a ``net`` the transformer cannot be built from (raises ParamError)."""
+    """Refuse a ``net`` the transformer cannot be built from (raises ParamError); the width is
+    checked once it is a number (``auto`` is sized by the train stage to fit the heads)."""
+    if net.hidden_size == AUTO:
+        return
     if net.hidden_size % net.heads:
         raise ParamError(
             f"net.hidden_size = {net.hidden_size} is not divisible by net.heads = {net.heads}: "
@@ -304,7 +322,6 @@ class GenerateParams(Section):
 
 Smoothing = Literal["kneser_ney", "laplace"]
 SMOOTHINGS = choices(Smoothing)
-AUTO = "auto"
 
 
 class NgramParams(Section):

@@ -92,6 +92,25 @@ class SearchSpace:
                 )
         return drawn
 
+    def starting_point(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The searched keys' ``values`` (the params a trial starts from) when every one lies in
+        the space — a choice listed, a number within its range (an integer one for an integer
+        range) — else {}: the point a study draws first."""
+        point = {}
+        for key, dim in self.space.items():
+            value = values.get(key)
+            if isinstance(dim, list):
+                if value not in dim:
+                    return {}
+            elif isinstance(value, bool) or not isinstance(value, int | float):
+                return {}
+            elif not dim.low <= value <= dim.high or (dim.integer and not isinstance(value, int)):
+                return {}
+            elif dim.integer and dim.step and (value - dim.low) % dim.step:
+                return {}  # between two steps of the range
+            point[key] = value
+        return point
+
     def grid(self) -> dict[str, list[Any]]:
         """Every key's choices, for the grid sampler (refused when a key is a range)."""
         ranges = [key for key, dim in self.space.items() if not isinstance(dim, list)]

@@ -1,0 +1,226 @@
+"""One trial of ``seqlm tune``: a ``dvc exp run`` up to the train stage, judged as it trains.
+
+Each trial is ``dvc exp run --temp -n <study>-<number> -S dataset=<preset> -S key=value ... train``:
+a real experiment (``dvc exp show`` lists it with its params and metrics), run outside the workspace
+so that several run side by side, up to the train stage only (the objective is the train stage's best
+val perplexity; the evaluate stage, which scores test, never runs). While it trains, every val
+evaluation reaches the study through :mod:`seqlm.neural.trial` and is reported to Optuna's pruner,
+whose verdict the training waits for; a pruned trial stops there and leaves no experiment (its model
+was cut short by the tuner, not by its params). A trial whose run fails raises :class:`TrialFailed`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from seqlm.core.atomic import write_text
+from seqlm.core.errors import SeqlmError
+from seqlm.neural.trial import (
+    GO,
+    PRUNE,
+    TRIAL_DIR_ENV,
+    TUNER_PID_ENV,
+    read_reports,
+    verdict_path,
+)
+from seqlm.tune.space import SearchSpace
+
+log = logging.getLogger("seqlm.tune")
+
+STUDY_DIR = "tune"
+DEFAULT_STORAGE = f"sqlite:///{STUDY_DIR}/studies.db"
+OBJECTIVE = "best_val_perplexity"  # metrics/train.json's key: the best val evaluation's perplexity
+HOST_ATTR, PID_ATTR, EXP_ATTR = "host", "pid", "experiment"
+POLL_S = 0.1
+
+
+class TrialFailed(SeqlmError):
+    """A trial's ``dvc exp run`` failed (not a pruning): recorded as failed, the study goes on."""
+
+
+@dataclass
+class Tuning:
+    """One ``seqlm tune`` run: the study, its search and where and how long it runs."""
+
+    root: Path
+    search_name: str
+    search: SearchSpace
+    dataset: str
+    study_name: str
+    storage: str
+    minutes: float
+    trial_minutes: float  # train.budget_minutes in the trials (0: bounded by epochs or steps)
+    trials: int | None = None  # finished trials the study should have; None: until time is up
+    workers: int = 1
+    search_file: str = ""  # where the search was read from, for the recipe's comment
+    start: dict[str, Any] = field(default_factory=dict)  # the composed params' value of each key
+    running: dict[int, subprocess.Popen] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def folder(self) -> Path:
+        return self.root / STUDY_DIR / self.study_name
+
+
+def hydra_value(value: Any) -> str:
+    """``value`` as a Hydra override writes it (``dvc exp run -S key=<this>``)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(hydra_value(v) for v in value) + "]"
+    text = str(value)
+    return text if re.fullmatch(r"[A-Za-z_][\w\-]*", text) else json.dumps(text)
+
+
+def shown(value: Any) -> str:
+    """A value for the log: floats to four significant digits."""
+    return f"{value:.4g}" if isinstance(value, float) else hydra_value(value)
+
+
+def set_args(dataset: str, values: Mapping[str, Any]) -> list[str]:
+    """The ``-S`` arguments of a trial: the dataset preset, then every value."""
+    args = ["-S", f"dataset={dataset}"]
+    for key, value in values.items():
+        args += ["-S", f"{key}={hydra_value(value)}"]
+    return args
+
+
+def trial_command(name: str, dataset: str, values: Mapping[str, Any]) -> list[str]:
+    return ["dvc", "exp", "run", "--temp", "-n", name, *set_args(dataset, values), "train"]
+
+
+def experiment_ref(root: Path, name: str) -> str | None:
+    """The git ref of the experiment named ``name`` (None if there is none)."""
+    refs = subprocess.run(
+        ["git", "for-each-ref", "--format=%(refname)", "refs/exps"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    found = [ref for ref in refs if ref.rsplit("/", 1)[-1] == name]
+    return found[0] if found else None
+
+
+def experiment_metrics(root: Path, name: str) -> dict[str, Any]:
+    """``metrics/train.json`` as the experiment ``name`` committed it."""
+    ref = experiment_ref(root, name)
+    if ref is None:
+        raise TrialFailed(f"dvc exp run ended without an experiment named {name!r}")
+    shown = subprocess.run(
+        ["git", "show", f"{ref}:metrics/train.json"], cwd=root, capture_output=True, text=True
+    )
+    if shown.returncode:
+        raise TrialFailed(f"experiment {name!r} has no metrics/train.json: {shown.stderr.strip()}")
+    return json.loads(shown.stdout)
+
+
+def tail(path: Path, lines: int = 8) -> str:
+    text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def judge(trial: Any, folder: Path, start: int) -> tuple[int, bool]:
+    """Report the evaluations written since ``start`` to the pruner and give each its verdict.
+    Returns the next index and whether the trial was pruned."""
+    for report in read_reports(folder, start):
+        index = report["evaluation"]
+        trial.report(report["val_perplexity"], index)
+        pruned = trial.should_prune()
+        write_text(verdict_path(folder, index), PRUNE if pruned else GO)
+        start = index + 1
+        if pruned:
+            return start, True
+    return start, False
+
+
+def run_trial(tuning: Tuning, trial: Any) -> float:
+    """Run one trial to its end; its objective (the best val perplexity), or optuna.TrialPruned."""
+    import optuna
+
+    values = {**tuning.search.fixed, **tuning.search.suggest(trial)}
+    name = f"{tuning.study_name}-{trial.number}"
+    trial.set_user_attr(HOST_ATTR, socket.gethostname())
+    trial.set_user_attr(PID_ATTR, os.getpid())
+    folder = tuning.folder / f"trial-{trial.number}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    logfile = tuning.folder / f"trial-{trial.number}.log"
+    drawn = ", ".join(f"{k}={shown(trial.params[k])}" for k in tuning.search.space)
+    log.info("trial %d: %s (log: %s)", trial.number, drawn, logfile.relative_to(tuning.root))
+    if experiment_ref(tuning.root, name) is not None:
+        log.warning("replacing experiment %s, left by an earlier study of this name", name)
+        subprocess.run(["dvc", "exp", "remove", name], cwd=tuning.root, capture_output=True)
+    env = {**os.environ, TRIAL_DIR_ENV: str(folder.resolve()), TUNER_PID_ENV: str(os.getpid())}
+    started = time.monotonic()
+    with open(logfile, "w", encoding="utf-8") as out:
+        proc = subprocess.Popen(
+            trial_command(name, tuning.dataset, values),
+            cwd=tuning.root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: the tuner stops it with its stages
+        )
+        with tuning.lock:
+            tuning.running[trial.number] = proc
+        try:
+            index, pruned = 0, False
+            while True:
+                done = proc.poll() is not None
+                index, pruned = judge(trial, folder, index)
+                if pruned or done:
+                    break
+                time.sleep(POLL_S)
+            proc.wait()
+        finally:
+            with tuning.lock:
+                tuning.running.pop(trial.number, None)
+    minutes = (time.monotonic() - started) / 60
+    if pruned:
+        log.info("trial %d pruned at evaluation %d (%.1f min)", trial.number, index - 1, minutes)
+        raise optuna.TrialPruned(f"val perplexity behind the study's at evaluation {index - 1}")
+    if proc.returncode:
+        raise TrialFailed(
+            f"trial {trial.number} failed (dvc exp run exited {proc.returncode}); the end of "
+            f"{logfile}:\n{tail(logfile)}"
+        )
+    value = float(experiment_metrics(tuning.root, name)[OBJECTIVE])
+    trial.set_user_attr(EXP_ATTR, name)
+    log.info(
+        "trial %d: val perplexity %.4f (%.1f min), experiment %s",
+        trial.number,
+        value,
+        minutes,
+        name,
+    )
+    return value
+
+
+def stop_running(tuning: Tuning) -> None:
+    """Stop every trial still running (their process groups: dvc and its stage)."""
+    with tuning.lock:
+        procs = list(tuning.running.values())
+    for proc in procs:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
