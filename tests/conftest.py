@@ -140,6 +140,12 @@ class DvcProject:
 
 
 @pytest.fixture
+def new_dvc_project() -> type[DvcProject]:
+    """The class, for a test that makes projects of its own (``new_dvc_project(root)``)."""
+    return DvcProject
+
+
+@pytest.fixture
 def dvc_project(tmp_path: Path, tiny_text: str) -> DvcProject:
     """A fresh copy of the pipeline reading the tiny corpus (a few dozen lines)."""
     project = DvcProject(tmp_path / "project")

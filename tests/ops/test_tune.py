@@ -353,6 +353,32 @@ def test_a_trial_left_running_by_a_dead_tuner_is_failed_and_drawn_again(tmp_path
     assert [t.system_attrs["fixed_params"] for t in waiting] == [orphan.params]
 
 
+OPEN_STUDY = """
+import sys
+from pathlib import Path
+from seqlm.tune.space import parse_space
+from seqlm.tune.study import open_study
+from seqlm.tune.trials import Tuning
+search = parse_space({"space": {"train.lr": [0.01]}}, "s.yaml")
+tuning = Tuning(Path(sys.argv[1]), "s", search, "tiny", "s-tiny", "sqlite:///tune/studies.db", 5.0, 0.0)
+open_study(tuning).enqueue_trial({"train.lr": 0.01}, skip_if_exists=True)
+"""
+
+
+def test_workers_that_start_at_once_open_one_new_study_without_a_race(tmp_path):
+    for attempt in range(3):
+        root = tmp_path / str(attempt)
+        root.mkdir()
+        procs = [
+            subprocess.Popen([sys.executable, "-c", OPEN_STUDY, str(root)], stderr=subprocess.PIPE)
+            for _ in range(4)
+        ]
+        errors = [proc.communicate(timeout=120)[1].decode() for proc in procs]
+        assert [proc.returncode for proc in procs] == [0] * 4, errors
+        url = f"sqlite:///{root / 'tune' / 'studies.db'}"
+        assert len(optuna.load_study(study_name="s-tiny", storage=url).get_trials()) == 1
+
+
 def test_the_recipe_holds_the_best_trial_its_figure_and_the_command(tmp_path):
     tuning = tuning_for(
         tmp_path,
@@ -387,13 +413,11 @@ TINY_PRESET = {
 }
 
 
-def tune_project(root: Path, text: str):
+def tune_project(new_dvc_project, root: Path, text: str):
     """A copy of the pipeline with conf/ (Hydra on) and a preset ``tiny`` reading ``text``."""
     import hashlib
 
-    from conftest import DvcProject
-
-    project = DvcProject(root)
+    project = new_dvc_project(root)
     shutil.copytree(REPO_ROOT / "conf", root / "conf")
     corpus = root.parent / f"{root.name}-corpus.txt"
     corpus.write_text(text)
@@ -437,8 +461,10 @@ def experiments(project) -> dict[str, dict]:
 
 
 @pytest.mark.slow
-def test_two_trials_run_at_once_one_is_pruned_and_the_best_becomes_a_recipe(tmp_path, tiny_text):
-    project = tune_project(tmp_path / "project", tiny_text * 4)
+def test_two_trials_run_at_once_one_is_pruned_and_the_best_becomes_a_recipe(
+    tmp_path, tiny_text, new_dvc_project
+):
+    project = tune_project(new_dvc_project, tmp_path / "project", tiny_text * 4)
     write_search(
         project,
         "lr",
@@ -473,8 +499,10 @@ def test_two_trials_run_at_once_one_is_pruned_and_the_best_becomes_a_recipe(tmp_
 
 
 @pytest.mark.slow
-def test_a_crashed_trial_is_recorded_as_failed_and_the_study_goes_on(tmp_path, tiny_text):
-    project = tune_project(tmp_path / "project", tiny_text * 4)
+def test_a_crashed_trial_is_recorded_as_failed_and_the_study_goes_on(
+    tmp_path, tiny_text, new_dvc_project
+):
+    project = tune_project(new_dvc_project, tmp_path / "project", tiny_text * 4)
     # a Transformer 24 wide: 5 heads do not divide it (the train stage refuses), 6 do
     write_search(
         project,
@@ -497,8 +525,8 @@ def test_a_crashed_trial_is_recorded_as_failed_and_the_study_goes_on(tmp_path, t
 
 
 @pytest.mark.slow
-def test_two_workers_share_one_study_and_a_rerun_continues_it(tmp_path, tiny_text):
-    project = tune_project(tmp_path / "project", tiny_text * 4)
+def test_two_workers_share_one_study_and_a_rerun_continues_it(tmp_path, tiny_text, new_dvc_project):
+    project = tune_project(new_dvc_project, tmp_path / "project", tiny_text * 4)
     write_search(
         project,
         "lr",
@@ -536,11 +564,11 @@ def test_two_workers_share_one_study_and_a_rerun_continues_it(tmp_path, tiny_tex
 
 @pytest.mark.slow
 def test_a_tuner_killed_mid_trial_is_continued_by_a_rerun_that_draws_that_trial_again(
-    tmp_path, tiny_text
+    tmp_path, tiny_text, new_dvc_project
 ):
     import psutil
 
-    project = tune_project(tmp_path / "project", tiny_text * 4)
+    project = tune_project(new_dvc_project, tmp_path / "project", tiny_text * 4)
     write_search(
         project,
         "lr",
@@ -592,7 +620,7 @@ def tuning_choices(project) -> dict:
 
 
 @pytest.mark.slow
-def test_tuning_is_blind_to_the_test_split(tmp_path, tiny_text):
+def test_tuning_is_blind_to_the_test_split(tmp_path, tiny_text, new_dvc_project):
     from test_blind_to_test import with_test_lines_reversed
 
     text = tiny_text * 4
@@ -603,7 +631,7 @@ def test_tuning_is_blind_to_the_test_split(tmp_path, tiny_text):
     }
     choices = []
     for name, corpus in (("as-is", text), ("reversed", with_test_lines_reversed(text))):
-        project = tune_project(tmp_path / name, corpus)
+        project = tune_project(new_dvc_project, tmp_path / name, corpus)
         write_search(project, "blind", search)
         seqlm_tune(
             project,

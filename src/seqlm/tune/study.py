@@ -11,13 +11,16 @@ The trials' folders and logs are in ``tune/<study>/``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from seqlm.tune.space import SearchSpace
@@ -32,6 +35,7 @@ from seqlm.tune.trials import (
 
 log = logging.getLogger("seqlm.tune")
 MAX_FAILURES = 3  # trials failed in a row before a worker gives up
+OPEN_ATTEMPTS = 5  # tries at opening the storage (workers starting at once)
 
 
 def make_sampler(search: SearchSpace) -> Any:
@@ -95,21 +99,51 @@ def finished(study: Any) -> list[Any]:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
 
 
-def open_study(tuning: Tuning, load_only: bool = False) -> Any:
+def open_study(tuning: Tuning) -> Any:
+    """The study, created in its storage if it is not there yet. Workers that start at once would
+    race to create the storage's tables: a SQLite file is opened under a lock file beside it, and
+    any storage is retried a few times (the second attempt finds the tables made)."""
     import optuna
+    from sqlalchemy.exc import SQLAlchemyError
 
-    if tuning.storage.startswith("sqlite:///") and not tuning.storage.startswith("sqlite:////"):
-        (tuning.root / tuning.storage.removeprefix("sqlite:///")).parent.mkdir(
-            parents=True, exist_ok=True
-        )
-    return optuna.create_study(
-        study_name=tuning.study_name,
-        storage=storage_url(tuning),
-        sampler=make_sampler(tuning.search),
-        pruner=make_pruner(tuning.search),
-        direction="minimize",
-        load_if_exists=True,
-    )
+    url = storage_url(tuning)
+    lock = None
+    if url.startswith("sqlite:///"):
+        db = Path(url.removeprefix("sqlite:///"))
+        db.parent.mkdir(parents=True, exist_ok=True)
+        lock = db.with_name(db.name + ".lock")
+    for attempt in range(OPEN_ATTEMPTS):
+        try:
+            with file_lock(lock):
+                return optuna.create_study(
+                    study_name=tuning.study_name,
+                    storage=url,
+                    sampler=make_sampler(tuning.search),
+                    pruner=make_pruner(tuning.search),
+                    direction="minimize",
+                    load_if_exists=True,
+                )
+        except (SQLAlchemyError, optuna.exceptions.DuplicatedStudyError):
+            if attempt == OPEN_ATTEMPTS - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def file_lock(path: Path | None) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if need be) for the block; None: no lock."""
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def storage_url(tuning: Tuning) -> str:

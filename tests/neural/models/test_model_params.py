@@ -69,7 +69,7 @@ def test_tying_weights_needs_equal_embedding_and_hidden_sizes() -> None:
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("hidden_size", 0, "net.hidden_size = 0 must be an integer >= 1"),
+        ("hidden_size", 0, "net.hidden_size = 0 is not allowed; use an integer >= 1 or 'auto'"),
         ("num_layers", 0, "net.num_layers = 0"),
         ("window", 0, "net.window = 0"),
         ("dropout", 1.0, r"net.dropout = 1.0 must be in \[0, 1\)"),
@@ -108,7 +108,7 @@ def test_a_checkpoints_plain_net_values_rebuild_the_same_params() -> None:
 
 
 def test_net_values_are_checked_strictly(tmp_path: Path) -> None:
-    with pytest.raises(ParamError, match="net.hidden_size = '32' must be an integer"):
+    with pytest.raises(ParamError, match="net.hidden_size = '32' is not allowed; use an integer"):
         load_section(NetParams, "net", write_params(tmp_path, {"net": {"hidden_size": "32"}}))
     with pytest.raises(ParamError, match="net.locked = 'yes' must be true or false"):
         NetParams(locked="yes")
