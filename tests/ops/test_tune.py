@@ -190,6 +190,15 @@ def test_a_budget_too_small_for_one_trial_is_refused_before_any_trial(project_ro
     assert not (project_root / "tune").exists()  # no study, no trial
 
 
+def test_a_searched_training_budget_is_held_to_its_longest_choice(project_root, capsys):
+    (project_root / "conf" / "search" / "budget.yaml").write_text(
+        "space:\n  train.budget_minutes: [2.0, 6.0]\n"
+    )
+    code, err = run_cli(project_root, "budget", "--minutes", "5", capsys=capsys)
+    assert code == 1 and "--minutes 5 cannot hold one trial" in err
+    assert "train.budget_minutes = 6 minutes" in err
+
+
 def test_an_unknown_key_in_the_search_file_is_refused_before_any_trial(project_root, capsys):
     (project_root / "conf" / "search" / "bad.yaml").write_text(
         "space:\n  net.hidden_sise: [128, 256]\n"

@@ -32,7 +32,7 @@ from seqlm.core.logs import setup_logging
 from seqlm.ops.presets import CONF_DIR, PARAMS_FILE, compose_params
 from seqlm.params import read_params
 from seqlm.tune.recipe import trial_rows, write_recipe
-from seqlm.tune.space import SearchSpace, check_keys, check_space, read_space
+from seqlm.tune.space import SearchSpace, check_keys, check_space, extremes, read_space
 from seqlm.tune.study import tune
 from seqlm.tune.trials import DEFAULT_STORAGE, Tuning, hydra_value
 
@@ -86,7 +86,7 @@ def prepare(args: argparse.Namespace, root: Path) -> Tuning:
     check_space(search, params, str(path))
     trial_minutes = float(params["train"]["budget_minutes"])
     if "train.budget_minutes" in search.space:
-        trial_minutes = float(max(search.space["train.budget_minutes"].ends()))  # type: ignore[union-attr]
+        trial_minutes = float(max(extremes(search.space["train.budget_minutes"])))
     if not args.minutes > 0:
         raise ParamError(f"--minutes must be > 0, got {args.minutes}")
     if trial_minutes > args.minutes:

@@ -167,6 +167,18 @@ def parse_range(key: str, spec: Mapping[str, Any], where: str) -> Range:
     return Range(low, high, log, step)
 
 
+def refuse_unknown(given: Mapping[str, Any], allowed: tuple[str, ...], what: str) -> None:
+    """Refuse keys of ``given`` not in ``allowed``: ``<what> a, b; allowed: ...``."""
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        raise ParamError(f"{what} {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+
+
+def extremes(dim: Range | list[Any]) -> list[Any]:
+    """The values that bound a dimension: every choice, or both ends of a range."""
+    return list(dim) if isinstance(dim, list) else list(dim.ends())
+
+
 def parse_pruner(value: Any, where: str) -> PrunerSpec:
     if value is None:
         return PrunerSpec()
@@ -174,11 +186,7 @@ def parse_pruner(value: Any, where: str) -> PrunerSpec:
         value = {"name": value}
     if not isinstance(value, Mapping):
         raise ParamError(f"{where}: pruner must be a name or a mapping, got {value!r}")
-    unknown = sorted(set(value) - set(PRUNER_KEYS))
-    if unknown:
-        raise ParamError(
-            f"{where}: unknown pruner key(s) {', '.join(unknown)}; allowed: {', '.join(PRUNER_KEYS)}"
-        )
+    refuse_unknown(value, PRUNER_KEYS, f"{where}: unknown pruner key(s)")
     spec = PrunerSpec(**value)
     if spec.name not in PRUNERS:
         raise ParamError(f"{where}: pruner {spec.name!r} is not one of: {', '.join(PRUNERS)}")
@@ -198,11 +206,7 @@ def parse_space(data: Any, where: str) -> SearchSpace:
     values against params' schemas by :func:`check_space`)."""
     if not isinstance(data, Mapping):
         raise ParamError(f"{where}: a search file holds a mapping, got {type(data).__name__}")
-    unknown = sorted(set(data) - set(FILE_KEYS))
-    if unknown:
-        raise ParamError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(FILE_KEYS)}"
-        )
+    refuse_unknown(data, FILE_KEYS, f"{where}: unknown key(s)")
     raw_space = data.get("space") or {}
     if not isinstance(raw_space, Mapping) or not raw_space:
         raise ParamError(f"{where}: 'space' must map at least one params key to a range or a list")
@@ -319,5 +323,5 @@ def check_space(search: SearchSpace, params: Mapping[str, Any], where: str) -> N
             except ParamError as e:
                 raise ParamError(f"{where}: the params every trial starts from: {e}") from None
     for key, dim in search.space.items():
-        for value in dim if isinstance(dim, list) else dim.ends():
+        for value in extremes(dim):
             check_value(params, key, value, where)

@@ -74,7 +74,6 @@ def pid_alive(pid: int) -> bool:
 def fail_interrupted(study: Any) -> list[int]:
     """Trials left running by a tuner of this machine that is no longer alive: marked failed and
     their params drawn again (enqueued). Returns their numbers."""
-    import optuna
     from optuna.trial import TrialState
 
     host = socket.gethostname()
@@ -88,7 +87,6 @@ def fail_interrupted(study: Any) -> list[int]:
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
         found.append(t.number)
     if found:
-        optuna.logging.get_logger("optuna")  # keep Optuna's logger configured as seqlm set it
         log.info("trials %s were left running by a stopped tuner: failed, drawn again", found)
     return found
 
