@@ -15,6 +15,9 @@ them) are modelled twice at ``--order`` (default 5):
   ``<eos>`` as the word it is to KenLM; each split queried as one line from ``<s>`` with the
   ``kenlm`` Python module, ``</s>`` not scored.
 
+With ``--prune 0 0 1`` both are pruned alike (``ngram.prune`` and ``lmplz --prune``) and the
+n-grams each keeps per order are printed too.
+
 It prints both perplexities of val and test and their relative difference. The two differ only in
 what each puts in the uniform floor of the interpolation (seqlm: the vocabulary with ``<bos>``;
 KenLM: its own vocabulary with ``<s>``, ``</s>`` and ``<unk>``) and in KenLM's one ``</s>``
@@ -32,6 +35,7 @@ Usage (from the repository root)::
 
     python benchmarks/bench_kenlm.py --lmplz /path/to/bin/lmplz                 # WikiText-2
     python benchmarks/bench_kenlm.py --lmplz /path/to/bin/lmplz --dataset ptb
+    python benchmarks/bench_kenlm.py --lmplz /path/to/bin/lmplz --dataset ptb --prune 0 0 1
 """
 
 from __future__ import annotations
@@ -60,41 +64,51 @@ def kenlm_line(ids: np.ndarray, names: Sequence[str]) -> str:
     return " ".join(spelled[i] for i in np.asarray(ids, dtype=np.int64))
 
 
-def seqlm_perplexities(data, order: int) -> dict[str, float]:
-    """Per-token perplexity of val and test under seqlm's stream-mode Kneser-Ney."""
+def seqlm_perplexities(data, order: int, prune: Sequence[int] = ()) -> dict[str, object]:
+    """Per-token perplexity of val and test under seqlm's stream-mode Kneser-Ney, and the
+    n-grams it keeps per order."""
     from seqlm.ngram import count_stream, fit_ngram
 
     vocab = data.vocab
     counts = count_stream(data.splits["train"].ids, len(vocab), order, vocab.id_of("<bos>"))
-    model = fit_ngram(counts, order, "kneser_ney")
-    return {
+    model = fit_ngram(counts, order, "kneser_ney", prune=prune)
+    out: dict[str, object] = {
         s: math.exp(-float(np.mean(model.target_logprobs(data.splits[s].ids))))
         for s in ("val", "test")
     }
+    out["ngrams"] = [model.counts.rows(k) for k in range(1, order + 1)]
+    return out
 
 
-def kenlm_perplexities(data, order: int, lmplz: Path, workdir: Path) -> dict[str, float]:
-    """Per-token perplexity of val and test under ``lmplz -o order`` on the one-line train stream."""
+def kenlm_perplexities(
+    data, order: int, lmplz: Path, workdir: Path, prune: Sequence[int] = ()
+) -> dict[str, object]:
+    """Per-token perplexity of val and test under ``lmplz -o order`` on the one-line train stream,
+    and the n-grams its ARPA file holds per order."""
     import kenlm
 
     names = data.vocab.tokens
     (workdir / "train.txt").write_text(kenlm_line(data.splits["train"].ids, names) + "\n")
     arpa = workdir / "model.arpa"
+    pruning = ["--prune", *map(str, prune)] if prune else []
     with (workdir / "train.txt").open("rb") as text, arpa.open("wb") as out:
         subprocess.run(
-            [str(lmplz), "-o", str(order), "-S", "20%", "-T", str(workdir)],
+            [str(lmplz), "-o", str(order), "-S", "20%", "-T", str(workdir), *pruning],
             stdin=text,
             stdout=out,
             stderr=subprocess.DEVNULL,
             check=True,
         )
     model = kenlm.Model(str(arpa))
-    out = {}
+    result: dict[str, object] = {}
     for split in ("val", "test"):
         line = kenlm_line(data.splits[split].ids, names)
         log10 = [s for s, _, _ in model.full_scores(line, bos=True, eos=False)]
-        out[split] = 10 ** (-float(np.mean(log10)))
-    return out
+        result[split] = 10 ** (-float(np.mean(log10)))
+    with arpa.open(encoding="utf-8") as f:
+        header = [line for line in (f.readline() for _ in range(order + 2)) if "=" in line]
+    result["ngrams"] = [int(line.split("=")[1]) for line in header]
+    return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -102,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--lmplz", type=Path, required=True, help="KenLM's lmplz program")
     p.add_argument("--dataset", default="wikitext2", choices=DATASETS)
     p.add_argument("--order", type=int, default=5)
+    p.add_argument("--prune", type=int, nargs="*", default=[], help="thresholds per order")
     args = p.parse_args(argv)
     if not args.lmplz.is_file():
         p.error(f"--lmplz {args.lmplz} is not a file (build it: see this script's docstring)")
@@ -109,17 +124,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = bench_ptb.preset_data(args.dataset)
     print(f"{args.dataset}: data built in {time.perf_counter() - started:.1f}s", flush=True)
     started = time.perf_counter()
-    ours = seqlm_perplexities(data, args.order)
+    ours = seqlm_perplexities(data, args.order, args.prune)
     print(f"seqlm: fitted and scored in {time.perf_counter() - started:.1f}s", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        theirs = kenlm_perplexities(data, args.order, args.lmplz, Path(tmp))
+        theirs = kenlm_perplexities(data, args.order, args.lmplz, Path(tmp), args.prune)
         print(f"KenLM: lmplz and queries in {time.perf_counter() - started:.1f}s", flush=True)
     print(f"\n| split | seqlm KN{args.order} | KenLM lmplz -o {args.order} | difference |")
     print("|---|---|---|---|")
     for split in ("val", "test"):
-        diff = 100 * (ours[split] - theirs[split]) / theirs[split]
-        print(f"| {split} | {ours[split]:.3f} | {theirs[split]:.3f} | {diff:+.4f} % |")
+        a, b = float(ours[split]), float(theirs[split])  # type: ignore[arg-type]
+        print(f"| {split} | {a:.3f} | {b:.3f} | {100 * (a - b) / b:+.4f} % |")
+    print(f"| n-grams kept per order | {ours['ngrams']} | {theirs['ngrams']} | |")
+    if args.prune:
+        print(f"(pruned: ngram.prune {args.prune}, lmplz --prune {' '.join(map(str, args.prune))})")
     return 0
 
 

@@ -57,7 +57,9 @@ def body(args: argparse.Namespace) -> None:
         save_ngram(result.model, vocab, text_reading(fmt), out_dir / MODEL_FILE)
         if args.arpa:
             train_lines = read_token_file(tokens_path(args.tokens_dir, "train"), tok.token)
-            sentence_model = fit_sentence_model(train_lines, vocab, result.model.order)
+            sentence_model = fit_sentence_model(
+                train_lines, vocab, result.model.order, params.prune
+            )
             write_arpa(sentence_model, SentenceVocab(vocab).arpa_names(), args.arpa)
         write_text(args.orders, orders_csv(result.orders))
         write_json(args.metrics, result.metrics())

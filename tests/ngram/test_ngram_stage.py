@@ -14,6 +14,7 @@ from seqlm.data.tokens import write_token_file
 from seqlm.data.vocab import save_vocab
 from seqlm.ngram import count_stream, fit_ngram, read_arpa
 from seqlm.ngram.baseline import sample_texts, search_order
+from seqlm.ngram.store import load_ngram
 from seqlm.params import GenerateParams, NgramParams, TokenizeParams
 from seqlm.perplexity import load_target_logprobs, score_split
 from stages import ngram
@@ -92,11 +93,14 @@ def test_the_stage_writes_metrics_orders_logprobs_and_samples(tmp_path, tiny_tex
         "val",
         "test",
         "train",
+        "ngrams",
         "fit_seconds",
         "score_seconds",
         "vocab_size",
     }
     assert metrics["smoothing"] == "kneser_ney"
+    assert len(metrics["ngrams"]) == metrics["order"]
+    assert metrics["ngrams"][0] == metrics["vocab_size"]
     assert metrics["vocab_size"] == len((tmp_path / "vocab.tsv").read_text().splitlines()) - 1
     assert [int(r["order"]) for r in rows] == [1, 2, 3, 4]
     best = min(rows, key=lambda r: float(r["val_perplexity"]))
@@ -164,12 +168,34 @@ def test_the_arpa_option_writes_the_sentence_model_of_the_chosen_order(tmp_path,
     assert read_arpa(tmp_path / "ngram" / "model.arpa").order == metrics["order"]
 
 
+def test_a_pruned_stage_keeps_fewer_ngrams_and_its_saved_model_scores_as_the_stage_did(
+    tmp_path, tiny_text
+):
+    argv = write_inputs(tmp_path / "full", tiny_text * 4, order=4)
+    assert ngram.main([*argv, "--arpa", str(tmp_path / "full" / "model.arpa")]) == 0
+    full, _ = read_outputs(tmp_path / "full")
+    argv = write_inputs(tmp_path, tiny_text * 4, order=4, prune=[0, 4])  # the text is there 4 times
+    assert ngram.main([*argv, "--arpa", str(tmp_path / "ngram" / "model.arpa")]) == 0
+    metrics, _ = read_outputs(tmp_path)
+    assert metrics["ngrams"][0] == full["ngrams"][0]
+    assert all(p < f for p, f in zip(metrics["ngrams"][1:], full["ngrams"][1:], strict=True))
+    model, _, _ = load_ngram(tmp_path / "ngram")
+    val = np.load(ids_path(tmp_path / "corpus", "val"))
+    saved = load_target_logprobs(tmp_path / "ngram", "val")
+    assert np.array_equal(model.target_logprobs(val), saved)
+    arpa, full_arpa = (read_arpa(p / "model.arpa") for p in (tmp_path / "ngram", tmp_path / "full"))
+    assert [len(g) for g in arpa.grams][0] == len(full_arpa.grams[0])
+    pairs = [(len(p), len(f)) for p, f in zip(arpa.grams[1:], full_arpa.grams[1:], strict=True)]
+    assert all(p <= f for p, f in pairs) and pairs[-1][0] < pairs[-1][1]
+
+
 @pytest.mark.parametrize(
     "bad, message",
     [
         ({"order": 0}, "ngram.order = 0 is not allowed; use an integer >= 1 or 'auto'"),
         ({"smoothing": "katz"}, "choose one of: kneser_ney, laplace"),
         ({"max_orders": 5}, "unknown key(s) in params section 'ngram': max_orders"),
+        ({"prune": [0, 2, 1]}, "ngram.prune = [0, 2, 1] must be non-decreasing"),
     ],
 )
 def test_bad_params_fail_with_one_message_and_leave_no_outputs(

@@ -13,6 +13,8 @@ Everything is vectorised over tokens (numpy): counting and scoring never loop ov
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from seqlm.core.errors import ParamError
@@ -35,9 +37,14 @@ def count_stream(
 
 
 def fit_ngram(
-    counts: NgramCounts, order: int, smoothing: str = "kneser_ney", laplace_alpha: float = 1.0
+    counts: NgramCounts,
+    order: int,
+    smoothing: str = "kneser_ney",
+    laplace_alpha: float = 1.0,
+    prune: Sequence[int] = (),
 ) -> NgramModel:
-    """A model of ``order`` with ``smoothing`` from counts; bad values raise :class:`ParamError`."""
+    """A model of ``order`` with ``smoothing`` from counts, pruned by ``prune`` (count thresholds
+    per order, :mod:`seqlm.ngram.pruning`); bad values raise :class:`ParamError`."""
     if isinstance(order, bool) or not isinstance(order, int) or order < 1:
         raise ParamError(f"ngram.order = {order!r} must be an integer >= 1")
     if order > counts.max_order:
@@ -46,7 +53,11 @@ def fit_ngram(
             f"count up to at least {order}"
         )
     if smoothing == "kneser_ney":
-        return KneserNeyModel(counts, order)
+        return KneserNeyModel(counts, order, prune=prune)
+    if any(prune):
+        raise ParamError(
+            f"ngram.prune = {list(prune)} needs kneser_ney smoothing, not {smoothing!r}"
+        )
     if smoothing == "laplace":
         return LaplaceModel(counts, order, laplace_alpha)
     raise ParamError(

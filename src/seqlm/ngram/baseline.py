@@ -66,6 +66,7 @@ class BaselineResult:
             "order": self.model.order,
             "smoothing": self.model.smoothing,
             "vocab_size": self.model.vocab_size,
+            "ngrams": [self.model.counts.rows(k) for k in range(1, self.model.order + 1)],
             "fit_seconds": round(self.fit_seconds, 4),
             "score_seconds": round(self.score_seconds, 4),
             **{split: s.to_record() for split, s in self.scores.items()},
@@ -92,7 +93,7 @@ def search_counted(
     rows = []
     bar = tqdm(orders, desc="ngram orders", unit="order", disable=progress_disabled())
     for order in bar:
-        model = fit_ngram(counts, order, params.smoothing, params.laplace_alpha)
+        model = fit_ngram(counts, order, params.smoothing, params.laplace_alpha, params.prune)
         s, _ = score_model(model.target_logprobs, val)
         rows.append(OrderScore(order, s.perplexity, s.bits_per_char))
         bar.set_postfix(order=order, val_ppl=f"{s.perplexity:.4f}")
@@ -165,7 +166,15 @@ def run_baseline(
     if params.order == "auto":
         log.info("order %d has the lowest val perplexity of orders 1..%d", order, params.max_order)
     t0 = time.perf_counter()
-    model = fit_ngram(counts, order, params.smoothing, params.laplace_alpha)
+    model = fit_ngram(counts, order, params.smoothing, params.laplace_alpha, params.prune)
+    if any(params.prune):
+        log.info(
+            "pruned (ngram.prune %s): kept %s n-grams of orders 1..%d, of %s",
+            list(params.prune),
+            [model.counts.rows(k) for k in range(1, order + 1)],
+            order,
+            [counts.rows(k) for k in range(1, order + 1)],
+        )
     fit_seconds = count_seconds + time.perf_counter() - t0
     t0 = time.perf_counter()
     scores, logprobs = {}, {}

@@ -22,6 +22,9 @@ down to the unigrams, which interpolate with the uniform distribution over the p
 (``1/V`` in stream mode; KenLM's sentence mode leaves ``<s>`` out). A context never followed by
 anything at an order (``d(h) = 0``) backs off fully: ``γ = 1``. The interpolated probability of each
 stored n-gram and the γ of each context are exactly what an ARPA file holds.
+
+With count pruning (``prune``, :mod:`seqlm.ngram.pruning`) the dropped continuations' adjusted counts
+join γ's numerator in place of their discounts, and the model keeps only the n-grams not dropped.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import numpy as np
 
 from seqlm.ngram.counts import NgramCounts
 from seqlm.ngram.model import NgramModel
+from seqlm.ngram.pruning import dropped_rows, kept_counts, thresholds
 
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
 
@@ -71,14 +75,28 @@ class KneserNeyModel(NgramModel):
 
     smoothing = "kneser_ney"
 
-    def __init__(self, counts: NgramCounts, order: int, allowed: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        counts: NgramCounts,
+        order: int,
+        allowed: np.ndarray | None = None,
+        prune: Sequence[int] = (),
+        discounts: np.ndarray | None = None,
+    ) -> None:
+        """``discounts``: ``(order, 3)`` fixed ``D1, D2, D3+`` per order (as a toolkit printed
+        them), in place of the estimate from the counts-of-counts."""
         if allowed is None:
             allowed = np.ones(counts.vocab_size, dtype=bool)
         super().__init__(counts, order, allowed)
+        self.prune = thresholds(prune, order)
+        dropped = dropped_rows(counts, self.prune) if any(self.prune) else None
         self.adjusted = adjusted_counts(counts, order)
         found = [modified_kn_discounts(a) for a in self.adjusted]
         self.discounts = np.stack([d for d, _ in found])  # (order, 4): [0, D1, D2, D3+] per order
         self.fallback = tuple(fb for _, fb in found)
+        if discounts is not None:
+            self.discounts = np.c_[np.zeros(order), np.asarray(discounts, dtype=np.float64)]
+            self.fallback = (False,) * order
         self.uniform = self.allowed / np.count_nonzero(self.allowed)  # (V,)
 
         # complete[k-1]: interpolated p of each stored k-gram
@@ -94,7 +112,9 @@ class KneserNeyModel(NgramModel):
             prefix = counts.prefix(k)
             dk = self.discounts[k - 1][np.minimum(a, 3)]
             denom = np.bincount(prefix, weights=a, minlength=counts.rows(k - 1)).astype(float)
-            gamma = np.bincount(prefix, weights=dk, minlength=counts.rows(k - 1)).astype(float)
+            # a dropped continuation gives its whole adjusted count to the back-off
+            left = dk if dropped is None else np.where(dropped[k - 1], a, dk)
+            gamma = np.bincount(prefix, weights=left, minlength=counts.rows(k - 1)).astype(float)
             has_ext = denom > 0
             gamma = np.divide(gamma, denom, out=np.ones_like(gamma), where=has_ext)
             backoff.append(gamma)
@@ -102,6 +122,36 @@ class KneserNeyModel(NgramModel):
             complete.append((a - dk) / denom[prefix] + gamma[prefix] * lower)
         self.complete = tuple(complete)
         self.backoff = tuple(backoff)
+        if dropped is not None:
+            self._keep_only([~d for d in dropped])
+
+    def _keep_only(self, keep: list[np.ndarray]) -> None:
+        """Drop the pruned n-grams from the tables and every per-row array."""
+        self.counts = kept_counts(self.counts, keep)
+        self.adjusted = [a[k] for a, k in zip(self.adjusted, keep, strict=True)]
+        self.complete = tuple(c[k] for c, k in zip(self.complete, keep, strict=True))
+        self.backoff = tuple(b[k] for b, k in zip(self.backoff, keep, strict=False))
+
+    @classmethod
+    def restored(
+        cls,
+        counts: NgramCounts,
+        order: int,
+        complete: Sequence[np.ndarray],
+        backoff: Sequence[np.ndarray],
+        prune: Sequence[int],
+    ) -> KneserNeyModel:
+        """A pruned model as saved (:mod:`seqlm.ngram.store`): its kept tables with the
+        probabilities and back-off weights estimated before the pruning, which the kept counts
+        alone no longer give."""
+        model = cls.__new__(cls)
+        NgramModel.__init__(model, counts, order, np.ones(counts.vocab_size, dtype=bool))
+        if len(complete) != order or len(backoff) != order - 1:
+            raise ValueError(f"a model of order {order} needs {order} and {order - 1} arrays")
+        model.prune = thresholds(prune, order)
+        model.complete = tuple(np.asarray(c, dtype=np.float64) for c in complete)
+        model.backoff = tuple(np.asarray(b, dtype=np.float64) for b in backoff)
+        return model
 
     def probabilities(
         self, contexts: Sequence[np.ndarray], context_len: np.ndarray, words: np.ndarray

@@ -13,6 +13,7 @@ In an ARPA file the tokens are written as KenLM's text input would spell them: `
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,14 +83,17 @@ class SentenceVocab:
         return names
 
 
-def fit_sentence_model(token_lines: list[list[str]], vocab: Vocab, order: int) -> KneserNeyModel:
-    """Modified Kneser-Ney of ``order`` over sentences (one per non-empty line), KenLM-style."""
+def fit_sentence_model(
+    token_lines: list[list[str]], vocab: Vocab, order: int, prune: Sequence[int] = ()
+) -> KneserNeyModel:
+    """Modified Kneser-Ney of ``order`` over sentences (one per non-empty line), KenLM-style;
+    ``prune`` as ``lmplz --prune`` (:mod:`seqlm.ngram.pruning`)."""
     sv = SentenceVocab(vocab)
     sequences = sv.encode(token_lines)
     if not sequences:
         raise DataError("sentence mode needs at least one non-empty line")
     counts = count_ngrams(sequences, sv.size, order, sv.bos_id)
-    return KneserNeyModel(counts, order, allowed=sv.predictable())
+    return KneserNeyModel(counts, order, allowed=sv.predictable(), prune=prune)
 
 
 def sentence_logprobs(

@@ -10,7 +10,10 @@ each order ``k = 1 .. order``, the arrays ``keys_k``, ``suffix_k``, ``raw_k`` an
      "vocab_tsv": "token\\tcount\\n...", "text": {"clean": "textbook", "token": "char", ...}}
 
 A model rebuilt from it is the one the stage fitted: the same tables give the same probabilities,
-to the last bit (the ngram stage's test checks it against its saved log-probabilities).
+to the last bit (the ngram stage's test checks it against its saved log-probabilities). A pruned
+Kneser-Ney model (``meta["prune"]`` non-zero, :mod:`seqlm.ngram.pruning`) keeps only its kept
+n-grams, so it also holds what they no longer give: ``complete_k`` (each n-gram's interpolated
+probability) and ``backoff_k`` (each as a context's back-off weight).
 """
 
 from __future__ import annotations
@@ -56,10 +59,17 @@ def save_ngram(
         "vocab_tsv": vocab.to_tsv(),
         "text": dict(text),
     }
-    arrays: dict[str, np.ndarray] = {"meta": np.array(json.dumps(meta, sort_keys=True))}
+    arrays: dict[str, np.ndarray] = {}
     for k in range(1, model.order + 1):
         for name in TABLES:
             arrays[f"{name}_{k}"] = np.ascontiguousarray(getattr(counts, name)[k - 1])
+    if isinstance(model, KneserNeyModel) and any(model.prune):
+        meta["prune"] = list(model.prune)
+        for k in range(1, model.order + 1):
+            arrays[f"complete_{k}"] = model.complete[k - 1]
+            if k < model.order:
+                arrays[f"backoff_{k}"] = model.backoff[k - 1]
+    arrays = {"meta": np.array(json.dumps(meta, sort_keys=True)), **arrays}
     with atomic_path(path) as tmp:
         tmp.write_bytes(npz_bytes(arrays))
     return Path(path)
@@ -101,9 +111,15 @@ def load_ngram(path: str | os.PathLike[str]) -> tuple[NgramModel, Vocab, dict[st
     with archive:
         meta = read_meta(archive, repr(str(p)))
         order = int(meta["order"])
+        pruned = any(meta.get("prune", ()))
+        estimates = ("complete", "backoff") if pruned else ()
         try:
             tables = {
                 name: tuple(archive[f"{name}_{k}"] for k in range(1, order + 1)) for name in TABLES
+            }
+            kept = {
+                name: tuple(archive[f"{name}_{k}"] for k in range(1, order + (name == "complete")))
+                for name in estimates
             }
         except KeyError as e:
             raise DataError(f"{str(p)!r} lacks the table {e} of its order {order}") from e
@@ -118,8 +134,12 @@ def load_ngram(path: str | os.PathLike[str]) -> tuple[NgramModel, Vocab, dict[st
         tokens=int(meta["tokens"]),
         **tables,
     )
-    if meta["smoothing"] == "kneser_ney":
-        model: NgramModel = KneserNeyModel(counts, order)
+    if meta["smoothing"] == "kneser_ney" and pruned:
+        model: NgramModel = KneserNeyModel.restored(
+            counts, order, kept["complete"], kept["backoff"], meta["prune"]
+        )
+    elif meta["smoothing"] == "kneser_ney":
+        model = KneserNeyModel(counts, order)
     elif meta["smoothing"] == "laplace":
         model = LaplaceModel(counts, order, float(meta["laplace_alpha"]))
     else:
