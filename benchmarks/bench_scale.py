@@ -12,12 +12,20 @@ CPU time and peak resident memory (``os.wait4``'s rusage of that child) and thro
 of wall time; on a busy machine CPU time is the steadier figure). ``--token bpe`` (or ``unigram``)
 tokenizes into ``--vocab-size`` subword pieces instead: the tokenize row is then the subword
 model's training on train and the encoding of every split (issue target: 10 MB in 10 s). Beside
-the n-gram row: KenLM's ``lmplz`` on the same kind of model (14 s and 0.35 GB for 44M train
-characters at order 7, scaled linearly to the train characters here) and our ratio to it.
+the n-gram row: KenLM's ``lmplz`` on the same kind of model and our ratio to it — run here on the
+same train text with ``--lmplz PATH`` (``lmplz -o 7 -S 1G``: each line a sentence, one token per
+character, the space written ``_``; wall time and peak RSS measured like a stage's), else the figure
+measured once on the development machine (14 s and 0.35 GB for 44M train characters at order 7)
+scaled linearly to the train characters here.
+
+The n-gram stage runs twice: with ``SEQLM_THREADS=1`` (one process) and as a user runs it (its share
+of the CPUs); the ``counting`` rows give the counting pass's seconds from each run's log, and their
+ratio is the speed-up of counting from one process to the share (outputs identical either way).
 
 Usage::
 
     .venv/bin/python benchmarks/bench_scale.py [--sizes 1,10,100] [--workdir DIR] [--keep]
+    .venv/bin/python benchmarks/bench_scale.py --sizes 100 --lmplz ../kenlm/build/bin/lmplz
     .venv/bin/python benchmarks/bench_scale.py --sizes 10 --token bpe --vocab-size 8000
 """
 
@@ -27,6 +35,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -105,34 +114,74 @@ def write_params(
     (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
 
 
-def run_stage(name: str, folder: Path) -> tuple[float, float, float]:
-    """Run one stage in ``folder`` as a child process: (wall seconds, CPU seconds, peak RSS MB)."""
+def measured(
+    command: list[str], folder: Path, log_name: str, env: dict[str, str] | None = None,
+    stdin: Path | None = None, stdout: Path | None = None,
+) -> tuple[float, float, float]:  # fmt: skip
+    """Run ``command`` in ``folder`` as a child process: (wall seconds, CPU seconds of it and the
+    processes it waited for, its peak RSS MB); its log in ``folder / log_name``."""
+    log = open(folder / log_name, "wb")  # noqa: SIM115
+    source = open(stdin, "rb") if stdin else None  # noqa: SIM115
+    sink = open(stdout, "wb") if stdout else log  # noqa: SIM115
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(command, cwd=folder, env=env, stdin=source, stdout=sink,
+                            stderr=log if stdout else subprocess.STDOUT)  # fmt: skip
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    cpu = usage.ru_utime + usage.ru_stime  # with the processes it forked and waited for
+    for f in (log, source, sink if stdout else None):
+        if f is not None:
+            f.close()
+    if os.waitstatus_to_exitcode(status):
+        tail = (folder / log_name).read_text(encoding="utf-8", errors="replace")[-2000:]
+        raise SystemExit(f"{command[0]} failed in {folder}:\n{tail}")
+    return wall, cpu, usage.ru_maxrss / 1024  # Linux: kilobytes
+
+
+def run_stage(
+    name: str, folder: Path, threads: str | None = None, log_name: str | None = None
+) -> tuple[float, float, float]:
+    """Run one stage in ``folder`` as a child process: (wall seconds, CPU seconds, peak RSS MB);
+    ``threads``: its ``SEQLM_THREADS``."""
     env = dict(os.environ, SEQLM_NO_PROGRESS="1")
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO), env.get("PYTHONPATH", "")])
     env.pop("SEQLM_MIRROR", None)  # the file:// URLs are the corpus
-    log = open(folder / f"{name}.log", "wb")  # noqa: SIM115
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        STAGES[name],
-        cwd=folder,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    log.close()
-    if proc.returncode:
-        tail = (folder / f"{name}.log").read_text(encoding="utf-8", errors="replace")[-2000:]
-        raise SystemExit(f"stage {name} failed in {folder}:\n{tail}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024  # Linux: kilobytes
+    env.pop("SEQLM_THREADS", None)
+    if threads:
+        env["SEQLM_THREADS"] = threads
+    return measured(STAGES[name], folder, log_name or f"{name}.log", env)
+
+
+COUNTED = re.compile(r"counted in ([0-9.]+) s over (\d+) process")
+
+
+def counting_seconds(log: Path) -> tuple[float, int]:
+    """The n-gram stage's counting seconds and processes, from its log."""
+    found = COUNTED.search(log.read_text(encoding="utf-8", errors="replace"))
+    if not found:
+        raise SystemExit(f"{log} does not say how long counting took")
+    return float(found.group(1)), int(found.group(2))
+
+
+def run_lmplz(lmplz: Path, files: dict[str, Path], folder: Path) -> tuple[float, float, float]:
+    """``lmplz -o 7 -S 1G`` on the train text (a sentence a line, a token a character, the space
+    written ``_``), measured like a stage."""
+    text = folder / "lmplz-input.txt"
+    with open(files["train"], encoding="utf-8") as src, open(text, "w", encoding="utf-8") as out:
+        for line in src:
+            chars = line.rstrip("\n")
+            if chars.strip():
+                out.write(" ".join("_" if c == " " else c for c in chars) + "\n")
+    command = [str(lmplz), "-o", "7", "-S", "1G", "-T", str(folder), "--discount_fallback"]
+    return measured(command, folder, "lmplz.log", stdin=text, stdout=folder / "lmplz.arpa")
 
 
 def bench_size(
-    size_mb: float, workdir: Path, token: str = "char", vocab_size: int | None = None
-) -> list[dict[str, object]]:
-    """Every stage at one size: one table row each, and one for the data stages together."""
+    size_mb: float, workdir: Path, token: str = "char", vocab_size: int | None = None,
+    lmplz: Path | None = None,
+) -> list[dict[str, object]]:  # fmt: skip
+    """Every stage at one size: one table row each, one for the data stages together, the n-gram
+    stage on one process and its counting passes."""
     folder = workdir / f"{size_mb:g}MB"
     shutil.rmtree(folder, ignore_errors=True)
     files = build_corpus(size_mb, folder / "source")
@@ -152,9 +201,22 @@ def bench_size(
         rss=max(r["rss"] for r in data),
     )
     rows.insert(len(data), total)
-    stats = json.loads((folder / "metrics" / "data.json").read_text(encoding="utf-8"))
-    scale = stats["train"]["characters"] / LMPLZ["chars"]
-    rows[-1].update(lmplz_s=LMPLZ["seconds"] * scale, lmplz_gb=LMPLZ["gb"] * scale)
+    if lmplz is not None:
+        wall, cpu, rss = run_lmplz(lmplz, files, folder)
+        rows[-1].update(lmplz_s=wall, lmplz_gb=rss / 1024)
+    else:
+        stats = json.loads((folder / "metrics" / "data.json").read_text(encoding="utf-8"))
+        scale = stats["train"]["characters"] / LMPLZ["chars"]
+        rows[-1].update(lmplz_s=LMPLZ["seconds"] * scale, lmplz_gb=LMPLZ["gb"] * scale)
+    shared, workers = counting_seconds(folder / "ngram.log")
+    wall, cpu, rss = run_stage("ngram", folder, threads="1", log_name="ngram-1.log")
+    alone, _ = counting_seconds(folder / "ngram-1.log")
+    one = {"stage": "ngram 1 proc", "size": size_mb, "wall": wall, "cpu": cpu, "rss": rss}
+    rows.append({**one, "mb": corpus_mb})
+    for label, seconds in (("counting 1", alone), (f"counting {workers}", shared)):
+        rows.append({"stage": label, "size": size_mb, "wall": seconds, "cpu": float("nan"),
+                     "rss": float("nan"), "mb": corpus_mb})  # fmt: skip
+    rows[-1]["speedup"] = alone / shared
     return rows
 
 
@@ -171,6 +233,8 @@ def table(rows: list[dict[str, object]]) -> str:
         if "lmplz_s" in r:
             ratio = r["wall"] / r["lmplz_s"]
             line += f" {r['lmplz_s']:>8.2f} {r['lmplz_gb']:>9.3f} {ratio:>5.1f}x"
+        if "speedup" in r:
+            line += f"   speed-up of counting: {r['speedup']:.2f}x"
         out.append(line)
     return "\n".join(out)
 
@@ -184,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the runs' folders")
     ap.add_argument("--token", default="char", choices=["char", "bpe", "unigram"])
     ap.add_argument("--vocab-size", type=int, default=8000, help="subword pieces (bpe, unigram)")
+    ap.add_argument("--lmplz", type=Path, default=None, help="KenLM's lmplz, run beside the stage")
     args = ap.parse_args(argv)
     sizes = [float(s) for s in args.sizes.split(",") if s.strip()]
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="seqlm-bench-scale-"))
@@ -191,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, object]] = []
     try:
         for size in sizes:
-            rows += bench_size(size, workdir, args.token, args.vocab_size)
+            rows += bench_size(size, workdir, args.token, args.vocab_size, args.lmplz)
             print(table([r for r in rows if r["size"] == size]), flush=True)
     finally:
         if not args.keep:

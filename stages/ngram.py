@@ -10,6 +10,7 @@ from pathlib import Path
 from seqlm.core.atomic import remove_outputs, write_json, write_text
 from seqlm.core.errors import ParamError
 from seqlm.core.stage import parser, run_stage
+from seqlm.core.workers import worker_count
 from seqlm.data.corpus import load_split, tokens_path
 from seqlm.data.split import SPLITS
 from seqlm.data.tokens import read_token_file
@@ -49,7 +50,7 @@ def body(args: argparse.Namespace) -> None:
     vocab = load_vocab(args.vocab)
     splits = {s: load_split(args.corpus_dir, args.tokens_dir, s, tok) for s in SPLITS}
 
-    result = run_baseline(params, gen, vocab, splits, fmt)
+    result = run_baseline(params, gen, vocab, splits, fmt, worker_count())
     try:  # all or nothing: a failure part-way removes what was already written
         for split in ("val", "test"):
             save_target_logprobs(out_dir, split, result.logprobs[split])

@@ -116,6 +116,9 @@ def test_the_scaling_benchmark_runs_every_stage_at_a_tiny_size(tmp_path: Path, c
         "ngram",
     ]
     assert re.search(r"^ngram .* \d+\.\d+x$", out, re.M)  # beside it: lmplz and our ratio
+    assert re.search(r"^ngram 1 proc\s+0\.02\s", out, re.M)  # the stage again, one process
+    assert re.search(r"^counting 1\s+0\.02\s", out, re.M)
+    assert re.search(r"^counting \d+\s+0\.02\s.*speed-up of counting: \d+\.\d\dx$", out, re.M)
     run = tmp_path / "runs" / "0.02MB"
     metrics = json.loads((run / "metrics" / "ngram.json").read_text(encoding="utf-8"))
     assert metrics["order"] == 7 and metrics["test"]["perplexity"] > 1

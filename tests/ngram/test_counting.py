@@ -99,3 +99,54 @@ def test_stream_counting_refuses_ids_outside_the_vocabulary_or_a_begin_marker_in
         count_stream_ids(np.array([1, 2, 9], dtype=np.uint8), 5, 3, 0, chunk=2)
     with pytest.raises(DataError, match="must start with the begin marker"):
         count_stream_ids(np.array([1, 0, 2], dtype=np.uint8), 5, 3, 0, chunk=2)
+
+
+def decoded_grams(counts, k):
+    """Each row's n-gram of order k as a tuple of ids, decoded from the keys."""
+    grams = [(i,) for i in range(counts.vocab_size)]
+    for j in range(2, k + 1):
+        grams = [grams[p] + (w,) for p, w in zip(counts.prefix(j), counts.last(j), strict=True)]
+    return grams
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_each_ngram_suffix_row_is_the_ngram_of_its_last_tokens(seed, key_tables):
+    rng = np.random.default_rng(seed)
+    seqs, vocab_size, bos = random_sequences(rng, int(rng.integers(2, 6)))
+    counts = count_ngrams(seqs, vocab_size, 5, bos, chunk=5)
+    for k in range(2, 6):
+        lower, grams = decoded_grams(counts, k - 1), decoded_grams(counts, k)
+        for gram, row in zip(grams, counts.suffix[k - 1], strict=True):
+            assert lower[row] == gram[1:]
+
+
+@pytest.mark.parametrize("workers", [2, 3, 5])
+def test_counting_over_several_processes_gives_the_same_tables_to_the_byte(workers, key_tables):
+    rng = np.random.default_rng(7)
+    ids = rng.integers(1, 9, size=3000)
+    ids[rng.random(3000) < 0.3] = 3  # some structure: frequent n-grams and rare ones
+    one = count_stream_ids(ids, 9, 6, 0, chunk=97)
+    many = count_stream_ids(ids, 9, 6, 0, chunk=97, workers=workers)
+    for field in FIELDS:
+        for a, b in zip(getattr(one, field), getattr(many, field), strict=True):
+            assert a.dtype == b.dtype and np.array_equal(a, b), field
+    assert (many.sequences, many.tokens) == (one.sequences, one.tokens)
+
+
+def test_a_bad_id_found_by_a_worker_is_reported():
+    ids = np.r_[np.ones(500, dtype=np.int64), 42]
+    with pytest.raises(DataError, match="token id 42 is outside the vocabulary 0..8"):
+        count_stream_ids(ids, 9, 3, 0, chunk=50, workers=2)
+
+
+def test_spans_are_whole_chunks_and_cover_the_stream():
+    from seqlm.core.workers import split_spans
+
+    assert split_spans(10, 3, 2) == [(0, 6), (6, 10)]
+    assert split_spans(10, 3, 8) == [(0, 3), (3, 6), (6, 9), (9, 10)]
+    assert split_spans(5, 100, 4) == [(0, 5)]
+    for size, chunk, parts in [(1000, 7, 3), (999, 10, 16), (64, 64, 2)]:
+        spans = split_spans(size, chunk, parts)
+        assert spans[0][0] == 0 and spans[-1][1] == size
+        assert all(b == c for (_, b), (c, _) in zip(spans, spans[1:], strict=False))
+        assert all(a % chunk == 0 for a, _ in spans)

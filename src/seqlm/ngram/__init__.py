@@ -29,11 +29,12 @@ from seqlm.params import AUTO, SMOOTHINGS, NgramParams
 
 
 def count_stream(
-    train_ids: np.ndarray, vocab_size: int, max_order: int, bos_id: int
+    train_ids: np.ndarray, vocab_size: int, max_order: int, bos_id: int, workers: int = 1
 ) -> NgramCounts:
     """Stream mode: count the train split's stream as one sequence ``<bos> x1 .. xN``, chunk by
-    chunk (``train_ids`` may be memory-mapped: it is never copied whole)."""
-    return count_stream_ids(np.asarray(train_ids), vocab_size, max_order, bos_id)
+    chunk over ``workers`` processes (``train_ids`` may be memory-mapped: it is never copied
+    whole; the counts do not depend on ``workers``)."""
+    return count_stream_ids(np.asarray(train_ids), vocab_size, max_order, bos_id, workers=workers)
 
 
 def fit_ngram(

@@ -80,9 +80,13 @@ def search_order(
     return search_counted(params, count_train(params, train, vocab), val)
 
 
-def count_train(params: NgramParams, train: SplitData, vocab: Vocab) -> NgramCounts:
-    """The train stream's n-grams up to the highest order ``params`` tries (counted once)."""
-    return count_stream(train.ids, len(vocab), max(params.orders_to_try()), vocab.id_of(BOS))
+def count_train(
+    params: NgramParams, train: SplitData, vocab: Vocab, workers: int = 1
+) -> NgramCounts:
+    """The train stream's n-grams up to the highest order ``params`` tries (counted once, over
+    ``workers`` processes)."""
+    orders = max(params.orders_to_try())
+    return count_stream(train.ids, len(vocab), orders, vocab.id_of(BOS), workers)
 
 
 def search_counted(
@@ -145,8 +149,10 @@ def run_baseline(
     vocab: Vocab,
     splits: dict[str, SplitData],
     fmt: TextFormat | str,
+    workers: int = 1,
 ) -> BaselineResult:
-    """The whole stage in memory: order search, final fit, scores, log-probabilities, samples."""
+    """The whole stage in memory: order search, final fit, scores, log-probabilities, samples
+    (counting over ``workers`` processes)."""
     f = text_format(fmt)
     log.info(
         "%s tokens (line_end %s), vocabulary of %d; %s",
@@ -160,8 +166,11 @@ def run_baseline(
     )
     log.info("ngram params: %s", params)
     t0 = time.perf_counter()
-    counts = count_train(params, splits["train"], vocab)  # once, for every order tried
+    counts = count_train(params, splits["train"], vocab, workers)  # once, for every order tried
     count_seconds = time.perf_counter() - t0
+    log.info(
+        "counted in %.3f s over %d process%s", count_seconds, workers, "es"[: 2 * (workers > 1)]
+    )
     order, rows = search_counted(params, counts, splits["val"])
     if params.order == "auto":
         log.info("order %d has the lowest val perplexity of orders 1..%d", order, params.max_order)

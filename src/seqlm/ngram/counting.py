@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from seqlm.core.errors import DataError
+from seqlm.core.workers import run_spans, split_spans
 
 KEY_LIMIT = 2**62  # keys must stay well inside int64
 CHUNK = 1 << 21  # positions per chunk
@@ -97,25 +98,29 @@ class CountTable:
 
 
 class RowStore:
-    """``r[k][i]`` for every position, written chunk by chunk and read back by ranges."""
+    """``r[k][i]`` for every position, written by ranges (by any process, in file mode) and read
+    back by ranges."""
 
     def __init__(self, size: int, folder: Path | None, name: str) -> None:
         self.dtype = np.dtype(np.int32 if size < 2**31 - 1 else np.int64)
         self.path = folder / name if folder is not None else None
         self.memory: list[np.ndarray] = []
         self._array: np.ndarray | None = None
-        self._file = open(self.path, "wb") if self.path else None  # noqa: SIM115
+        if self.path is not None:  # every position's slot, so that ranges can be written anywhere
+            with open(self.path, "wb") as f:
+                f.truncate(size * self.dtype.itemsize)
 
-    def append(self, rows: np.ndarray) -> None:
-        if self._file is not None:
-            self._file.write(rows.astype(self.dtype).tobytes())
-        else:
+    def write(self, start: int, rows: np.ndarray) -> None:
+        """Rows of positions ``start ..``; in memory they must come in order."""
+        if self.path is None:
             self.memory.append(rows.astype(self.dtype))
+            return
+        with open(self.path, "r+b") as f:
+            f.seek(start * self.dtype.itemsize)
+            f.write(rows.astype(self.dtype).tobytes())
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-        else:
+        if self.path is None:
             self._array = np.concatenate(self.memory) if self.memory else np.zeros(0, self.dtype)
 
     def read(self, start: int, stop: int) -> np.ndarray:
@@ -145,18 +150,12 @@ def last_ids(read: Reader, size: int, a: int, b: int, k: int, bos_id: int) -> np
     return np.r_[got, np.full(b - a - got.size, bos_id, dtype=np.int64)]
 
 
-def order_one(read: Reader, size: int, vocab_size: int, bos_id: int, chunk: int) -> np.ndarray:
-    """Raw unigram counts (the begin marker's set to 0); checks every id is in the vocabulary."""
-    raw = np.zeros(vocab_size, dtype=np.int64)
-    for a, b in chunks(size, chunk):
-        x = read(a, b)
-        bad = (x < 0) | (x >= vocab_size)
-        if bad.any():
-            raise DataError(
-                f"token id {int(x[bad][0])} is outside the vocabulary 0..{vocab_size - 1}"
-            )
-        raw += np.bincount(x, minlength=vocab_size)
-    return raw
+def unigram_counts(x: np.ndarray, vocab_size: int) -> np.ndarray:
+    """Raw counts of each id in ``x``; checks every id is in the vocabulary."""
+    bad = (x < 0) | (x >= vocab_size)
+    if bad.any():
+        raise DataError(f"token id {int(x[bad][0])} is outside the vocabulary 0..{vocab_size - 1}")
+    return np.bincount(x, minlength=vocab_size)
 
 
 class KeyCounter:
@@ -195,71 +194,140 @@ def next_keys(
     return rows[valid] * vocab_size + x[valid]
 
 
-def index_order(
-    read: Reader, prev: Reader, size: int, k: int, vocab_size: int, bos_id: int,
-    keys: np.ndarray, chunk: int, store: RowStore | None, counter: KeyCounter | None,
-) -> np.ndarray:  # fmt: skip
-    """The index pass of order ``k``: each k-gram's suffix row; ``store`` gets ``r[k]`` and
-    ``counter`` the keys of the (k+1)-grams (the count pass of the next order), if given."""
-    suffix = np.full(keys.size, -1, dtype=np.int64)
-    space = int(keys[-1]) + 1 if keys.size else 0
-    ranks = None
-    if space <= DENSE_LIMIT:  # the row of every possible key: one gather per position
-        ranks = np.full(space, -1, dtype=np.int32 if keys.size < 2**31 else np.int64)
-        ranks[keys] = np.arange(keys.size, dtype=ranks.dtype)
-    for a, b in chunks(size, chunk):
-        p_ext = prev(a, min(b + 1, size))
-        p = p_ext[: b - a]
-        x = last_ids(read, size, a, b, k, bos_id)
-        valid = (p >= 0) & (x != bos_id)
+@dataclass(frozen=True)
+class SpanCounts:
+    """What one pass gives for a span of positions: the unigram counts (order 1's pass) and the
+    sorted unique keys of the next order's n-grams starting there, with their counts."""
+
+    unigrams: np.ndarray | None
+    next_keys: np.ndarray | None
+    next_counts: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class OrderPass:
+    """The pass of order ``k`` over a span of positions, chunk by chunk: ``r[k]`` of each position
+    into ``store`` (``k >= 2``; the unigram counts for ``k = 1``) and the keys of the (k+1)-grams
+    counted when ``next_space`` (their key space) is given. A function of the span alone, so
+    spans can run in any process (:func:`seqlm.core.workers.run_spans`)."""
+
+    read: Reader
+    size: int
+    k: int
+    vocab_size: int
+    bos_id: int
+    chunk: int
+    prev: Reader | None = None  # r[k − 1]
+    keys: np.ndarray | None = None  # the k-grams' keys, sorted
+    ranks: np.ndarray | None = None  # the row of every possible key, when the space is small
+    store: RowStore | None = None
+    next_space: int | None = None  # None: no next order
+
+    def rows(self, a: int, b: int) -> np.ndarray:
+        """``r[k][a:b]``: the row of the k-gram starting at each position (``-1`` if none)."""
+        if self.k == 1:
+            return self.read(a, b)  # r[1][i] is the id itself
+        assert self.prev is not None and self.keys is not None
+        p = self.prev(a, b)
+        x = last_ids(self.read, self.size, a, b, self.k, self.bos_id)
+        valid = (p >= 0) & (x != self.bos_id)
         rows = np.full(b - a, -1, dtype=np.int64)
         if valid.any():
-            wanted = p[valid] * vocab_size + x[valid]
-            rows[valid] = ranks[wanted] if ranks is not None else np.searchsorted(keys, wanted)
-            at = np.flatnonzero(valid)
-            suffix[rows[at]] = p_ext[at + 1]  # the (k−1)-gram starting one later
-        if store is not None:
-            store.append(rows)
-        if counter is not None:
-            counter.add(next_keys(rows, read, size, a, b, k, vocab_size, bos_id))
-    return suffix
+            wanted = p[valid] * self.vocab_size + x[valid]
+            found = self.ranks[wanted] if self.ranks is not None else None
+            rows[valid] = found if found is not None else np.searchsorted(self.keys, wanted)
+        return rows
+
+    def __call__(self, start: int, stop: int) -> SpanCounts:
+        counter = KeyCounter(self.next_space) if self.next_space is not None else None
+        unigrams = np.zeros(self.vocab_size, dtype=np.int64) if self.k == 1 else None
+        for a, b in chunks(stop - start, self.chunk):
+            a, b = a + start, b + start
+            rows = self.rows(a, b)
+            if unigrams is not None:
+                unigrams += unigram_counts(rows, self.vocab_size)
+            if self.store is not None:
+                self.store.write(a, rows)
+            if counter is not None:
+                next_ids = (self.read, self.size, a, b, self.k, self.vocab_size, self.bos_id)
+                counter.add(next_keys(rows, *next_ids))
+        uniq, counts = counter.result() if counter is not None else (None, None)
+        return SpanCounts(unigrams, uniq, counts)
+
+
+def dense_ranks(keys: np.ndarray) -> np.ndarray | None:
+    """The row of every possible key below the largest (``-1`` if absent), when that space is at
+    most :data:`DENSE_LIMIT`: one gather per position instead of a binary search."""
+    space = int(keys[-1]) + 1 if keys.size else 0
+    if space > DENSE_LIMIT:
+        return None
+    ranks = np.full(space, -1, dtype=np.int32 if keys.size < 2**31 else np.int64)
+    ranks[keys] = np.arange(keys.size, dtype=ranks.dtype)
+    return ranks
+
+
+def suffix_rows(keys: np.ndarray, k: int, lower: Tables | None, vocab_size: int) -> np.ndarray:
+    """Each k-gram's suffix: the row of its last ``k − 1`` tokens among the (k−1)-grams. For
+    ``w1 .. wk`` that is the (k−1)-gram keyed by (the suffix row of ``w1 .. w(k−1)``, ``wk``)."""
+    last = keys % vocab_size
+    if k == 2:
+        return last  # a unigram's row is its id
+    assert lower is not None
+    wanted = lower.suffix[k - 2][keys // vocab_size] * vocab_size + last
+    return np.searchsorted(lower.keys[k - 2], wanted)
+
+
+def combined(parts: list[SpanCounts]) -> tuple[np.ndarray, np.ndarray]:
+    """The next order's keys and counts over all spans (exact sums: any split gives the same)."""
+    keys = [p.next_keys for p in parts if p.next_keys is not None]
+    counts = [p.next_counts for p in parts if p.next_counts is not None]
+    if len(keys) == 1:
+        return keys[0], counts[0]
+    return merge_counts(np.concatenate(keys), np.concatenate(counts))
 
 
 def count_flat(
-    read: Reader, size: int, vocab_size: int, max_order: int, bos_id: int, chunk: int = CHUNK
-) -> Tables:
-    """Count orders ``1 .. max_order`` of a flat stream (see the module docstring)."""
-    raw1 = order_one(read, size, vocab_size, bos_id, chunk)
+    read: Reader, size: int, vocab_size: int, max_order: int, bos_id: int,
+    chunk: int = CHUNK, workers: int = 1,
+) -> Tables:  # fmt: skip
+    """Count orders ``1 .. max_order`` of a flat stream (see the module docstring), each pass
+    split over ``workers`` processes (the same tables whatever their number)."""
+    spans = split_spans(size, chunk, workers)
+    space = vocab_size * vocab_size if max_order > 1 else None
+    first = run_spans(OrderPass(read, size, 1, vocab_size, bos_id, chunk, next_space=space),
+                      spans, workers)  # fmt: skip
+    raw1 = np.sum([p.unigrams for p in first], axis=0).astype(np.int64)
     sequences = int(raw1[bos_id])
     raw1[bos_id] = 0  # the begin marker is context, never a target
-    keys = [np.arange(vocab_size, dtype=np.int64)]
-    suffix, raw, swb = [np.full(vocab_size, -1, dtype=np.int64)], [raw1], [keys[0] == bos_id]
-    counter = KeyCounter(vocab_size * vocab_size) if max_order > 1 else None
-    for a, b in chunks(size, chunk):  # the count pass of order 2
-        if counter is not None:
-            counter.add(next_keys(read(a, b), read, size, a, b, 1, vocab_size, bos_id))
+    ids = np.arange(vocab_size, dtype=np.int64)
+    tables = Tables((ids,), (np.full(vocab_size, -1, dtype=np.int64),), (raw1,), (ids == bos_id,),
+                    sequences, size - sequences)  # fmt: skip
+    parts = first
     with tempfile.TemporaryDirectory(prefix="seqlm-ngram-") as tmp:
         folder = Path(tmp) if size > chunk else None
-        prev: Reader = read  # r[1][i] is the id itself
+        prev: Reader = read
         store_prev: RowStore | None = None
         for k in range(2, max_order + 1):
-            assert counter is not None
-            uniq, counts = counter.result()
-            counter = None
-            if k < max_order:
-                if uniq.size * vocab_size >= KEY_LIMIT:
-                    raise DataError(f"too many distinct {k}-grams to key {k + 1}-grams in int64")
-                counter = KeyCounter(uniq.size * vocab_size)
+            uniq, counts = combined(parts)
+            space = uniq.size * vocab_size if k < max_order else None
+            if space is not None and space >= KEY_LIMIT:
+                raise DataError(f"too many distinct {k}-grams to key {k + 1}-grams in int64")
             store = RowStore(size, folder, f"rows{k}") if k < max_order else None
-            suffix.append(
-                index_order(read, prev, size, k, vocab_size, bos_id, uniq, chunk, store, counter)
+            if k < max_order:
+                job = OrderPass(read, size, k, vocab_size, bos_id, chunk, prev, uniq,
+                                dense_ranks(uniq), store, space)  # fmt: skip
+                parts = run_spans(job, spans, workers)
+            tables = Tables(
+                (*tables.keys, uniq),
+                (*tables.suffix, suffix_rows(uniq, k, tables, vocab_size)),
+                (*tables.raw, counts),
+                (*tables.starts_with_bos, tables.starts_with_bos[-1][uniq // vocab_size]),
+                sequences,
+                size - sequences,
             )
-            keys.append(uniq)
-            raw.append(counts)
-            swb.append(swb[-1][uniq // vocab_size])
             if store_prev is not None:
                 store_prev.remove()
             if store is not None:
                 store.close()
                 prev, store_prev = store.read, store
-    return Tables(tuple(keys), tuple(suffix), tuple(raw), tuple(swb), sequences, size - sequences)
+    return tables

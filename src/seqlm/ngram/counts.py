@@ -126,9 +126,10 @@ def count_ngrams(
     max_order: int,
     bos_id: int,
     chunk: int = CHUNK,
+    workers: int = 1,
 ) -> NgramCounts:
     """Count the n-grams of orders ``1 .. max_order`` of ``sequences``, each begun by ``bos_id``
-    (``chunk`` positions at a time: the result does not depend on it)."""
+    (``chunk`` positions at a time, over ``workers`` processes: the result depends on neither)."""
     if max_order < 1:
         raise DataError(f"max_order = {max_order} must be >= 1")
     if not 0 <= bos_id < vocab_size:
@@ -145,7 +146,7 @@ def count_ngrams(
     if n_targets == 0:
         raise DataError("the training sequences hold no tokens after their begin markers")
 
-    tables = count_flat(in_memory(flat), flat.size, vocab_size, max_order, bos_id, chunk)
+    tables = count_flat(in_memory(flat), flat.size, vocab_size, max_order, bos_id, chunk, workers)
     return from_tables(tables, bos_id)
 
 
@@ -166,10 +167,15 @@ def stream_reader(ids: np.ndarray, bos_id: int) -> Reader:
 
 
 def count_stream_ids(
-    ids: np.ndarray, vocab_size: int, max_order: int, bos_id: int, chunk: int = CHUNK
+    ids: np.ndarray,
+    vocab_size: int,
+    max_order: int,
+    bos_id: int,
+    chunk: int = CHUNK,
+    workers: int = 1,
 ) -> NgramCounts:
-    """Stream mode: the n-grams of ``<bos> ids`` as one sequence, chunk by chunk (``ids`` may be
-    memory-mapped; it is never copied whole)."""
+    """Stream mode: the n-grams of ``<bos> ids`` as one sequence, chunk by chunk over ``workers``
+    processes (``ids`` may be memory-mapped; it is never copied whole)."""
     if max_order < 1:
         raise DataError(f"max_order = {max_order} must be >= 1")
     if not 0 <= bos_id < vocab_size:
@@ -177,7 +183,7 @@ def count_stream_ids(
     if ids.ndim != 1 or ids.size == 0:
         raise DataError("the training sequences hold no tokens after their begin markers")
     read = stream_reader(ids, bos_id)
-    tables = count_flat(read, ids.size + 1, vocab_size, max_order, bos_id, chunk)
+    tables = count_flat(read, ids.size + 1, vocab_size, max_order, bos_id, chunk, workers)
     if tables.sequences != 1:
         raise DataError(f"every sequence must start with the begin marker (id {bos_id}), once")
     return from_tables(tables, bos_id)
