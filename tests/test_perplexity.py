@@ -14,6 +14,7 @@ from seqlm.perplexity import (
     score_logprobs,
     score_model,
     score_split,
+    score_split_parts,
 )
 
 
@@ -164,3 +165,23 @@ def test_a_split_scores_its_bytes_and_words_as_counted_by_the_data_stages():
     got = score_logprobs(split, lp)
     assert got == score_split(lp, characters=3, oov=0, bytes=4, words=2)
     assert got.bits_per_byte == 3 / 4 and got.word_perplexity == pytest.approx(math.sqrt(8))
+
+
+def test_a_split_scored_in_parts_is_scored_as_a_whole():
+    rng = np.random.default_rng(0)
+    lp = np.log(rng.uniform(0.01, 1.0, size=1000))
+    whole = score_split(lp, characters=1200, oov=3, bytes=1300, words=250)
+    parts = score_split_parts(np.array_split(lp, 7), 1200, 3, bytes=1300, words=250)
+    assert parts.tokens == whole.tokens and parts.oov == whole.oov
+    for field in ("nll", "perplexity", "bits_per_char", "bits_per_byte", "word_perplexity"):
+        assert getattr(parts, field) == pytest.approx(getattr(whole, field), rel=1e-12)
+    one = score_split_parts([lp], 1200, 3, bytes=1300, words=250)
+    assert one == whole  # one part: the same floats
+
+
+def test_a_bad_value_in_a_later_part_is_named_by_its_place_in_the_split():
+    parts = [np.full(5, -1.0), np.array([-1.0, np.nan])]
+    with pytest.raises(DataError, match="target 6 has log-probability nan"):
+        score_split_parts(parts, characters=7, oov=0)
+    with pytest.raises(DataError, match=r"got shape \(0,\)"):
+        score_split_parts([np.zeros(0)], characters=7, oov=0)

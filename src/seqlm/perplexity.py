@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
@@ -80,20 +80,39 @@ def score_split(
 ) -> SplitScore:
     """Score a split from the natural-log probability of each of its targets; ``bytes`` and
     ``words`` (when counted) give bits per byte and word-level perplexity."""
-    lp = np.asarray(target_logprobs, dtype=np.float64)
-    if lp.ndim != 1 or lp.size == 0:
-        raise DataError(f"need one log-probability per target token, got shape {lp.shape}")
+    return score_split_parts([target_logprobs], characters, oov, bytes, words)
+
+
+def score_split_parts(
+    parts: Iterable[np.ndarray],
+    characters: int,
+    oov: int,
+    bytes: int | None = None,  # noqa: A002 (the record's name)
+    words: int | None = None,
+) -> SplitScore:
+    """:func:`score_split` of the log-probabilities that ``parts`` give in order (a long split
+    scored chunk by chunk), holding one part at a time; the nll is the sum of the parts' sums."""
     for name, n in (("character", characters), ("byte", bytes), ("word", words)):
         if n is not None and n <= 0:
             raise DataError(f"a split needs a positive {name} count, got {n}")
-    if not np.all(np.isfinite(lp)) or np.any(lp > 1e-9):
-        bad = int(np.flatnonzero(~np.isfinite(lp) | (lp > 1e-9))[0])
-        raise DataError(f"target {bad} has log-probability {lp[bad]}, not a finite value <= 0")
-    nll = float(-lp.sum())
+    tokens, nll = 0, 0.0
+    for part in parts:
+        lp = np.asarray(part, dtype=np.float64)
+        if lp.ndim != 1:
+            raise DataError(f"need one log-probability per target token, got shape {lp.shape}")
+        if not np.all(np.isfinite(lp)) or np.any(lp > 1e-9):
+            bad = int(np.flatnonzero(~np.isfinite(lp) | (lp > 1e-9))[0])
+            raise DataError(
+                f"target {tokens + bad} has log-probability {lp[bad]}, not a finite value <= 0"
+            )
+        nll += float(-lp.sum())
+        tokens += lp.size
+    if tokens == 0:
+        raise DataError("need one log-probability per target token, got shape (0,)")
     return SplitScore(
-        tokens=int(lp.size),
+        tokens=int(tokens),
         nll=nll,
-        perplexity=math.exp(nll / lp.size),
+        perplexity=math.exp(nll / tokens),
         bits_per_char=nll / math.log(2) / characters,
         oov=int(oov),
         characters=int(characters),
@@ -141,6 +160,15 @@ def score_model(
     from a fresh start; returns the score and those log-probabilities (float64)."""
     lp = np.asarray(target_logprobs(split.ids), dtype=np.float64)
     return score_logprobs(split, lp), lp
+
+
+def score_model_parts(
+    target_logprob_parts: Callable[[np.ndarray], Iterable[np.ndarray]], split: ScoredSplit
+) -> SplitScore:
+    """:func:`score_model` without keeping the log-probabilities: ``target_logprob_parts(ids)``
+    gives them chunk by chunk, in order, so a long split costs one chunk of memory."""
+    parts = target_logprob_parts(split.ids)
+    return score_split_parts(parts, split.characters, split.oov, split.bytes, split.words)
 
 
 def oov_count(ids: np.ndarray, unk_id: int = 0) -> int:

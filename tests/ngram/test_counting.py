@@ -150,3 +150,13 @@ def test_spans_are_whole_chunks_and_cover_the_stream():
         assert spans[0][0] == 0 and spans[-1][1] == size
         assert all(b == c for (_, b), (c, _) in zip(spans, spans[1:], strict=False))
         assert all(a % chunk == 0 for a, _ in spans)
+
+
+def test_scoring_in_parts_gives_the_whole_split_s_values_chunk_by_chunk():
+    rng = np.random.default_rng(3)
+    ids = rng.integers(1, 9, size=2000)
+    model = fit_ngram(count_stream_ids(ids, 9, 4, 0), 4)
+    held = rng.integers(1, 9, size=777)
+    parts = list(model.target_logprob_parts(held, chunk=100))
+    assert [p.size for p in parts] == [100] * 7 + [77]
+    assert np.array_equal(np.concatenate(parts), model.target_logprobs(held))

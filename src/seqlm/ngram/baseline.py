@@ -11,6 +11,7 @@ import io
 import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +25,7 @@ from seqlm.ngram.counts import NgramCounts
 from seqlm.ngram.model import NgramModel
 from seqlm.ngram.sampling import generate
 from seqlm.params import GenerateParams, NgramParams
-from seqlm.perplexity import SplitScore, score_model
+from seqlm.perplexity import SplitScore, score_model, score_model_parts
 from seqlm.sampling import (
     TextFormat,
     banned_ids,
@@ -98,7 +99,7 @@ def search_counted(
     bar = tqdm(orders, desc="ngram orders", unit="order", disable=progress_disabled())
     for order in bar:
         model = fit_ngram(counts, order, params.smoothing, params.laplace_alpha, params.prune)
-        s, _ = score_model(model.target_logprobs, val)
+        s = score_model_parts(model.target_logprob_parts, val)
         rows.append(OrderScore(order, s.perplexity, s.bits_per_char))
         bar.set_postfix(order=order, val_ppl=f"{s.perplexity:.4f}")
         log.debug("order %d: val perplexity %.4f", order, s.perplexity)
@@ -141,6 +142,16 @@ def sample_texts(
         f"{gen.temperature}, top_k {gen.top_k}, seed {gen.seed}\n\n"
     )
     return header + "\n".join(blocks)
+
+
+def scoring_bar(model: NgramModel, ids: np.ndarray, name: str) -> Iterator[np.ndarray]:
+    """The model's log-probabilities of ``ids`` chunk by chunk, with a progress bar in tokens."""
+    bar = tqdm(total=int(ids.size), desc=f"ngram scoring {name}", unit="tok", unit_scale=True,
+               disable=progress_disabled())  # fmt: skip
+    for part in model.target_logprob_parts(ids):
+        bar.update(part.size)
+        yield part
+    bar.close()
 
 
 def run_baseline(
@@ -187,8 +198,11 @@ def run_baseline(
     fit_seconds = count_seconds + time.perf_counter() - t0
     t0 = time.perf_counter()
     scores, logprobs = {}, {}
-    for split in ("val", "test", "train"):
+    for split in ("val", "test"):  # kept: the evaluate stage mixes them
         scores[split], logprobs[split] = score_model(model.target_logprobs, splits[split])
+    scores["train"] = score_model_parts(
+        lambda ids: scoring_bar(model, ids, "train"), splits["train"]
+    )
     score_seconds = time.perf_counter() - t0
     n_scored = sum(splits[s].ids.size for s in scores)
     log.info(

@@ -33,8 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from seqlm.core.errors import DataError
+from seqlm.core.logs import progress_disabled
 from seqlm.core.workers import run_spans, split_spans
 
 KEY_LIMIT = 2**62  # keys must stay well inside int64
@@ -307,7 +309,10 @@ def count_flat(
         folder = Path(tmp) if size > chunk else None
         prev: Reader = read
         store_prev: RowStore | None = None
-        for k in range(2, max_order + 1):
+        bar = tqdm(range(2, max_order + 1), desc="ngram counting", unit="order",
+                   initial=1, total=max_order, disable=progress_disabled() or max_order < 2)  # fmt: skip
+        for k in bar:
+            bar.set_postfix(order=k, processes=len(spans))
             uniq, counts = combined(parts)
             space = uniq.size * vocab_size if k < max_order else None
             if space is not None and space >= KEY_LIMIT:
@@ -330,4 +335,5 @@ def count_flat(
             if store is not None:
                 store.close()
                 prev, store_prev = store.read, store
+        bar.close()
     return tables

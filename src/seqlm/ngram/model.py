@@ -15,7 +15,7 @@ context rows.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -104,13 +104,24 @@ class NgramModel(abc.ABC):
         context, so ``ids`` (maybe memory-mapped) is never copied whole; the values do not depend
         on ``chunk``."""
         ids = np.asarray(ids)
+        out = np.empty(ids.size, dtype=np.float64)
+        a = 0
+        for part in self.target_logprob_parts(ids, chunk):
+            out[a : a + part.size] = part
+            a += part.size
+        return out
+
+    def target_logprob_parts(
+        self, ids: np.ndarray, chunk: int = SCORE_CHUNK
+    ) -> Iterator[np.ndarray]:
+        """:meth:`target_logprobs` ``chunk`` targets at a time, in order (the same values), so that
+        scoring a long split holds one chunk of them
+        (:func:`seqlm.perplexity.score_model_parts`)."""
+        ids = np.asarray(ids)
         if ids.ndim != 1 or ids.size == 0:
             raise DataError(f"need a non-empty 1-d stream of token ids, got shape {ids.shape}")
-        out = np.empty(ids.size, dtype=np.float64)
         for a in range(0, ids.size, chunk):
-            b = min(a + chunk, ids.size)
-            out[a:b] = self._stream_chunk_logprobs(ids, a, b)
-        return out
+            yield self._stream_chunk_logprobs(ids, a, min(a + chunk, ids.size))
 
     def _stream_chunk_logprobs(self, ids: np.ndarray, a: int, b: int) -> np.ndarray:
         """Log-probabilities of ``ids[a:b]`` within the stream ``<bos> ids``."""
