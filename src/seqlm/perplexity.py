@@ -92,23 +92,47 @@ def score_split_parts(
 ) -> SplitScore:
     """:func:`score_split` of the log-probabilities that ``parts`` give in order (a long split
     scored chunk by chunk), holding one part at a time; the nll is the sum of the parts' sums."""
+    check_counts(characters, bytes, words)
+    tokens, nll = 0, 0.0
+    for part in parts:
+        nll += part_nll(part, tokens)
+        tokens += np.size(part)
+    return score_of_nll(nll, tokens, characters, oov, bytes, words)
+
+
+def check_counts(characters: int, bytes: int | None, words: int | None) -> None:  # noqa: A002
+    """A split's character, byte and word counts must be positive (when counted)."""
     for name, n in (("character", characters), ("byte", bytes), ("word", words)):
         if n is not None and n <= 0:
             raise DataError(f"a split needs a positive {name} count, got {n}")
-    tokens, nll = 0, 0.0
-    for part in parts:
-        lp = np.asarray(part, dtype=np.float64)
-        if lp.ndim != 1:
-            raise DataError(f"need one log-probability per target token, got shape {lp.shape}")
-        if not np.all(np.isfinite(lp)) or np.any(lp > 1e-9):
-            bad = int(np.flatnonzero(~np.isfinite(lp) | (lp > 1e-9))[0])
-            raise DataError(
-                f"target {tokens + bad} has log-probability {lp[bad]}, not a finite value <= 0"
-            )
-        nll += float(-lp.sum())
-        tokens += lp.size
+
+
+def part_nll(part: np.ndarray, offset: int = 0) -> float:
+    """The negative log-likelihood of one part of a split's log-probabilities (checked: 1-d, each
+    finite and ``<= 0``; ``offset``: the part's first target in the split, for the message)."""
+    lp = np.asarray(part, dtype=np.float64)
+    if lp.ndim != 1:
+        raise DataError(f"need one log-probability per target token, got shape {lp.shape}")
+    if not np.all(np.isfinite(lp)) or np.any(lp > 1e-9):
+        bad = int(np.flatnonzero(~np.isfinite(lp) | (lp > 1e-9))[0])
+        raise DataError(
+            f"target {offset + bad} has log-probability {lp[bad]}, not a finite value <= 0"
+        )
+    return float(-lp.sum())
+
+
+def score_of_nll(
+    nll: float,
+    tokens: int,
+    characters: int,
+    oov: int,
+    bytes: int | None = None,  # noqa: A002 (the record's name)
+    words: int | None = None,
+) -> SplitScore:
+    """The record of a split whose ``tokens`` targets have negative log-likelihood ``nll``."""
     if tokens == 0:
         raise DataError("need one log-probability per target token, got shape (0,)")
+    check_counts(characters, bytes, words)
     return SplitScore(
         tokens=int(tokens),
         nll=nll,

@@ -160,3 +160,21 @@ def test_scoring_in_parts_gives_the_whole_split_s_values_chunk_by_chunk():
     parts = list(model.target_logprob_parts(held, chunk=100))
     assert [p.size for p in parts] == [100] * 7 + [77]
     assert np.array_equal(np.concatenate(parts), model.target_logprobs(held))
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_a_split_scored_over_processes_has_the_figures_of_one_scored_whole(workers, monkeypatch):
+    from seqlm.data.corpus import SplitData
+    from seqlm.ngram import baseline
+    from seqlm.perplexity import score_split
+
+    monkeypatch.setattr(baseline, "SCORE_CHUNK", 50)
+    rng = np.random.default_rng(5)
+    model = fit_ngram(count_stream_ids(rng.integers(1, 9, size=3000), 9, 4, 0), 4)
+    ids = rng.integers(1, 9, size=777)
+    split = SplitData(name="held", ids=ids, lines=1, characters=800, oov=0)
+    got = baseline.score_streamed(model, split, "held", workers)
+    whole = score_split(model.target_logprobs(ids), 800, 0)
+    assert got.tokens == 777 and got.nll == pytest.approx(whole.nll, rel=1e-12)
+    if workers > 1:
+        assert got == baseline.score_streamed(model, split, "held", 1)  # the very same floats

@@ -60,15 +60,31 @@ def _run(span: Span) -> Any:
     return _PASS(*span)
 
 
-def run_spans(job: Callable[[int, int], T], spans: Sequence[Span], workers: int) -> list[T]:
-    """``[job(a, b) for a, b in spans]``, the spans in forked processes when ``workers > 1``."""
+def run_spans(
+    job: Callable[[int, int], T],
+    spans: Sequence[Span],
+    workers: int,
+    done: Callable[[Span], None] | None = None,
+) -> list[T]:
+    """``[job(a, b) for a, b in spans]``, the spans in forked processes when ``workers > 1``;
+    ``done(span)`` is called as each result arrives, in span order (a progress bar)."""
     if workers <= 1 or len(spans) <= 1:
-        return [job(a, b) for a, b in spans]
+        results = []
+        for span in spans:
+            results.append(job(*span))
+            if done is not None:
+                done(span)
+        return results
     global _PASS
     _PASS = job
     try:
         context = multiprocessing.get_context("fork")
         with context.Pool(min(workers, len(spans))) as pool:
-            return pool.map(_run, spans, chunksize=1)
+            results = []
+            for span, result in zip(spans, pool.imap(_run, spans, chunksize=1), strict=True):
+                results.append(result)
+                if done is not None:
+                    done(span)
+            return results
     finally:
         _PASS = None

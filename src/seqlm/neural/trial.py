@@ -25,6 +25,7 @@ from pathlib import Path
 
 from seqlm.core.atomic import write_json
 from seqlm.core.errors import SeqlmError
+from seqlm.core.threads import process_alive
 from seqlm.neural.records import Evaluation
 
 log = logging.getLogger("seqlm.trial")
@@ -67,15 +68,7 @@ class TrialChannel:
 
     def tuner_gone(self) -> bool:
         """Whether the tuner that started this trial has stopped running."""
-        if self.tuner_pid is None:
-            return False
-        try:
-            os.kill(self.tuner_pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
+        return self.tuner_pid is not None and not process_alive(self.tuner_pid)
 
     def report(self, record: Evaluation) -> bool:
         """Write the evaluation and wait for the verdict; True: the tuner pruned the trial."""

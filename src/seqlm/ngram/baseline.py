@@ -11,21 +11,21 @@ import io
 import logging
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from tqdm import tqdm
 
 from seqlm.core.logs import progress_disabled
+from seqlm.core.workers import run_spans, split_spans
 from seqlm.data.corpus import SplitData
 from seqlm.data.vocab import BOS, Vocab
 from seqlm.ngram import count_stream, fit_ngram
 from seqlm.ngram.counts import NgramCounts
-from seqlm.ngram.model import NgramModel
+from seqlm.ngram.model import SCORE_CHUNK, NgramModel
 from seqlm.ngram.sampling import generate
 from seqlm.params import GenerateParams, NgramParams
-from seqlm.perplexity import SplitScore, score_model, score_model_parts
+from seqlm.perplexity import SplitScore, part_nll, score_model, score_model_parts, score_of_nll
 from seqlm.sampling import (
     TextFormat,
     banned_ids,
@@ -144,14 +144,36 @@ def sample_texts(
     return header + "\n".join(blocks)
 
 
-def scoring_bar(model: NgramModel, ids: np.ndarray, name: str) -> Iterator[np.ndarray]:
-    """The model's log-probabilities of ``ids`` chunk by chunk, with a progress bar in tokens."""
+@dataclass(frozen=True)
+class ChunkNll:
+    """The nll of each scoring chunk of a span of a split's targets (a pass for
+    :func:`seqlm.core.workers.run_spans`: the chunks are the same whatever the spans, so the sum
+    of their nlls in order is too)."""
+
+    model: NgramModel
+    ids: np.ndarray
+
+    def __call__(self, start: int, stop: int) -> list[float]:
+        parts = self.model.target_logprob_parts(self.ids, SCORE_CHUNK, start, stop)
+        return [part_nll(p, start + i * SCORE_CHUNK) for i, p in enumerate(parts)]
+
+
+def score_streamed(model: NgramModel, split: SplitData, name: str, workers: int = 1) -> SplitScore:
+    """A split's score without keeping its log-probabilities: chunk by chunk over ``workers``
+    processes, with a progress bar in tokens (the same figures whatever ``workers``)."""
+    ids = split.ids
+    for k in range(2, model.order + 1):  # built once here, inherited by the workers
+        model.counts.dense_ranks(k)
+    spans = split_spans(int(ids.size), SCORE_CHUNK, max(1, -(-int(ids.size) // SCORE_CHUNK)))
     bar = tqdm(total=int(ids.size), desc=f"ngram scoring {name}", unit="tok", unit_scale=True,
                disable=progress_disabled())  # fmt: skip
-    for part in model.target_logprob_parts(ids):
-        bar.update(part.size)
-        yield part
+    nlls = run_spans(ChunkNll(model, ids), spans, workers, done=lambda s: bar.update(s[1] - s[0]))
     bar.close()
+    nll = 0.0
+    for chunk_nlls in nlls:
+        for value in chunk_nlls:
+            nll += value
+    return score_of_nll(nll, int(ids.size), split.characters, split.oov, split.bytes, split.words)
 
 
 def run_baseline(
@@ -200,9 +222,7 @@ def run_baseline(
     scores, logprobs = {}, {}
     for split in ("val", "test"):  # kept: the evaluate stage mixes them
         scores[split], logprobs[split] = score_model(model.target_logprobs, splits[split])
-    scores["train"] = score_model_parts(
-        lambda ids: scoring_bar(model, ids, "train"), splits["train"]
-    )
+    scores["train"] = score_streamed(model, splits["train"], "train", workers)
     score_seconds = time.perf_counter() - t0
     n_scored = sum(splits[s].ids.size for s in scores)
     log.info(

@@ -112,16 +112,18 @@ class NgramModel(abc.ABC):
         return out
 
     def target_logprob_parts(
-        self, ids: np.ndarray, chunk: int = SCORE_CHUNK
+        self, ids: np.ndarray, chunk: int = SCORE_CHUNK, start: int = 0, stop: int | None = None
     ) -> Iterator[np.ndarray]:
         """:meth:`target_logprobs` ``chunk`` targets at a time, in order (the same values), so that
         scoring a long split holds one chunk of them
-        (:func:`seqlm.perplexity.score_model_parts`)."""
+        (:func:`seqlm.perplexity.score_model_parts`); ``start .. stop``: only those targets (each
+        scored with the whole stream before it as context)."""
         ids = np.asarray(ids)
         if ids.ndim != 1 or ids.size == 0:
             raise DataError(f"need a non-empty 1-d stream of token ids, got shape {ids.shape}")
-        for a in range(0, ids.size, chunk):
-            yield self._stream_chunk_logprobs(ids, a, min(a + chunk, ids.size))
+        stop = ids.size if stop is None else min(stop, ids.size)
+        for a in range(start, stop, chunk):
+            yield self._stream_chunk_logprobs(ids, a, min(a + chunk, stop))
 
     def _stream_chunk_logprobs(self, ids: np.ndarray, a: int, b: int) -> np.ndarray:
         """Log-probabilities of ``ids[a:b]`` within the stream ``<bos> ids``."""

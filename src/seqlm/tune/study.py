@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import signal
 import socket
 import threading
@@ -23,6 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from seqlm.core.threads import process_alive
 from seqlm.tune.space import SearchSpace
 from seqlm.tune.trials import (
     HOST_ATTR,
@@ -61,16 +61,6 @@ def make_pruner(search: SearchSpace) -> Any:
     )
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def fail_interrupted(study: Any) -> list[int]:
     """Trials left running by a tuner of this machine that is no longer alive: marked failed and
     their params drawn again (enqueued). Returns their numbers."""
@@ -80,7 +70,7 @@ def fail_interrupted(study: Any) -> list[int]:
     found = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         pid = t.user_attrs.get(PID_ATTR)
-        if t.user_attrs.get(HOST_ATTR) != host or pid is None or pid_alive(pid):
+        if t.user_attrs.get(HOST_ATTR) != host or pid is None or process_alive(pid):
             continue
         study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
         if t.params:
