@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from seqlm.core.atomic import remove_outputs, write_json, write_text
 from seqlm.core.stage import parser, run_stage
+from seqlm.core.workers import worker_count
 from seqlm.data.corpus import FREQ_TABLES, encode_split_file, freq_path, ids_path
 from seqlm.data.freq import FreqCounter
 from seqlm.data.split import SPLITS
@@ -29,7 +30,7 @@ def body(args: argparse.Namespace) -> None:
     vocab = load_vocab(args.vocab)
     stats: dict[str, object] = {"token": tok.token, "vocab_size": len(vocab)}
     try:  # all or nothing
-        freq = FreqCounter(tok.token)
+        freq = FreqCounter(tok.token, threads=worker_count())
         for split in SPLITS:
             data, names = encode_split_file(
                 split,
