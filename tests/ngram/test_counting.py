@@ -6,6 +6,7 @@ import pytest
 from seqlm.core.errors import DataError
 from seqlm.ngram import count_ngrams, counting, fit_ngram
 from seqlm.ngram import counts as counts_module
+from seqlm.ngram import runs as runs_module
 from seqlm.ngram.counts import count_stream_ids
 
 FIELDS = ("keys", "suffix", "raw", "starts_with_bos")
@@ -178,3 +179,19 @@ def test_a_split_scored_over_processes_has_the_figures_of_one_scored_whole(worke
     assert got.tokens == 777 and got.nll == pytest.approx(whole.nll, rel=1e-12)
     if workers > 1:
         assert got == baseline.score_streamed(model, split, "held", 1)  # the very same floats
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("seed", range(4))
+def test_counts_spilled_to_many_runs_are_the_in_memory_counts(seed, workers, monkeypatch):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(1, 9, size=2500)
+    ids[rng.random(2500) < 0.4] = 2
+    whole = count_stream_ids(ids, 9, 6, 0, chunk=10**6)  # one chunk: in memory, no runs
+    monkeypatch.setattr(counting, "DENSE_LIMIT", 0)  # every order through the runs
+    monkeypatch.setattr(counting, "SPILL_BYTES", 16 * 40)  # a run every 40 pending pairs
+    monkeypatch.setattr(runs_module, "MERGE_BYTES", 16 * 16)  # merged 16 pairs at a time
+    spilled = count_stream_ids(ids, 9, 6, 0, chunk=61, workers=workers)
+    for field in FIELDS:
+        for a, b in zip(getattr(whole, field), getattr(spilled, field), strict=True):
+            assert np.array_equal(a, b), field

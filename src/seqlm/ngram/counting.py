@@ -1,4 +1,4 @@
-"""Counting the n-grams of a long stream of ids chunk by chunk, in memory that does not grow with it.
+"""Counting the n-grams of a long stream of ids chunk by chunk, over several processes.
 
 The input is one flat stream of ids where the begin marker opens each sequence (and appears nowhere
 else): an n-gram may start with the marker but never holds it further in, so it never spans two
@@ -7,22 +7,27 @@ memory-mapped split is never loaded whole.
 
 Orders are counted one after the other. For order ``k`` every position ``i`` has the row
 ``r[k-1][i]`` of the (k−1)-gram starting there (``-1`` if none: it would run past the stream or over
-a marker); the k-gram at ``i`` is keyed ``r[k-1][i] · V + x[i+k-1]``. Two passes per order:
+a marker); the k-gram at ``i`` is keyed ``r[k-1][i] · V + x[i+k-1]``. One pass per order does both:
 
-1. *count*: each chunk's keys → ``np.unique`` with counts; the chunk tables are merged (sorted
-   unique keys, counts summed) whenever the pending ones outgrow the merged table;
-2. *index*: each chunk's keys → rows in the final table (``searchsorted``), which give
-   ``r[k][i]`` and each k-gram's suffix row ``r[k-1][i+1]``.
+1. *index* order ``k``: each chunk's keys → rows in the order's sorted table (``searchsorted``),
+   which give ``r[k][i]``, written to a row file;
+2. *count* order ``k + 1``: the keys of the (k+1)-grams starting in the chunk (from ``r[k]``),
+   counted with ``np.unique`` into a :class:`~seqlm.ngram.runs.SpillTable`, which writes its pending
+   pairs to a sorted run on disk past :data:`SPILL_BYTES`; the runs are merged as a stream into the
+   next order's table (:func:`seqlm.ngram.runs.merged_table`).
 
-The count pass of order ``k + 1`` needs only ``r[k]``, so it runs inside the index pass of order
-``k``, chunk by chunk: one pass over the stream per order.
-
-Chunks are position ranges: the k-gram starting at ``i`` belongs to the chunk holding ``i`` and
-reads ``x`` up to ``i + k − 1`` past the chunk's end, so an n-gram across a chunk border is counted
-exactly once. When an order's key space ``rows(k − 1) · V`` is small (characters: a few million)
-both passes use a table over the whole space instead (``np.add.at``/``np.bincount``, then a
-gather). ``r[k]`` lives in memory when the stream fits in one chunk, else in a temporary file read
-back chunk by chunk (a plain file, not a mapping, so it never counts towards resident memory).
+A k-gram's *suffix* (the row of its last ``k − 1`` tokens) comes from the tables alone: the suffix
+of its prefix, then its last id. Chunks are position ranges: the k-gram starting at ``i`` belongs
+to the chunk holding ``i`` and reads ``x`` up to ``i + k − 1`` past the chunk's end, so an n-gram
+across a chunk border is counted exactly once. When an order's key space ``rows(k − 1) · V`` is
+small (characters: a few million) both steps use a table over the whole space instead
+(``np.add.at``/``np.bincount``, then a gather). A pass is a function of a span of positions
+(:class:`OrderPass`), so the spans of a pass run in forked processes
+(:func:`seqlm.core.workers.run_spans`), each writing its rows and its runs; the counts are summed
+exactly, so the tables do not depend on the number of processes, the chunk size or the spill
+budget. Everything lives in memory when the stream fits in one chunk; otherwise the row files and
+the runs are plain files in a temporary folder, read back by ranges (never mapped, so they never
+count towards resident memory).
 """
 
 from __future__ import annotations
@@ -38,10 +43,12 @@ from tqdm import tqdm
 from seqlm.core.errors import DataError
 from seqlm.core.logs import progress_disabled
 from seqlm.core.workers import run_spans, split_spans
+from seqlm.ngram.runs import Run, SpillTable, merge_counts, merged_table
 
 KEY_LIMIT = 2**62  # keys must stay well inside int64
 CHUNK = 1 << 21  # positions per chunk
 DENSE_LIMIT = 1 << 25  # key spaces counted and indexed with a table of every key
+SPILL_BYTES = 1 << 26  # pending (key, count) pairs a process holds before writing them to a run
 Reader = Callable[[int, int], np.ndarray]
 
 
@@ -55,48 +62,6 @@ class Tables:
     starts_with_bos: tuple[np.ndarray, ...]
     sequences: int
     tokens: int
-
-
-def merge_counts(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted unique keys with the counts of equal keys summed."""
-    if keys.size == 0:
-        return keys, counts
-    order = np.argsort(keys, kind="stable")
-    keys = keys[order]
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    return keys[starts], np.add.reduceat(counts[order], starts)
-
-
-class CountTable:
-    """Sorted unique keys with counts, accumulated chunk by chunk."""
-
-    def __init__(self) -> None:
-        self.parts: list[tuple[np.ndarray, np.ndarray]] = []
-        self.merged = 0  # rows of the merged table (parts[0] after a merge)
-        self.pending = 0
-
-    def add(self, keys: np.ndarray) -> None:
-        """Count ``keys`` (any order, repeats allowed)."""
-        uniq, counts = np.unique(keys, return_counts=True)
-        self.parts.append((uniq, counts.astype(np.int64)))
-        self.pending += uniq.size
-        if self.pending > max(self.merged, CHUNK):
-            self._merge()
-
-    def _merge(self) -> None:
-        if len(self.parts) > 1:
-            keys = np.concatenate([k for k, _ in self.parts])
-            counts = np.concatenate([c for _, c in self.parts])
-            self.parts = [merge_counts(keys, counts)]
-        self.merged = self.parts[0][0].size if self.parts else 0
-        self.pending = 0
-
-    def result(self) -> tuple[np.ndarray, np.ndarray]:
-        """The sorted unique keys and their counts."""
-        self._merge()
-        if not self.parts:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        return self.parts[0]
 
 
 class RowStore:
@@ -163,11 +128,13 @@ def unigram_counts(x: np.ndarray, vocab_size: int) -> np.ndarray:
 class KeyCounter:
     """Counts keys that lie in ``0 .. space``: below :data:`DENSE_LIMIT` into a table over the whole
     space (``np.bincount``, or ``np.add.at`` when a bincount's temporary would dwarf the chunk), else
-    with ``np.unique`` per chunk (:class:`CountTable`)."""
+    with ``np.unique`` per chunk into a :class:`~seqlm.ngram.runs.SpillTable` whose runs go to
+    ``folder`` beyond :data:`SPILL_BYTES` (kept in memory when there is no folder)."""
 
-    def __init__(self, space: int) -> None:
+    def __init__(self, space: int, folder: Path | None = None) -> None:
         self.dense = np.zeros(space, dtype=np.int64) if space <= DENSE_LIMIT else None
-        self.table = CountTable()
+        self.folder = folder
+        self.table = SpillTable(folder, SPILL_BYTES if folder else None)
 
     def add(self, keys: np.ndarray) -> None:
         """Count one chunk of keys."""
@@ -181,9 +148,16 @@ class KeyCounter:
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """The sorted unique keys and their counts."""
         if self.dense is None:
-            return self.table.result()
+            return self.table.held()
         uniq = np.flatnonzero(self.dense).astype(np.int64)
         return uniq, self.dense[uniq]
+
+    def runs(self) -> list[Run]:
+        """What was counted, as runs in ``folder`` (to be merged with other processes' runs)."""
+        assert self.folder is not None
+        if self.dense is not None:
+            return [Run.write(self.folder, *self.result())]
+        return self.table.finish()
 
 
 def next_keys(
@@ -204,6 +178,7 @@ class SpanCounts:
     unigrams: np.ndarray | None
     next_keys: np.ndarray | None
     next_counts: np.ndarray | None
+    next_runs: tuple[Run, ...] = ()  # instead of the keys and counts, when there is a folder
 
 
 @dataclass(frozen=True)
@@ -224,6 +199,7 @@ class OrderPass:
     ranks: np.ndarray | None = None  # the row of every possible key, when the space is small
     store: RowStore | None = None
     next_space: int | None = None  # None: no next order
+    folder: Path | None = None  # where the next order's counts go as runs
 
     def rows(self, a: int, b: int) -> np.ndarray:
         """``r[k][a:b]``: the row of the k-gram starting at each position (``-1`` if none)."""
@@ -241,7 +217,9 @@ class OrderPass:
         return rows
 
     def __call__(self, start: int, stop: int) -> SpanCounts:
-        counter = KeyCounter(self.next_space) if self.next_space is not None else None
+        counter = None
+        if self.next_space is not None:
+            counter = KeyCounter(self.next_space, self.folder)
         unigrams = np.zeros(self.vocab_size, dtype=np.int64) if self.k == 1 else None
         for a, b in chunks(stop - start, self.chunk):
             a, b = a + start, b + start
@@ -253,6 +231,8 @@ class OrderPass:
             if counter is not None:
                 next_ids = (self.read, self.size, a, b, self.k, self.vocab_size, self.bos_id)
                 counter.add(next_keys(rows, *next_ids))
+        if counter is not None and self.folder is not None:
+            return SpanCounts(unigrams, None, None, tuple(counter.runs()))
         uniq, counts = counter.result() if counter is not None else (None, None)
         return SpanCounts(unigrams, uniq, counts)
 
@@ -279,8 +259,13 @@ def suffix_rows(keys: np.ndarray, k: int, lower: Tables | None, vocab_size: int)
     return np.searchsorted(lower.keys[k - 2], wanted)
 
 
-def combined(parts: list[SpanCounts]) -> tuple[np.ndarray, np.ndarray]:
-    """The next order's keys and counts over all spans (exact sums: any split gives the same)."""
+def combined(parts: list[SpanCounts], folder: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """The next order's keys and counts over all spans (exact sums: any split gives the same):
+    the spans' runs merged as a stream, or their tables in memory."""
+    runs = [run for p in parts for run in p.next_runs]
+    if runs:
+        assert folder is not None
+        return merged_table(runs, folder)
     keys = [p.next_keys for p in parts if p.next_keys is not None]
     counts = [p.next_counts for p in parts if p.next_counts is not None]
     if len(keys) == 1:
@@ -294,46 +279,53 @@ def count_flat(
 ) -> Tables:  # fmt: skip
     """Count orders ``1 .. max_order`` of a flat stream (see the module docstring), each pass
     split over ``workers`` processes (the same tables whatever their number)."""
+    with tempfile.TemporaryDirectory(prefix="seqlm-ngram-") as tmp:
+        folder = Path(tmp) if size > chunk else None  # one chunk: everything in memory
+        return count_orders(read, size, vocab_size, max_order, bos_id, chunk, workers, folder)
+
+
+def count_orders(
+    read: Reader, size: int, vocab_size: int, max_order: int, bos_id: int, chunk: int,
+    workers: int, folder: Path | None,
+) -> Tables:  # fmt: skip
+    """:func:`count_flat`, its row stores and runs in ``folder``."""
     spans = split_spans(size, chunk, workers)
     space = vocab_size * vocab_size if max_order > 1 else None
-    first = run_spans(OrderPass(read, size, 1, vocab_size, bos_id, chunk, next_space=space),
-                      spans, workers)  # fmt: skip
-    raw1 = np.sum([p.unigrams for p in first], axis=0).astype(np.int64)
+    job = OrderPass(read, size, 1, vocab_size, bos_id, chunk, next_space=space, folder=folder)
+    parts = run_spans(job, spans, workers)
+    raw1 = np.sum([p.unigrams for p in parts], axis=0).astype(np.int64)
     sequences = int(raw1[bos_id])
     raw1[bos_id] = 0  # the begin marker is context, never a target
     ids = np.arange(vocab_size, dtype=np.int64)
     tables = Tables((ids,), (np.full(vocab_size, -1, dtype=np.int64),), (raw1,), (ids == bos_id,),
                     sequences, size - sequences)  # fmt: skip
-    parts = first
-    with tempfile.TemporaryDirectory(prefix="seqlm-ngram-") as tmp:
-        folder = Path(tmp) if size > chunk else None
-        prev: Reader = read
-        store_prev: RowStore | None = None
-        bar = tqdm(range(2, max_order + 1), desc="ngram counting", unit="order",
-                   initial=1, total=max_order, disable=progress_disabled() or max_order < 2)  # fmt: skip
-        for k in bar:
-            bar.set_postfix(order=k, processes=len(spans))
-            uniq, counts = combined(parts)
-            space = uniq.size * vocab_size if k < max_order else None
-            if space is not None and space >= KEY_LIMIT:
-                raise DataError(f"too many distinct {k}-grams to key {k + 1}-grams in int64")
-            store = RowStore(size, folder, f"rows{k}") if k < max_order else None
-            if k < max_order:
-                job = OrderPass(read, size, k, vocab_size, bos_id, chunk, prev, uniq,
-                                dense_ranks(uniq), store, space)  # fmt: skip
-                parts = run_spans(job, spans, workers)
-            tables = Tables(
-                (*tables.keys, uniq),
-                (*tables.suffix, suffix_rows(uniq, k, tables, vocab_size)),
-                (*tables.raw, counts),
-                (*tables.starts_with_bos, tables.starts_with_bos[-1][uniq // vocab_size]),
-                sequences,
-                size - sequences,
-            )
-            if store_prev is not None:
-                store_prev.remove()
-            if store is not None:
-                store.close()
-                prev, store_prev = store.read, store
-        bar.close()
+    prev: Reader = read
+    store_prev: RowStore | None = None
+    bar = tqdm(range(2, max_order + 1), desc="ngram counting", unit="order",
+               initial=1, total=max_order, disable=progress_disabled() or max_order < 2)  # fmt: skip
+    for k in bar:
+        bar.set_postfix(order=k, processes=len(spans))
+        uniq, counts = combined(parts, folder)
+        space = uniq.size * vocab_size if k < max_order else None
+        if space is not None and space >= KEY_LIMIT:
+            raise DataError(f"too many distinct {k}-grams to key {k + 1}-grams in int64")
+        store = RowStore(size, folder, f"rows{k}") if k < max_order else None
+        if k < max_order:
+            job = OrderPass(read, size, k, vocab_size, bos_id, chunk, prev, uniq,
+                            dense_ranks(uniq), store, space, folder)  # fmt: skip
+            parts = run_spans(job, spans, workers)
+        tables = Tables(
+            (*tables.keys, uniq),
+            (*tables.suffix, suffix_rows(uniq, k, tables, vocab_size)),
+            (*tables.raw, counts),
+            (*tables.starts_with_bos, tables.starts_with_bos[-1][uniq // vocab_size]),
+            sequences,
+            size - sequences,
+        )
+        if store_prev is not None:
+            store_prev.remove()
+        if store is not None:
+            store.close()
+            prev, store_prev = store.read, store
+    bar.close()
     return tables
