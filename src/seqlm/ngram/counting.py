@@ -21,7 +21,7 @@ of its prefix, then its last id. Chunks are position ranges: the k-gram starting
 to the chunk holding ``i`` and reads ``x`` up to ``i + k − 1`` past the chunk's end, so an n-gram
 across a chunk border is counted exactly once. When an order's key space ``rows(k − 1) · V`` is
 small (characters: a few million) both steps use a table over the whole space instead
-(``np.add.at``/``np.bincount``, then a gather). A pass is a function of a span of positions
+(``np.add.at``, then a gather). A pass is a function of a span of positions
 (:class:`OrderPass`), so the spans of a pass run in forked processes
 (:func:`seqlm.core.workers.run_spans`), each writing its rows and its runs; the counts are summed
 exactly, so the tables do not depend on the number of processes, the chunk size or the spill
@@ -127,7 +127,7 @@ def unigram_counts(x: np.ndarray, vocab_size: int) -> np.ndarray:
 
 class KeyCounter:
     """Counts keys that lie in ``0 .. space``: below :data:`DENSE_LIMIT` into a table over the whole
-    space (``np.bincount``, or ``np.add.at`` when a bincount's temporary would dwarf the chunk), else
+    space (``np.add.at``: numpy 2's is fast for int64 counts and int64 keys), else
     with ``np.unique`` per chunk into a :class:`~seqlm.ngram.runs.SpillTable` whose runs go to
     ``folder`` beyond :data:`SPILL_BYTES` (kept in memory when there is no folder)."""
 
@@ -140,10 +140,8 @@ class KeyCounter:
         """Count one chunk of keys."""
         if self.dense is None:
             self.table.add(keys)
-        elif self.dense.size <= 4 * keys.size:  # a bincount's temporary is small beside the keys
-            self.dense += np.bincount(keys, minlength=self.dense.size)
-        else:
-            np.add.at(self.dense, keys, 1)  # unbuffered: repeated keys all count
+        else:  # unbuffered: repeated keys all count; no temporary as large as the space
+            np.add.at(self.dense, keys, 1)
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """The sorted unique keys and their counts."""
