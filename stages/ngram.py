@@ -20,7 +20,7 @@ from seqlm.ngram.baseline import orders_csv, run_baseline
 from seqlm.ngram.sentences import SentenceVocab
 from seqlm.ngram.store import MODEL_FILE, save_ngram
 from seqlm.params import CleanParams, GenerateParams, NgramParams, TokenizeParams, load_section
-from seqlm.perplexity import logprobs_path, save_target_logprobs
+from seqlm.perplexity import logprobs_path
 from seqlm.sampling import TextFormat, text_reading
 
 SAMPLES = "samples.txt"
@@ -50,10 +50,8 @@ def body(args: argparse.Namespace) -> None:
     vocab = load_vocab(args.vocab)
     splits = {s: load_split(args.corpus_dir, args.tokens_dir, s, tok) for s in SPLITS}
 
-    result = run_baseline(params, gen, vocab, splits, fmt, worker_count())
     try:  # all or nothing: a failure part-way removes what was already written
-        for split in ("val", "test"):
-            save_target_logprobs(out_dir, split, result.logprobs[split])
+        result = run_baseline(params, gen, vocab, splits, fmt, worker_count(), out_dir)
         write_text(out_dir / SAMPLES, result.samples)
         save_ngram(result.model, vocab, text_reading(fmt), out_dir / MODEL_FILE)
         if args.arpa:

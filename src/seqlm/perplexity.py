@@ -42,9 +42,10 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -212,6 +213,37 @@ def save_target_logprobs(directory: str | os.PathLike[str], split: str, lp: np.n
     path = logprobs_path(directory, split)
     save_npy(path, np.asarray(lp, dtype=np.float64))
     return path
+
+
+class LogprobsWriter:
+    """:func:`save_target_logprobs` for ``size`` log-probabilities that come in parts, one part
+    held at a time: the same file, byte for byte, written atomically (use it as a context manager;
+    the file appears when exactly ``size`` were written)."""
+
+    def __init__(self, directory: str | os.PathLike[str], split: str, size: int) -> None:
+        self.path, self.size, self.written = logprobs_path(directory, split), size, 0
+
+    def __enter__(self) -> LogprobsWriter:
+        from seqlm.core.atomic import atomic_path
+
+        self._stack = ExitStack()
+        tmp = self._stack.enter_context(atomic_path(self.path))
+        self._file = self._stack.enter_context(open(tmp, "wb"))
+        header = np.lib.format.header_data_from_array_1_0(np.zeros(0, dtype=np.float64))
+        np.lib.format.write_array_header_1_0(self._file, {**header, "shape": (self.size,)})
+        return self
+
+    def write(self, part: np.ndarray) -> None:
+        values = np.ascontiguousarray(part, dtype=np.float64)
+        self._file.write(values.tobytes())
+        self.written += values.size
+
+    def __exit__(self, kind: Any, error: BaseException | None, trace: Any) -> bool | None:
+        if error is None and self.written != self.size:
+            short = DataError(f"wrote {self.written} log-probabilities of {self.size}")
+            self._stack.__exit__(DataError, short, None)
+            raise short
+        return self._stack.__exit__(kind, error, trace)
 
 
 def load_target_logprobs(directory: str | os.PathLike[str], split: str) -> np.ndarray:

@@ -6,7 +6,6 @@ import pytest
 from seqlm.core.errors import DataError
 from seqlm.ngram import count_ngrams, counting, fit_ngram
 from seqlm.ngram import counts as counts_module
-from seqlm.ngram import runs as runs_module
 from seqlm.ngram.counts import count_stream_ids
 
 FIELDS = ("keys", "suffix", "raw", "starts_with_bos")
@@ -164,34 +163,33 @@ def test_scoring_in_parts_gives_the_whole_split_s_values_chunk_by_chunk():
 
 
 @pytest.mark.parametrize("workers", [1, 2, 3])
-def test_a_split_scored_over_processes_has_the_figures_of_one_scored_whole(workers, monkeypatch):
+def test_a_split_scored_over_processes_has_the_figures_of_one_scored_whole(
+    workers, monkeypatch, tmp_path
+):
     from seqlm.data.corpus import SplitData
     from seqlm.ngram import baseline
-    from seqlm.perplexity import score_split
+    from seqlm.perplexity import load_target_logprobs, save_target_logprobs, score_split
 
     monkeypatch.setattr(baseline, "SCORE_CHUNK", 50)
     rng = np.random.default_rng(5)
     model = fit_ngram(count_stream_ids(rng.integers(1, 9, size=3000), 9, 4, 0), 4)
     ids = rng.integers(1, 9, size=777)
-    split = SplitData(name="held", ids=ids, lines=1, characters=800, oov=0)
-    got = baseline.score_streamed(model, split, "held", workers)
-    whole = score_split(model.target_logprobs(ids), 800, 0)
+    split = SplitData(name="val", ids=ids, lines=1, characters=800, oov=0)
+    got = baseline.score_streamed(model, split, workers, tmp_path / "streamed")
+    whole_lp = model.target_logprobs(ids)
+    whole = score_split(whole_lp, 800, 0)
     assert got.tokens == 777 and got.nll == pytest.approx(whole.nll, rel=1e-12)
-    if workers > 1:
-        assert got == baseline.score_streamed(model, split, "held", 1)  # the very same floats
+    assert got == baseline.score_streamed(model, split, 1)  # the very same floats on one
+    saved = save_target_logprobs(tmp_path / "whole", "val", whole_lp)
+    streamed = tmp_path / "streamed" / "val_logprobs.npy"
+    assert streamed.read_bytes() == saved.read_bytes()  # the file np.save writes, to the byte
+    assert np.array_equal(load_target_logprobs(tmp_path / "streamed", "val"), whole_lp)
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-@pytest.mark.parametrize("seed", range(4))
-def test_counts_spilled_to_many_runs_are_the_in_memory_counts(seed, workers, monkeypatch):
-    rng = np.random.default_rng(seed)
-    ids = rng.integers(1, 9, size=2500)
-    ids[rng.random(2500) < 0.4] = 2
-    whole = count_stream_ids(ids, 9, 6, 0, chunk=10**6)  # one chunk: in memory, no runs
-    monkeypatch.setattr(counting, "DENSE_LIMIT", 0)  # every order through the runs
-    monkeypatch.setattr(counting, "SPILL_BYTES", 16 * 40)  # a run every 40 pending pairs
-    monkeypatch.setattr(runs_module, "MERGE_BYTES", 16 * 16)  # merged 16 pairs at a time
-    spilled = count_stream_ids(ids, 9, 6, 0, chunk=61, workers=workers)
-    for field in FIELDS:
-        for a, b in zip(getattr(whole, field), getattr(spilled, field), strict=True):
-            assert np.array_equal(a, b), field
+def test_a_short_stream_of_logprobs_leaves_no_file(tmp_path):
+    from seqlm.perplexity import LogprobsWriter
+
+    with pytest.raises(DataError, match="wrote 3 log-probabilities of 5"):
+        with LogprobsWriter(tmp_path, "val", 5) as writer:
+            writer.write(np.zeros(3))
+    assert list(tmp_path.iterdir()) == []

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from seqlm.core.threads import CoreShare, cores_dir, resolve_threads, sharing_enabled
@@ -68,23 +68,25 @@ def run_spans(
 ) -> list[T]:
     """``[job(a, b) for a, b in spans]``, the spans in forked processes when ``workers > 1``;
     ``done(span)`` is called as each result arrives, in span order (a progress bar)."""
+    results = []
+    for span, result in zip(spans, iter_spans(job, spans, workers), strict=True):
+        results.append(result)
+        if done is not None:
+            done(span)
+    return results
+
+
+def iter_spans(job: Callable[[int, int], T], spans: Sequence[Span], workers: int) -> Iterator[T]:
+    """:func:`run_spans` as a stream: each result in span order as soon as it and those before it
+    are done, so the caller can write and drop one before the next arrives."""
     if workers <= 1 or len(spans) <= 1:
-        results = []
-        for span in spans:
-            results.append(job(*span))
-            if done is not None:
-                done(span)
-        return results
+        yield from (job(*span) for span in spans)
+        return
     global _PASS
     _PASS = job
     try:
         context = multiprocessing.get_context("fork")
         with context.Pool(min(workers, len(spans))) as pool:
-            results = []
-            for span, result in zip(spans, pool.imap(_run, spans, chunksize=1), strict=True):
-                results.append(result)
-                if done is not None:
-                    done(span)
-            return results
+            yield from pool.imap(_run, spans, chunksize=1)
     finally:
         _PASS = None

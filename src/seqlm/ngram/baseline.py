@@ -10,22 +10,32 @@ import csv
 import io
 import logging
 import math
+import os
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import numpy as np
 from tqdm import tqdm
 
 from seqlm.core.logs import progress_disabled
-from seqlm.core.workers import run_spans, split_spans
+from seqlm.core.workers import iter_spans
 from seqlm.data.corpus import SplitData
 from seqlm.data.vocab import BOS, Vocab
 from seqlm.ngram import count_stream, fit_ngram
+from seqlm.ngram.counting import chunks
 from seqlm.ngram.counts import NgramCounts
 from seqlm.ngram.model import SCORE_CHUNK, NgramModel
 from seqlm.ngram.sampling import generate
 from seqlm.params import GenerateParams, NgramParams
-from seqlm.perplexity import SplitScore, part_nll, score_model, score_model_parts, score_of_nll
+from seqlm.perplexity import (
+    LogprobsWriter,
+    SplitScore,
+    part_nll,
+    score_model,
+    score_model_parts,
+    score_of_nll,
+)
 from seqlm.sampling import (
     TextFormat,
     banned_ids,
@@ -145,35 +155,62 @@ def sample_texts(
 
 
 @dataclass(frozen=True)
-class ChunkNll:
-    """The nll of each scoring chunk of a span of a split's targets (a pass for
-    :func:`seqlm.core.workers.run_spans`: the chunks are the same whatever the spans, so the sum
-    of their nlls in order is too)."""
+class ChunkLogprobs:
+    """The log-probabilities of one scoring chunk of a split's targets (a pass for
+    :func:`seqlm.core.workers.iter_spans`; the values do not depend on where it runs)."""
 
     model: NgramModel
     ids: np.ndarray
 
-    def __call__(self, start: int, stop: int) -> list[float]:
-        parts = self.model.target_logprob_parts(self.ids, SCORE_CHUNK, start, stop)
-        return [part_nll(p, start + i * SCORE_CHUNK) for i, p in enumerate(parts)]
+    def __call__(self, start: int, stop: int) -> np.ndarray:
+        return next(self.model.target_logprob_parts(self.ids, stop - start, start, stop))
 
 
-def score_streamed(model: NgramModel, split: SplitData, name: str, workers: int = 1) -> SplitScore:
-    """A split's score without keeping its log-probabilities: chunk by chunk over ``workers``
-    processes, with a progress bar in tokens (the same figures whatever ``workers``)."""
+def score_streamed(
+    model: NgramModel,
+    split: SplitData,
+    workers: int = 1,
+    save_to: str | os.PathLike[str] | None = None,
+) -> SplitScore:
+    """A split's score holding one chunk of its log-probabilities at a time: the chunks are scored
+    over ``workers`` processes and taken in order (the same floats whatever ``workers``), written
+    to ``save_to``'s ``<split>_logprobs.npy`` when given, with a progress bar in tokens."""
     ids = split.ids
     for k in range(2, model.order + 1):  # built once here, inherited by the workers
         model.counts.dense_ranks(k)
-    spans = split_spans(int(ids.size), SCORE_CHUNK, max(1, -(-int(ids.size) // SCORE_CHUNK)))
-    bar = tqdm(total=int(ids.size), desc=f"ngram scoring {name}", unit="tok", unit_scale=True,
-               disable=progress_disabled())  # fmt: skip
-    nlls = run_spans(ChunkNll(model, ids), spans, workers, done=lambda s: bar.update(s[1] - s[0]))
+    spans = list(chunks(int(ids.size), SCORE_CHUNK))
+    bar = tqdm(total=int(ids.size), desc=f"ngram scoring {split.name}", unit="tok",
+               unit_scale=True, disable=progress_disabled())  # fmt: skip
+    with ExitStack() as stack:
+        writer = None
+        if save_to is not None:
+            writer = stack.enter_context(LogprobsWriter(save_to, split.name, int(ids.size)))
+        nll = 0.0
+        for (a, b), part in zip(spans, iter_spans(ChunkLogprobs(model, ids), spans, workers)):
+            nll += part_nll(part, a)
+            if writer is not None:
+                writer.write(part)
+            bar.update(b - a)
     bar.close()
-    nll = 0.0
-    for chunk_nlls in nlls:
-        for value in chunk_nlls:
-            nll += value
     return score_of_nll(nll, int(ids.size), split.characters, split.oov, split.bytes, split.words)
+
+
+def score_splits(
+    model: NgramModel,
+    splits: dict[str, SplitData],
+    workers: int,
+    logprobs_dir: str | os.PathLike[str] | None,
+) -> tuple[dict[str, SplitScore], dict[str, np.ndarray]]:
+    """Every split's score; val's and test's log-probabilities (the evaluate stage mixes them)
+    written to ``logprobs_dir`` chunk by chunk, or returned when it is None."""
+    scores, logprobs = {}, {}
+    for split in ("val", "test"):
+        if logprobs_dir is not None:
+            scores[split] = score_streamed(model, splits[split], workers, logprobs_dir)
+        else:
+            scores[split], logprobs[split] = score_model(model.target_logprobs, splits[split])
+    scores["train"] = score_streamed(model, splits["train"], workers)
+    return scores, logprobs
 
 
 def run_baseline(
@@ -183,9 +220,11 @@ def run_baseline(
     splits: dict[str, SplitData],
     fmt: TextFormat | str,
     workers: int = 1,
+    logprobs_dir: str | os.PathLike[str] | None = None,
 ) -> BaselineResult:
-    """The whole stage in memory: order search, final fit, scores, log-probabilities, samples
-    (counting over ``workers`` processes)."""
+    """The whole stage: order search, final fit, scores, log-probabilities, samples (counting and
+    scoring over ``workers`` processes). Val's and test's log-probabilities are written to
+    ``logprobs_dir`` chunk by chunk when it is given, else kept in the result."""
     f = text_format(fmt)
     log.info(
         "%s tokens (line_end %s), vocabulary of %d; %s",
@@ -219,10 +258,7 @@ def run_baseline(
         )
     fit_seconds = count_seconds + time.perf_counter() - t0
     t0 = time.perf_counter()
-    scores, logprobs = {}, {}
-    for split in ("val", "test"):  # kept: the evaluate stage mixes them
-        scores[split], logprobs[split] = score_model(model.target_logprobs, splits[split])
-    scores["train"] = score_streamed(model, splits["train"], "train", workers)
+    scores, logprobs = score_splits(model, splits, workers, logprobs_dir)
     score_seconds = time.perf_counter() - t0
     n_scored = sum(splits[s].ids.size for s in scores)
     log.info(
