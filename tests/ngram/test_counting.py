@@ -6,6 +6,7 @@ import pytest
 from seqlm.core.errors import DataError
 from seqlm.ngram import count_ngrams, counting, fit_ngram
 from seqlm.ngram import counts as counts_module
+from seqlm.ngram import runs as runs_module
 from seqlm.ngram.counts import count_stream_ids
 
 FIELDS = ("keys", "suffix", "raw", "starts_with_bos")
@@ -193,3 +194,34 @@ def test_a_short_stream_of_logprobs_leaves_no_file(tmp_path):
         with LogprobsWriter(tmp_path, "val", 5) as writer:
             writer.write(np.zeros(3))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_counting_spills_into_the_folder_it_is_given_and_leaves_nothing(tmp_path, monkeypatch):
+    folders = []
+    write = runs_module.Run.write.__func__
+
+    def spy(cls, folder, keys, counts):
+        folders.append(folder)
+        return write(cls, folder, keys, counts)
+
+    monkeypatch.setattr(runs_module.Run, "write", classmethod(spy))
+    ids = np.random.default_rng(0).integers(1, 9, size=500)
+    count_stream_ids(ids, 9, 4, 0, chunk=50, spill_dir=tmp_path / "out")
+    assert folders and all(f.parent == tmp_path / "out" for f in folders)
+    assert list((tmp_path / "out").iterdir()) == []  # the temporary folder is gone
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("seed", range(4))
+def test_counts_spilled_to_many_runs_are_the_in_memory_counts(seed, workers, monkeypatch):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(1, 9, size=2500)
+    ids[rng.random(2500) < 0.4] = 2
+    whole = count_stream_ids(ids, 9, 6, 0, chunk=10**6)  # one chunk: in memory, no runs
+    monkeypatch.setattr(counting, "DENSE_LIMIT", 0)  # every order through the runs
+    monkeypatch.setattr(counting, "SPILL_BYTES", 16 * 40)  # a run every 40 pending pairs
+    monkeypatch.setattr(runs_module, "MERGE_BYTES", 16 * 16)  # merged 16 pairs at a time
+    spilled = count_stream_ids(ids, 9, 6, 0, chunk=61, workers=workers)
+    for field in FIELDS:
+        for a, b in zip(getattr(whole, field), getattr(spilled, field), strict=True):
+            assert np.array_equal(a, b), field

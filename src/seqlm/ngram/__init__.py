@@ -14,6 +14,7 @@ Everything is vectorised over tokens (numpy): counting and scoring never loop ov
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -29,12 +30,20 @@ from seqlm.params import AUTO, SMOOTHINGS, NgramParams
 
 
 def count_stream(
-    train_ids: np.ndarray, vocab_size: int, max_order: int, bos_id: int, workers: int = 1
+    train_ids: np.ndarray,
+    vocab_size: int,
+    max_order: int,
+    bos_id: int,
+    workers: int = 1,
+    spill_dir: Path | None = None,
 ) -> NgramCounts:
     """Stream mode: count the train split's stream as one sequence ``<bos> x1 .. xN``, chunk by
     chunk over ``workers`` processes (``train_ids`` may be memory-mapped: it is never copied
-    whole; the counts do not depend on ``workers``)."""
-    return count_stream_ids(np.asarray(train_ids), vocab_size, max_order, bos_id, workers=workers)
+    whole; the counts do not depend on ``workers``), spilling to ``spill_dir``."""
+    ids = np.asarray(train_ids)
+    return count_stream_ids(
+        ids, vocab_size, max_order, bos_id, workers=workers, spill_dir=spill_dir
+    )
 
 
 def fit_ngram(

@@ -14,6 +14,7 @@ import os
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -92,12 +93,17 @@ def search_order(
 
 
 def count_train(
-    params: NgramParams, train: SplitData, vocab: Vocab, workers: int = 1
+    params: NgramParams,
+    train: SplitData,
+    vocab: Vocab,
+    workers: int = 1,
+    spill_dir: str | os.PathLike[str] | None = None,
 ) -> NgramCounts:
     """The train stream's n-grams up to the highest order ``params`` tries (counted once, over
-    ``workers`` processes)."""
+    ``workers`` processes, spilling to ``spill_dir``)."""
     orders = max(params.orders_to_try())
-    return count_stream(train.ids, len(vocab), orders, vocab.id_of(BOS), workers)
+    spill = Path(spill_dir) if spill_dir is not None else None
+    return count_stream(train.ids, len(vocab), orders, vocab.id_of(BOS), workers, spill)
 
 
 def search_counted(
@@ -224,7 +230,8 @@ def run_baseline(
 ) -> BaselineResult:
     """The whole stage: order search, final fit, scores, log-probabilities, samples (counting and
     scoring over ``workers`` processes). Val's and test's log-probabilities are written to
-    ``logprobs_dir`` chunk by chunk when it is given, else kept in the result."""
+    ``logprobs_dir`` chunk by chunk when it is given (counting spills there too, in a temporary
+    folder), else kept in the result."""
     f = text_format(fmt)
     log.info(
         "%s tokens (line_end %s), vocabulary of %d; %s",
@@ -238,7 +245,7 @@ def run_baseline(
     )
     log.info("ngram params: %s", params)
     t0 = time.perf_counter()
-    counts = count_train(params, splits["train"], vocab, workers)  # once, for every order tried
+    counts = count_train(params, splits["train"], vocab, workers, logprobs_dir)  # every order
     count_seconds = time.perf_counter() - t0
     log.info(
         "counted in %.3f s over %d process%s", count_seconds, workers, "es"[: 2 * (workers > 1)]

@@ -273,11 +273,15 @@ def combined(parts: list[SpanCounts], folder: Path | None) -> tuple[np.ndarray, 
 
 def count_flat(
     read: Reader, size: int, vocab_size: int, max_order: int, bos_id: int,
-    chunk: int = CHUNK, workers: int = 1,
+    chunk: int = CHUNK, workers: int = 1, spill_dir: Path | None = None,
 ) -> Tables:  # fmt: skip
     """Count orders ``1 .. max_order`` of a flat stream (see the module docstring), each pass
-    split over ``workers`` processes (the same tables whatever their number)."""
-    with tempfile.TemporaryDirectory(prefix="seqlm-ngram-") as tmp:
+    split over ``workers`` processes (the same tables whatever their number); the row files and
+    runs go to a temporary folder in ``spill_dir`` (default: the system's temporary folder, which
+    may be in memory: a stage spills beside its outputs)."""
+    if spill_dir is not None:
+        Path(spill_dir).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".seqlm-ngram-", dir=spill_dir) as tmp:
         folder = Path(tmp) if size > chunk else None  # one chunk: everything in memory
         return count_orders(read, size, vocab_size, max_order, bos_id, chunk, workers, folder)
 

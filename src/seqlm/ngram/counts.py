@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -173,9 +174,11 @@ def count_stream_ids(
     bos_id: int,
     chunk: int = CHUNK,
     workers: int = 1,
+    spill_dir: Path | None = None,
 ) -> NgramCounts:
     """Stream mode: the n-grams of ``<bos> ids`` as one sequence, chunk by chunk over ``workers``
-    processes (``ids`` may be memory-mapped; it is never copied whole)."""
+    processes (``ids`` may be memory-mapped; it is never copied whole), spilling to ``spill_dir``
+    (:func:`seqlm.ngram.counting.count_flat`)."""
     if max_order < 1:
         raise DataError(f"max_order = {max_order} must be >= 1")
     if not 0 <= bos_id < vocab_size:
@@ -183,7 +186,9 @@ def count_stream_ids(
     if ids.ndim != 1 or ids.size == 0:
         raise DataError("the training sequences hold no tokens after their begin markers")
     read = stream_reader(ids, bos_id)
-    tables = count_flat(read, ids.size + 1, vocab_size, max_order, bos_id, chunk, workers)
+    tables = count_flat(
+        read, ids.size + 1, vocab_size, max_order, bos_id, chunk, workers, spill_dir
+    )
     if tables.sequences != 1:
         raise DataError(f"every sequence must start with the begin marker (id {bos_id}), once")
     return from_tables(tables, bos_id)
