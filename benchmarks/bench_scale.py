@@ -9,7 +9,9 @@ sha1s); then download, clean, tokenize, vocab, corpus and ngram run, each as its
 (``python -m stages.<name>`` with dvc.yaml's arguments, in a folder per size). The table gives,
 per stage (``MB``: the train size asked for; ``corpus MB``: train, val and test), its wall time,
 CPU time and peak resident memory (``os.wait4``'s rusage of that child) and throughput (MB/s
-of wall time; on a busy machine CPU time is the steadier figure). ``--token bpe`` (or ``unigram``)
+of wall time; on a busy machine CPU time is the steadier figure); ``tree PSS MB`` is the peak
+proportional set size of the stage and the worker processes it forks, sampled every 50 ms (pages
+they share counted once), where ``peak RSS`` is one process's. ``--token bpe`` (or ``unigram``)
 tokenizes into ``--vocab-size`` subword pieces instead: the tokenize row is then the subword
 model's training on train and the encoding of every split (issue target: 10 MB in 10 s). Beside
 the n-gram row: KenLM's ``lmplz`` on the same kind of model and our ratio to it — run here on the
@@ -41,6 +43,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -114,19 +117,59 @@ def write_params(
     (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
 
 
+def tree_pss_mb(pid: int) -> float:
+    """The proportional set size of ``pid`` and every process below it, in MB (pages shared
+    between a stage and the workers it forked counted once in all)."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            rollup = Path(f"/proc/{p}/smaps_rollup").read_text()
+            total += next(
+                int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")
+            )
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, StopIteration, ValueError):
+            continue  # gone meanwhile
+    return total / 1024
+
+
+class PeakSampler:
+    """Samples :func:`tree_pss_mb` of a process every ``every`` seconds, in a thread."""
+
+    def __init__(self, pid: int, every: float = 0.05) -> None:
+        self.pid, self.every, self.peak = pid, every, 0.0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        while not self.stop.wait(self.every):
+            self.peak = max(self.peak, tree_pss_mb(self.pid))
+
+    def close(self) -> float:
+        self.stop.set()
+        self.thread.join()
+        return self.peak
+
+
 def measured(
     command: list[str], folder: Path, log_name: str, env: dict[str, str] | None = None,
     stdin: Path | None = None, stdout: Path | None = None,
-) -> tuple[float, float, float]:  # fmt: skip
+) -> tuple[float, float, float, float]:  # fmt: skip
     """Run ``command`` in ``folder`` as a child process: (wall seconds, CPU seconds of it and the
-    processes it waited for, its peak RSS MB); its log in ``folder / log_name``."""
+    processes it waited for, its peak RSS MB, the peak PSS MB of it and the processes it forked,
+    sampled); its log in ``folder / log_name``."""
     log = open(folder / log_name, "wb")  # noqa: SIM115
     source = open(stdin, "rb") if stdin else None  # noqa: SIM115
     sink = open(stdout, "wb") if stdout else log  # noqa: SIM115
     t0 = time.perf_counter()
     proc = subprocess.Popen(command, cwd=folder, env=env, stdin=source, stdout=sink,
                             stderr=log if stdout else subprocess.STDOUT)  # fmt: skip
+    sampler = PeakSampler(proc.pid)
     _, status, usage = os.wait4(proc.pid, 0)
+    pss = sampler.close()
     wall = time.perf_counter() - t0
     cpu = usage.ru_utime + usage.ru_stime  # with the processes it forked and waited for
     for f in (log, source, sink if stdout else None):
@@ -135,12 +178,12 @@ def measured(
     if os.waitstatus_to_exitcode(status):
         tail = (folder / log_name).read_text(encoding="utf-8", errors="replace")[-2000:]
         raise SystemExit(f"{command[0]} failed in {folder}:\n{tail}")
-    return wall, cpu, usage.ru_maxrss / 1024  # Linux: kilobytes
+    return wall, cpu, usage.ru_maxrss / 1024, pss  # Linux: kilobytes
 
 
 def run_stage(
     name: str, folder: Path, threads: str | None = None, log_name: str | None = None
-) -> tuple[float, float, float]:
+) -> tuple[float, float, float, float]:
     """Run one stage in ``folder`` as a child process: (wall seconds, CPU seconds, peak RSS MB);
     ``threads``: its ``SEQLM_THREADS``."""
     env = dict(os.environ, SEQLM_NO_PROGRESS="1")
@@ -163,7 +206,9 @@ def counting_seconds(log: Path) -> tuple[float, int]:
     return float(found.group(1)), int(found.group(2))
 
 
-def run_lmplz(lmplz: Path, files: dict[str, Path], folder: Path) -> tuple[float, float, float]:
+def run_lmplz(
+    lmplz: Path, files: dict[str, Path], folder: Path
+) -> tuple[float, float, float, float]:
     """``lmplz -o 7 -S 1G`` on the train text (a sentence a line, a token a character, the space
     written ``_``), measured like a stage."""
     text = folder / "lmplz-input.txt"
@@ -189,33 +234,34 @@ def bench_size(
     corpus_mb = sum(p.stat().st_size for p in files.values()) / 1e6
     rows = []
     for name in STAGES:
-        wall, cpu, rss = run_stage(name, folder)
-        rows.append(
-            {"stage": name, "size": size_mb, "wall": wall, "cpu": cpu, "rss": rss, "mb": corpus_mb}
-        )
+        wall, cpu, rss, pss = run_stage(name, folder)
+        rows.append({"stage": name, "size": size_mb, "wall": wall, "cpu": cpu, "rss": rss,
+                     "pss": pss, "mb": corpus_mb})  # fmt: skip
     data = [r for r in rows if r["stage"] in DATA_STAGES]
     total = {"stage": "data stages", "size": size_mb, "mb": corpus_mb}
     total.update(
         wall=sum(r["wall"] for r in data),
         cpu=sum(r["cpu"] for r in data),
         rss=max(r["rss"] for r in data),
+        pss=max(r["pss"] for r in data),
     )
     rows.insert(len(data), total)
     if lmplz is not None:
-        wall, cpu, rss = run_lmplz(lmplz, files, folder)
+        wall, cpu, rss, pss = run_lmplz(lmplz, files, folder)
         rows[-1].update(lmplz_s=wall, lmplz_gb=rss / 1024)
     else:
         stats = json.loads((folder / "metrics" / "data.json").read_text(encoding="utf-8"))
         scale = stats["train"]["characters"] / LMPLZ["chars"]
         rows[-1].update(lmplz_s=LMPLZ["seconds"] * scale, lmplz_gb=LMPLZ["gb"] * scale)
     shared, workers = counting_seconds(folder / "ngram.log")
-    wall, cpu, rss = run_stage("ngram", folder, threads="1", log_name="ngram-1.log")
+    wall, cpu, rss, pss = run_stage("ngram", folder, threads="1", log_name="ngram-1.log")
     alone, _ = counting_seconds(folder / "ngram-1.log")
-    one = {"stage": "ngram 1 proc", "size": size_mb, "wall": wall, "cpu": cpu, "rss": rss}
+    one = {"stage": "ngram 1 proc", "size": size_mb, "wall": wall, "cpu": cpu, "rss": rss,
+           "pss": pss}  # fmt: skip
     rows.append({**one, "mb": corpus_mb})
     for label, seconds in (("counting 1", alone), (f"counting {workers}", shared)):
         rows.append({"stage": label, "size": size_mb, "wall": seconds, "cpu": float("nan"),
-                     "rss": float("nan"), "mb": corpus_mb})  # fmt: skip
+                     "rss": float("nan"), "pss": float("nan"), "mb": corpus_mb})  # fmt: skip
     rows[-1]["speedup"] = alone / shared
     return rows
 
@@ -223,12 +269,12 @@ def bench_size(
 def table(rows: list[dict[str, object]]) -> str:
     """The figures as a fixed-width table."""
     head = f"{'stage':<12} {'MB':>7} {'corpus MB':>9} {'wall s':>8} {'cpu s':>7}"
-    head += f" {'peak RSS MB':>12} {'MB/s':>7}"
+    head += f" {'peak RSS MB':>12} {'tree PSS MB':>12} {'MB/s':>7}"
     head += f" {'lmplz s':>8} {'lmplz GB':>9} {'ratio':>6}"
     out = [head, "-" * len(head)]
     for r in rows:
         line = f"{r['stage']:<12} {r['size']:>7g} {r['mb']:>9.2f} {r['wall']:>8.2f}"
-        line += f" {r['cpu']:>7.2f} {r['rss']:>12.0f}"
+        line += f" {r['cpu']:>7.2f} {r['rss']:>12.0f} {r['pss']:>12.0f}"
         line += f" {r['mb'] / max(r['wall'], 1e-9):>7.2f}"
         if "lmplz_s" in r:
             ratio = r["wall"] / r["lmplz_s"]
