@@ -225,3 +225,26 @@ def test_counts_spilled_to_many_runs_are_the_in_memory_counts(seed, workers, mon
     for field in FIELDS:
         for a, b in zip(getattr(whole, field), getattr(spilled, field), strict=True):
             assert np.array_equal(a, b), field
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 5])
+def test_the_train_score_from_the_tables_is_the_streamed_score(order):
+    from seqlm.data.corpus import SplitData
+    from seqlm.ngram import baseline
+
+    rng = np.random.default_rng(order)
+    train = rng.integers(1, 9, size=4000) * (rng.random(4000) < 0.9)  # with a few <unk> = 0
+    counts = count_stream_ids(train, 10, 5, 9)
+    split = SplitData(name="train", ids=train, lines=1, characters=4100, oov=0)
+    model = fit_ngram(counts, order)
+    got = baseline.score_train(model, split, 1)
+    streamed = baseline.score_streamed(model, split, 1)
+    assert model.training_stream_nll() is not None  # no pass over the split was made
+    assert got.tokens == streamed.tokens == 4000
+    assert got.nll == pytest.approx(streamed.nll, rel=1e-12)
+
+
+def test_a_pruned_or_laplace_model_scores_train_by_streaming():
+    counts = count_stream_ids(np.random.default_rng(0).integers(1, 9, size=3000), 9, 4, 0)
+    assert fit_ngram(counts, 4, prune=[0, 1]).training_stream_nll() is None
+    assert not hasattr(fit_ngram(counts, 4, "laplace"), "training_stream_nll")

@@ -26,6 +26,7 @@ from seqlm.data.vocab import BOS, Vocab
 from seqlm.ngram import count_stream, fit_ngram
 from seqlm.ngram.counting import chunks
 from seqlm.ngram.counts import NgramCounts
+from seqlm.ngram.kneser_ney import KneserNeyModel
 from seqlm.ngram.model import SCORE_CHUNK, NgramModel
 from seqlm.ngram.sampling import generate
 from seqlm.params import GenerateParams, NgramParams
@@ -215,8 +216,20 @@ def score_splits(
             scores[split] = score_streamed(model, splits[split], workers, logprobs_dir)
         else:
             scores[split], logprobs[split] = score_model(model.target_logprobs, splits[split])
-    scores["train"] = score_streamed(model, splits["train"], workers)
+    scores["train"] = score_train(model, splits["train"], workers)
     return scores, logprobs
+
+
+def score_train(model: NgramModel, train: SplitData, workers: int) -> SplitScore:
+    """The train split's score: from the model's own tables when it can give it (an unpruned
+    Kneser-Ney model of the train stream: no pass over the split), else streamed."""
+    nll = None
+    if isinstance(model, KneserNeyModel) and model.counts.tokens == train.ids.size:
+        nll = model.training_stream_nll()
+    if nll is None:
+        return score_streamed(model, train, workers)
+    t = train
+    return score_of_nll(nll, int(t.ids.size), t.characters, t.oov, t.bytes, t.words)
 
 
 def run_baseline(

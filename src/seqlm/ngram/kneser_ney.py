@@ -153,6 +153,26 @@ class KneserNeyModel(NgramModel):
         model.backoff = tuple(np.asarray(b, dtype=np.float64) for b in backoff)
         return model
 
+    def training_stream_nll(self) -> float | None:
+        """The negative log-likelihood of the training stream itself (stream mode, one sequence
+        ``<bos> x1 .. xN``, unpruned), from the tables alone: every target with a full context
+        ends one occurrence of a stored top-order n-gram, which is seen, so its probability is
+        that n-gram's ``complete`` value and the sum is ``Σ raw · log complete`` over the top
+        order; the ``order − 2`` targets before them end the stream's prefixes ``<bos> x1 .. xt``,
+        one n-gram each of orders ``2 .. order − 1``. The same terms :meth:`target_logprobs` adds
+        (summed in another order). None when the tables are not of one stream or were pruned."""
+        counts, m = self.counts, self.order
+        if counts.sequences != 1 or any(self.prune) or counts.tokens < m:
+            return None
+        top = np.log(self.complete[m - 1])
+        nll = -float(np.dot(counts.raw[m - 1], top))
+        for k in range(2, m):  # the prefix <bos> x1 .. x(k-1): the one k-gram starting at <bos>
+            rows = np.flatnonzero(counts.starts_with_bos[k - 1])
+            if rows.size != 1:
+                return None
+            nll -= float(np.log(self.complete[k - 1][rows[0]]))
+        return nll
+
     def probabilities(
         self, contexts: Sequence[np.ndarray], context_len: np.ndarray, words: np.ndarray
     ) -> np.ndarray:
