@@ -95,9 +95,11 @@ def build_corpus(size_mb: float, out: Path) -> dict[str, Path]:
 
 
 def write_params(
-    files: dict[str, Path], folder: Path, token: str = "char", vocab_size: int | None = None
-) -> None:
-    """params.yaml: the defaults with the ptb dataset's settings, ``token`` tokens, order 7."""
+    files: dict[str, Path], folder: Path, token: str = "char", vocab_size: int | None = None,
+    memory_mb: int | None = None,
+) -> None:  # fmt: skip
+    """params.yaml: the defaults with the ptb dataset's settings, ``token`` tokens, order 7 (and
+    ``ngram.memory_mb`` when given)."""
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
     ptb = yaml.safe_load((REPO / "conf" / "dataset" / "ptb.yaml").read_text(encoding="utf-8"))
     for section in ("clean", "tokenize", "vocab", "generate"):
@@ -109,6 +111,8 @@ def write_params(
     if subword:  # the tokenizer sizes the vocabulary: every piece
         params["vocab"].update(min_freq=1, max_size=None)
     params["ngram"].update(order=7, max_order=7)
+    if memory_mb is not None:
+        params["ngram"]["memory_mb"] = memory_mb
     splits = {}
     for split, path in files.items():
         sha1 = hashlib.sha1(path.read_bytes()).hexdigest()
@@ -223,14 +227,14 @@ def run_lmplz(
 
 def bench_size(
     size_mb: float, workdir: Path, token: str = "char", vocab_size: int | None = None,
-    lmplz: Path | None = None,
+    lmplz: Path | None = None, memory_mb: int | None = None,
 ) -> list[dict[str, object]]:  # fmt: skip
     """Every stage at one size: one table row each, one for the data stages together, the n-gram
     stage on one process and its counting passes."""
     folder = workdir / f"{size_mb:g}MB"
     shutil.rmtree(folder, ignore_errors=True)
     files = build_corpus(size_mb, folder / "source")
-    write_params(files, folder, token, vocab_size)
+    write_params(files, folder, token, vocab_size, memory_mb)
     corpus_mb = sum(p.stat().st_size for p in files.values()) / 1e6
     rows = []
     for name in STAGES:
@@ -295,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--token", default="char", choices=["char", "bpe", "unigram"])
     ap.add_argument("--vocab-size", type=int, default=8000, help="subword pieces (bpe, unigram)")
     ap.add_argument("--lmplz", type=Path, default=None, help="KenLM's lmplz, run beside the stage")
+    ap.add_argument(
+        "--memory-mb", type=int, default=None, help="ngram.memory_mb (default: params')"
+    )
     args = ap.parse_args(argv)
     sizes = [float(s) for s in args.sizes.split(",") if s.strip()]
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="seqlm-bench-scale-"))
@@ -302,7 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, object]] = []
     try:
         for size in sizes:
-            rows += bench_size(size, workdir, args.token, args.vocab_size, args.lmplz)
+            rows += bench_size(
+                size, workdir, args.token, args.vocab_size, args.lmplz, args.memory_mb
+            )
             print(table([r for r in rows if r["size"] == size]), flush=True)
     finally:
         if not args.keep:

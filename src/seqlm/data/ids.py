@@ -3,12 +3,15 @@
 The dtype is the smallest unsigned one that holds every id of the vocabulary (:func:`id_dtype`):
 ``uint8`` up to 256 entries, ``uint16`` up to 65,536, else ``uint32``; a 44M-character corpus is then
 44 MB on disk and is never loaded whole: :func:`read_ids` maps the file (``mmap_mode="r"``), so a
-reader touches only the pages it uses. Code that does arithmetic on ids casts them to ``int64``
-first (an unsigned id minus one wraps around).
+reader touches only the pages it uses, and :func:`read_range` reads a slice of a mapped split with
+a file read instead, so that a pass over a long split never has its pages count as its memory.
+Code that does arithmetic on ids casts them to ``int64`` first (an unsigned id minus one wraps
+around).
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -61,3 +64,18 @@ def read_ids(path: str | os.PathLike[str]) -> np.ndarray:
     if ids.ndim != 1 or ids.dtype.kind not in "ui":
         raise DataError(f"{p}: expected a 1-d array of integer ids, got {ids.dtype} {ids.shape}")
     return ids
+
+
+def read_range(ids: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """``ids[start:stop]`` as a new ``int64`` array. From a split mapped by :func:`read_ids`, by a
+    read of its file: the mapped pages a slice would touch stay out of the process's resident
+    memory (a pass over a gigabyte split would otherwise hold all of it as it goes)."""
+    stop = min(stop, ids.size)
+    if stop <= start:
+        return np.zeros(0, dtype=np.int64)
+    whole_file = isinstance(ids, np.memmap) and isinstance(ids.base, mmap.mmap)
+    if whole_file and ids.filename is not None and ids.ndim == 1:  # not a view of one
+        offset = ids.offset + start * ids.dtype.itemsize
+        got = np.fromfile(ids.filename, dtype=ids.dtype, count=stop - start, offset=offset)
+        return got.astype(np.int64)
+    return np.asarray(ids[start:stop], dtype=np.int64)

@@ -23,6 +23,7 @@ from seqlm.ngram.arpa import ArpaModel, read_arpa, write_arpa
 from seqlm.ngram.counts import NgramCounts, count_ngrams, count_stream_ids
 from seqlm.ngram.kneser_ney import FALLBACK_DISCOUNTS, KneserNeyModel, modified_kn_discounts
 from seqlm.ngram.laplace import LaplaceModel
+from seqlm.ngram.memory import MemoryPlan
 from seqlm.ngram.model import NgramModel
 from seqlm.ngram.sampling import generate
 from seqlm.ngram.sentences import SentenceVocab, fit_sentence_model, sentence_logprobs
@@ -36,13 +37,15 @@ def count_stream(
     bos_id: int,
     workers: int = 1,
     spill_dir: Path | None = None,
+    plan: MemoryPlan | None = None,
 ) -> NgramCounts:
     """Stream mode: count the train split's stream as one sequence ``<bos> x1 .. xN``, chunk by
     chunk over ``workers`` processes (``train_ids`` may be memory-mapped: it is never copied
-    whole; the counts do not depend on ``workers``), spilling to ``spill_dir``."""
-    ids = np.asarray(train_ids)
+    whole, and read by file reads; the counts do not depend on ``workers``), spilling to
+    ``spill_dir``, within ``plan``'s memory (:mod:`seqlm.ngram.memory`) when given."""
+    ids = train_ids if isinstance(train_ids, np.memmap) else np.asarray(train_ids)
     return count_stream_ids(
-        ids, vocab_size, max_order, bos_id, workers=workers, spill_dir=spill_dir
+        ids, vocab_size, max_order, bos_id, workers=workers, spill_dir=spill_dir, plan=plan
     )
 
 

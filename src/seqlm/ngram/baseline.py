@@ -27,6 +27,7 @@ from seqlm.ngram import count_stream, fit_ngram
 from seqlm.ngram.counting import chunks
 from seqlm.ngram.counts import NgramCounts
 from seqlm.ngram.kneser_ney import KneserNeyModel
+from seqlm.ngram.memory import MemoryPlan, check_cap
 from seqlm.ngram.model import SCORE_CHUNK, NgramModel
 from seqlm.ngram.sampling import generate
 from seqlm.params import GenerateParams, NgramParams
@@ -101,10 +102,17 @@ def count_train(
     spill_dir: str | os.PathLike[str] | None = None,
 ) -> NgramCounts:
     """The train stream's n-grams up to the highest order ``params`` tries (counted once, over
-    ``workers`` processes, spilling to ``spill_dir``)."""
-    orders = max(params.orders_to_try())
+    ``workers`` processes, spilling to ``spill_dir``, within ``ngram.memory_mb``)."""
+    plan = memory_plan(params, vocab, workers)
     spill = Path(spill_dir) if spill_dir is not None else None
-    return count_stream(train.ids, len(vocab), orders, vocab.id_of(BOS), workers, spill)
+    ids, bos = train.ids, vocab.id_of(BOS)
+    return count_stream(ids, len(vocab), plan.max_order, bos, workers, spill, plan)
+
+
+def memory_plan(params: NgramParams, vocab: Vocab, workers: int) -> MemoryPlan:
+    """``ngram.memory_mb`` shared for this run (refused below the vocabulary's minimum)."""
+    check_cap(params.memory_mb, len(vocab))
+    return MemoryPlan(params.memory_mb, workers, max(params.orders_to_try()))
 
 
 def search_counted(
@@ -178,14 +186,16 @@ def score_streamed(
     split: SplitData,
     workers: int = 1,
     save_to: str | os.PathLike[str] | None = None,
+    chunk: int | None = None,
 ) -> SplitScore:
-    """A split's score holding one chunk of its log-probabilities at a time: the chunks are scored
-    over ``workers`` processes and taken in order (the same floats whatever ``workers``), written
-    to ``save_to``'s ``<split>_logprobs.npy`` when given, with a progress bar in tokens."""
+    """A split's score holding one chunk of its log-probabilities at a time: the chunks
+    (``chunk`` targets, default :data:`SCORE_CHUNK`) are scored over ``workers`` processes and
+    taken in order (the same floats whatever ``workers`` and ``chunk``), written to ``save_to``'s
+    ``<split>_logprobs.npy`` when given, with a progress bar in tokens."""
     ids = split.ids
     for k in range(2, model.order + 1):  # built once here, inherited by the workers
         model.counts.dense_ranks(k)
-    spans = list(chunks(int(ids.size), SCORE_CHUNK))
+    spans = list(chunks(int(ids.size), SCORE_CHUNK if chunk is None else chunk))
     bar = tqdm(total=int(ids.size), desc=f"ngram scoring {split.name}", unit="tok",
                unit_scale=True, disable=progress_disabled())  # fmt: skip
     with ExitStack() as stack:
@@ -207,27 +217,31 @@ def score_splits(
     splits: dict[str, SplitData],
     workers: int,
     logprobs_dir: str | os.PathLike[str] | None,
+    chunk: int | None = None,
 ) -> tuple[dict[str, SplitScore], dict[str, np.ndarray]]:
-    """Every split's score; val's and test's log-probabilities (the evaluate stage mixes them)
-    written to ``logprobs_dir`` chunk by chunk, or returned when it is None."""
+    """Every split's score (``chunk`` targets at a time); val's and test's log-probabilities (the
+    evaluate stage mixes them) written to ``logprobs_dir`` chunk by chunk, or returned when it is
+    None."""
     scores, logprobs = {}, {}
     for split in ("val", "test"):
         if logprobs_dir is not None:
-            scores[split] = score_streamed(model, splits[split], workers, logprobs_dir)
+            scores[split] = score_streamed(model, splits[split], workers, logprobs_dir, chunk)
         else:
             scores[split], logprobs[split] = score_model(model.target_logprobs, splits[split])
-    scores["train"] = score_train(model, splits["train"], workers)
+    scores["train"] = score_train(model, splits["train"], workers, chunk)
     return scores, logprobs
 
 
-def score_train(model: NgramModel, train: SplitData, workers: int) -> SplitScore:
+def score_train(
+    model: NgramModel, train: SplitData, workers: int, chunk: int | None = None
+) -> SplitScore:
     """The train split's score: from the model's own tables when it can give it (an unpruned
     Kneser-Ney model of the train stream: no pass over the split), else streamed."""
     nll = None
     if isinstance(model, KneserNeyModel) and model.counts.tokens == train.ids.size:
         nll = model.training_stream_nll()
     if nll is None:
-        return score_streamed(model, train, workers)
+        return score_streamed(model, train, workers, chunk=chunk)
     t = train
     return score_of_nll(nll, int(t.ids.size), t.characters, t.oov, t.bytes, t.words)
 
@@ -278,7 +292,8 @@ def run_baseline(
         )
     fit_seconds = count_seconds + time.perf_counter() - t0
     t0 = time.perf_counter()
-    scores, logprobs = score_splits(model, splits, workers, logprobs_dir)
+    chunk = memory_plan(params, vocab, workers).score_chunk
+    scores, logprobs = score_splits(model, splits, workers, logprobs_dir, chunk)
     score_seconds = time.perf_counter() - t0
     n_scored = sum(splits[s].ids.size for s in scores)
     log.info(

@@ -43,6 +43,7 @@ from tqdm import tqdm
 from seqlm.core.errors import DataError
 from seqlm.core.logs import progress_disabled
 from seqlm.core.workers import run_spans, split_spans
+from seqlm.ngram.memory import MemoryPlan, check_tables
 from seqlm.ngram.runs import Run, SpillTable, merge_counts, merged_table
 
 KEY_LIMIT = 2**62  # keys must stay well inside int64
@@ -131,10 +132,17 @@ class KeyCounter:
     with ``np.unique`` per chunk into a :class:`~seqlm.ngram.runs.SpillTable` whose runs go to
     ``folder`` beyond :data:`SPILL_BYTES` (kept in memory when there is no folder)."""
 
-    def __init__(self, space: int, folder: Path | None = None) -> None:
-        self.dense = np.zeros(space, dtype=np.int64) if space <= DENSE_LIMIT else None
+    def __init__(
+        self, space: int, folder: Path | None = None, spill_bytes: int | None = None,
+        dense_limit: int | None = None,
+    ) -> None:  # fmt: skip
+        """``spill_bytes``, ``dense_limit``: in place of :data:`SPILL_BYTES`, :data:`DENSE_LIMIT`
+        (:class:`seqlm.ngram.memory.MemoryPlan`)."""
+        limit = DENSE_LIMIT if dense_limit is None else dense_limit
+        self.dense = np.zeros(space, dtype=np.int64) if space <= limit else None
         self.folder = folder
-        self.table = SpillTable(folder, SPILL_BYTES if folder else None)
+        budget = SPILL_BYTES if spill_bytes is None else spill_bytes
+        self.table = SpillTable(folder, budget if folder else None)
 
     def add(self, keys: np.ndarray) -> None:
         """Count one chunk of keys."""
@@ -198,6 +206,7 @@ class OrderPass:
     store: RowStore | None = None
     next_space: int | None = None  # None: no next order
     folder: Path | None = None  # where the next order's counts go as runs
+    plan: MemoryPlan | None = None  # the working sets' sizes (default: the module's constants)
 
     def rows(self, a: int, b: int) -> np.ndarray:
         """``r[k][a:b]``: the row of the k-gram starting at each position (``-1`` if none)."""
@@ -217,7 +226,9 @@ class OrderPass:
     def __call__(self, start: int, stop: int) -> SpanCounts:
         counter = None
         if self.next_space is not None:
-            counter = KeyCounter(self.next_space, self.folder)
+            plan = self.plan
+            spill, dense = (None, None) if plan is None else (plan.spill_bytes, plan.dense_limit)
+            counter = KeyCounter(self.next_space, self.folder, spill, dense)
         unigrams = np.zeros(self.vocab_size, dtype=np.int64) if self.k == 1 else None
         for a, b in chunks(stop - start, self.chunk):
             a, b = a + start, b + start
@@ -235,11 +246,12 @@ class OrderPass:
         return SpanCounts(unigrams, uniq, counts)
 
 
-def dense_ranks(keys: np.ndarray) -> np.ndarray | None:
+def dense_ranks(keys: np.ndarray, limit: int | None = None) -> np.ndarray | None:
     """The row of every possible key below the largest (``-1`` if absent), when that space is at
-    most :data:`DENSE_LIMIT`: one gather per position instead of a binary search."""
+    most ``limit`` (default :data:`DENSE_LIMIT`): one gather per position instead of a binary
+    search."""
     space = int(keys[-1]) + 1 if keys.size else 0
-    if space > DENSE_LIMIT:
+    if space > (DENSE_LIMIT if limit is None else limit):
         return None
     ranks = np.full(space, -1, dtype=np.int32 if keys.size < 2**31 else np.int64)
     ranks[keys] = np.arange(keys.size, dtype=ranks.dtype)
@@ -257,13 +269,16 @@ def suffix_rows(keys: np.ndarray, k: int, lower: Tables | None, vocab_size: int)
     return np.searchsorted(lower.keys[k - 2], wanted)
 
 
-def combined(parts: list[SpanCounts], folder: Path | None) -> tuple[np.ndarray, np.ndarray]:
+def combined(
+    parts: list[SpanCounts], folder: Path | None, merge_bytes: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The next order's keys and counts over all spans (exact sums: any split gives the same):
-    the spans' runs merged as a stream, or their tables in memory."""
+    the spans' runs merged as a stream (``merge_bytes`` of blocks), or their tables in memory."""
     runs = [run for p in parts for run in p.next_runs]
     if runs:
         assert folder is not None
-        return merged_table(runs, folder)
+        block = None if merge_bytes is None else max(1 << 12, merge_bytes // (16 * len(runs)))
+        return merged_table(runs, folder, block)
     keys = [p.next_keys for p in parts if p.next_keys is not None]
     counts = [p.next_counts for p in parts if p.next_counts is not None]
     if len(keys) == 1:
@@ -274,26 +289,33 @@ def combined(parts: list[SpanCounts], folder: Path | None) -> tuple[np.ndarray, 
 def count_flat(
     read: Reader, size: int, vocab_size: int, max_order: int, bos_id: int,
     chunk: int = CHUNK, workers: int = 1, spill_dir: Path | None = None,
+    plan: MemoryPlan | None = None,
 ) -> Tables:  # fmt: skip
     """Count orders ``1 .. max_order`` of a flat stream (see the module docstring), each pass
     split over ``workers`` processes (the same tables whatever their number); the row files and
     runs go to a temporary folder in ``spill_dir`` (default: the system's temporary folder, which
-    may be in memory: a stage spills beside its outputs)."""
+    may be in memory: a stage spills beside its outputs). ``plan``: the working sets sized from a
+    memory cap (its chunk in place of ``chunk``), and the tables checked against it after each
+    order (:mod:`seqlm.ngram.memory`)."""
     if spill_dir is not None:
         Path(spill_dir).mkdir(parents=True, exist_ok=True)
+    if plan is not None:
+        chunk = plan.chunk
     with tempfile.TemporaryDirectory(prefix=".seqlm-ngram-", dir=spill_dir) as tmp:
         folder = Path(tmp) if size > chunk else None  # one chunk: everything in memory
-        return count_orders(read, size, vocab_size, max_order, bos_id, chunk, workers, folder)
+        return count_orders(read, size, vocab_size, max_order, bos_id, chunk, workers, folder,
+                            plan)  # fmt: skip
 
 
 def count_orders(
     read: Reader, size: int, vocab_size: int, max_order: int, bos_id: int, chunk: int,
-    workers: int, folder: Path | None,
+    workers: int, folder: Path | None, plan: MemoryPlan | None = None,
 ) -> Tables:  # fmt: skip
     """:func:`count_flat`, its row stores and runs in ``folder``."""
     spans = split_spans(size, chunk, workers)
     space = vocab_size * vocab_size if max_order > 1 else None
-    job = OrderPass(read, size, 1, vocab_size, bos_id, chunk, next_space=space, folder=folder)
+    job = OrderPass(read, size, 1, vocab_size, bos_id, chunk, next_space=space, folder=folder,
+                    plan=plan)  # fmt: skip
     parts = run_spans(job, spans, workers)
     raw1 = np.sum([p.unigrams for p in parts], axis=0).astype(np.int64)
     sequences = int(raw1[bos_id])
@@ -307,14 +329,17 @@ def count_orders(
                initial=1, total=max_order, disable=progress_disabled() or max_order < 2)  # fmt: skip
     for k in bar:
         bar.set_postfix(order=k, processes=len(spans))
-        uniq, counts = combined(parts, folder)
+        uniq, counts = combined(parts, folder, None if plan is None else plan.merge_bytes)
+        if plan is not None:
+            check_tables(plan, [t.size for t in tables.keys] + [uniq.size])
         space = uniq.size * vocab_size if k < max_order else None
         if space is not None and space >= KEY_LIMIT:
             raise DataError(f"too many distinct {k}-grams to key {k + 1}-grams in int64")
         store = RowStore(size, folder, f"rows{k}") if k < max_order else None
         if k < max_order:
-            job = OrderPass(read, size, k, vocab_size, bos_id, chunk, prev, uniq,
-                            dense_ranks(uniq), store, space, folder)  # fmt: skip
+            ranks = dense_ranks(uniq, None if plan is None else plan.rank_limit)
+            job = OrderPass(read, size, k, vocab_size, bos_id, chunk, prev, uniq, ranks, store,
+                            space, folder, plan)  # fmt: skip
             parts = run_spans(job, spans, workers)
         tables = Tables(
             (*tables.keys, uniq),

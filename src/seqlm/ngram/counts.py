@@ -16,13 +16,15 @@ An n-gram never spans two sequences; the begin marker is context only, never a c
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from seqlm.core.errors import DataError
+from seqlm.data.ids import read_range
 from seqlm.ngram.counting import CHUNK, KEY_LIMIT, Reader, Tables, count_flat
+from seqlm.ngram.memory import MemoryPlan
 
 DENSE_LOOKUP_LIMIT = 1 << 24  # keys of an order below which lookups use a table of every key
 DENSE_QUERIES = 1 << 14  # lookups at once that make the table worth building
@@ -49,6 +51,7 @@ class NgramCounts:
     starts_with_bos: tuple[np.ndarray, ...]  # (rows_k,) bool
     sequences: int
     tokens: int  # counted targets (begin markers excluded)
+    lookup_limit: int = DENSE_LOOKUP_LIMIT  # see dense_ranks (seqlm.ngram.memory sets it)
     _ranks: dict[int, np.ndarray] = field(default_factory=dict, repr=False)  # see dense_ranks
 
     def rows(self, order: int) -> int:
@@ -84,7 +87,7 @@ class NgramCounts:
         """For large lookups when the key space of ``order`` is small (characters): the row of
         every possible key (``-1`` if absent), built once; None when the space is too large."""
         space = self.rows(order - 1) * self.vocab_size if order > 1 else 0
-        if order < 2 or space > DENSE_LOOKUP_LIMIT:
+        if order < 2 or space > min(self.lookup_limit, DENSE_LOOKUP_LIMIT):
             return None
         if order not in self._ranks:
             ranks = np.full(space, -1, dtype=np.int64 if space >= 2**31 else np.int32)
@@ -161,8 +164,8 @@ def stream_reader(ids: np.ndarray, bos_id: int) -> Reader:
 
     def read(start: int, stop: int) -> np.ndarray:
         if start == 0:
-            return np.r_[bos_id, np.asarray(ids[: max(stop - 1, 0)], dtype=np.int64)]
-        return np.asarray(ids[start - 1 : stop - 1], dtype=np.int64)
+            return np.r_[bos_id, read_range(ids, 0, max(stop - 1, 0))]
+        return read_range(ids, start - 1, stop - 1)
 
     return read
 
@@ -175,10 +178,12 @@ def count_stream_ids(
     chunk: int = CHUNK,
     workers: int = 1,
     spill_dir: Path | None = None,
+    plan: MemoryPlan | None = None,
 ) -> NgramCounts:
     """Stream mode: the n-grams of ``<bos> ids`` as one sequence, chunk by chunk over ``workers``
     processes (``ids`` may be memory-mapped; it is never copied whole), spilling to ``spill_dir``
-    (:func:`seqlm.ngram.counting.count_flat`)."""
+    (:func:`seqlm.ngram.counting.count_flat`), within ``plan``'s memory when given (which then
+    also sizes the lookups' tables: :mod:`seqlm.ngram.memory`)."""
     if max_order < 1:
         raise DataError(f"max_order = {max_order} must be >= 1")
     if not 0 <= bos_id < vocab_size:
@@ -187,11 +192,14 @@ def count_stream_ids(
         raise DataError("the training sequences hold no tokens after their begin markers")
     read = stream_reader(ids, bos_id)
     tables = count_flat(
-        read, ids.size + 1, vocab_size, max_order, bos_id, chunk, workers, spill_dir
+        read, ids.size + 1, vocab_size, max_order, bos_id, chunk, workers, spill_dir, plan
     )
     if tables.sequences != 1:
         raise DataError(f"every sequence must start with the begin marker (id {bos_id}), once")
-    return from_tables(tables, bos_id)
+    counts = from_tables(tables, bos_id)
+    if plan is None:
+        return counts
+    return replace(counts, lookup_limit=plan.lookup_limit)
 
 
 def from_tables(tables: Tables, bos_id: int) -> NgramCounts:

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from seqlm.core.errors import DataError
+from seqlm.data.ids import read_range
 from seqlm.ngram.counts import NgramCounts, flatten_sequences
 
 SCORE_CHUNK = 1 << 20  # targets scored at a time in stream mode
@@ -103,7 +104,7 @@ class NgramModel(abc.ABC):
         Scored ``chunk`` targets at a time, each chunk read with the ``order − 1`` ids before it as
         context, so ``ids`` (maybe memory-mapped) is never copied whole; the values do not depend
         on ``chunk``."""
-        ids = np.asarray(ids)
+        ids = ids if isinstance(ids, np.memmap) else np.asarray(ids)
         out = np.empty(ids.size, dtype=np.float64)
         a = 0
         for part in self.target_logprob_parts(ids, chunk):
@@ -118,7 +119,7 @@ class NgramModel(abc.ABC):
         scoring a long split holds one chunk of them
         (:func:`seqlm.perplexity.score_model_parts`); ``start .. stop``: only those targets (each
         scored with the whole stream before it as context)."""
-        ids = np.asarray(ids)
+        ids = ids if isinstance(ids, np.memmap) else np.asarray(ids)
         if ids.ndim != 1 or ids.size == 0:
             raise DataError(f"need a non-empty 1-d stream of token ids, got shape {ids.shape}")
         stop = ids.size if stop is None else min(stop, ids.size)
@@ -128,7 +129,7 @@ class NgramModel(abc.ABC):
     def _stream_chunk_logprobs(self, ids: np.ndarray, a: int, b: int) -> np.ndarray:
         """Log-probabilities of ``ids[a:b]`` within the stream ``<bos> ids``."""
         lo = max(a - (self.order - 1), 0)
-        window = np.asarray(ids[lo:b], dtype=np.int64)
+        window = read_range(ids, lo, b)  # a mapped split by a file read
         if lo == 0:  # the window starts at the begin marker
             window, start = np.r_[self.bos_id, window], 0
         else:  # the begin marker lies lo + 1 positions before the window

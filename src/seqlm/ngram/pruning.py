@@ -75,4 +75,5 @@ def kept_counts(counts: NgramCounts, keep: Sequence[np.ndarray]) -> NgramCounts:
         starts_with_bos=tuple(b[s] for b, s in zip(counts.starts_with_bos, keep, strict=False)),
         sequences=counts.sequences,
         tokens=counts.tokens,
+        lookup_limit=counts.lookup_limit,
     )

@@ -332,7 +332,8 @@ class NgramParams(Section):
     count thresholds per order as KenLM's ``lmplz --prune`` takes them (an n-gram of order ``k``
     seen at most ``prune[k − 1]`` times is dropped; the last value holds for the higher orders;
     non-decreasing; unigrams are never pruned, so the first value is 0); empty: no pruning
-    (:mod:`seqlm.ngram.pruning`).
+    (:mod:`seqlm.ngram.pruning`). ``memory_mb``: the stage's memory cap in MB, shared among its
+    passes and processes (:mod:`seqlm.ngram.memory`); the figures do not depend on it.
     """
 
     section: ClassVar[str] = "ngram"
@@ -345,6 +346,7 @@ class NgramParams(Section):
     ] = "kneser_ney"
     laplace_alpha: Positive = 1.0
     prune: Listed[NonNegativeInt] = ()
+    memory_mb: Count = 2048
 
     @model_validator(mode="after")
     def _prune_thresholds(self) -> Self:
