@@ -6,11 +6,12 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
-from seqlm.core.atomic import remove_outputs, write_text
+from seqlm.core.atomic import atomic_path, remove_outputs
 from seqlm.core.stage import parser, run_stage
-from seqlm.data.clean import clean_text
+from seqlm.data.clean import clean_blocks, read_blocks
 from seqlm.data.download import corpus_files, corpus_path, corpus_paths
 from seqlm.params import CleanParams, load_section
 
@@ -21,15 +22,19 @@ def body(args: argparse.Namespace) -> None:
     remove_outputs(*corpus_paths(args.out_dir))
     params = load_section(CleanParams, "clean", args.params)
     files = corpus_files(args.raw_dir)
-    cleaned = {}
-    for name, path in files.items():  # every file cleaned before anything is written
-        raw = Path(path).read_bytes()
-        log.info("cleaning %s: %d bytes (clean.mode = %s)", path, len(raw), params.mode)
-        cleaned[name] = clean_text(raw, params, str(path))
-    for name, lines in cleaned.items():
-        out = corpus_path(args.out_dir, name)
-        write_text(out, "".join(line + "\n" for line in lines))
-        log.info("wrote %s: %d lines, %d non-empty", out, len(lines), sum(1 for x in lines if x))
+    with ExitStack() as written:  # every file cleaned before any is in place: all or nothing
+        for name, path in files.items():
+            size = Path(path).stat().st_size
+            log.info("cleaning %s: %d bytes (clean.mode = %s)", path, size, params.mode)
+            out = corpus_path(args.out_dir, name)
+            tmp = written.enter_context(atomic_path(out))  # renamed onto out at the end
+            lines = non_empty = 0
+            with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+                for line in clean_blocks(read_blocks(path), params, str(path)):
+                    f.write(line + "\n")
+                    lines += 1
+                    non_empty += bool(line)
+            log.info("wrote %s: %d lines, %d non-empty", out, lines, non_empty)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

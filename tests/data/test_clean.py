@@ -1,7 +1,14 @@
 import pytest
 
 from seqlm.core.errors import DataError
-from seqlm.data.clean import clean_line, clean_text, split_lines, strip_gutenberg
+from seqlm.data.clean import (
+    clean_blocks,
+    clean_line,
+    clean_text,
+    read_blocks,
+    split_lines,
+    strip_gutenberg,
+)
 from seqlm.params import CleanParams
 
 
@@ -91,3 +98,37 @@ def test_stripping_a_text_without_gutenberg_markers_is_an_error():
 def test_a_text_without_letters_is_refused():
     with pytest.raises(DataError, match="no letters"):
         clean_text(b"1234\n!!!\n", CleanParams())
+
+
+TEXTS = [
+    "\ufeffThe Time\r\nMachine, by H. G. Wells\r\rcafé naïve\rCRLF\r\n\n*** START OF IT ***\nλόγος and words"
+    " 文字\r\n*** END OF IT ***\r\ntail\n",
+    "no final newline\nand a long line " + "x" * 50 + "\r",
+]
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 7, 64, 1 << 20])
+@pytest.mark.parametrize("mode", ["textbook", "none"])
+@pytest.mark.parametrize("gutenberg", [False, True])
+def test_a_file_cleaned_block_by_block_gives_the_lines_of_the_whole_text(
+    tmp_path, block, mode, gutenberg
+):
+    params = CleanParams(mode=mode, strip_gutenberg=gutenberg)
+    for i, text in enumerate(TEXTS[: 1 if gutenberg else 2]):
+        path = tmp_path / f"t{i}.txt"
+        path.write_bytes(text.encode("utf-8"))
+        blocks = list(read_blocks(path, block))
+        assert b"".join(b for _, b in blocks) == path.read_bytes()
+        assert all(b.endswith(b"\n") for _, b in blocks[:-1])  # cut after a line feed only
+        assert [at for at, _ in blocks] == [
+            sum(len(b) for _, b in blocks[:j]) for j in range(len(blocks))
+        ]
+        whole = clean_text(path.read_bytes(), params)
+        assert list(clean_blocks(blocks, params)) == whole
+
+
+def test_a_bad_byte_in_a_later_block_is_reported_at_its_offset_in_the_file(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(b"line one\nline two\nthree \xff four\n")
+    with pytest.raises(DataError, match=r"byte 24 \(0xff\)"):
+        list(clean_blocks(read_blocks(path, 4), CleanParams()))

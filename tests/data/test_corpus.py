@@ -9,6 +9,7 @@ import pytest
 
 from seqlm.core.atomic import save_npy
 from seqlm.core.errors import DataError
+from seqlm.data import freq as freq_module
 from seqlm.data.corpus import (
     encode_split,
     encode_split_file,
@@ -105,7 +106,12 @@ def test_frequency_tables_rank_by_count_then_first_occurrence():
     assert freq_table_csv(list("ab"), 3, "char") == "rank,ngram,count\n"
 
 
-def test_streamed_frequency_tables_equal_the_pandas_ones_on_the_tiny_corpus(tiny_text):
+@pytest.mark.parametrize("dense_keys", [0, 1 << 12, freq_module.DENSE_KEYS])
+def test_streamed_frequency_tables_equal_the_pandas_ones_on_the_tiny_corpus(
+    tiny_text, dense_keys, monkeypatch
+):
+    # 0: every order sorted; 4,096: the key space outgrows the dense table as new tokens come
+    monkeypatch.setattr(freq_module, "DENSE_KEYS", dense_keys)
     for token in ("char", "word"):
         toks = stream(
             prepare_text(tiny_text, TokenizeParams(token=token)).token_lines["train"], token

@@ -6,8 +6,9 @@ joined as text (words with a space, characters glued). Counting is over integer 
 chunk, so memory does not grow with the corpus: every distinct token gets an id in first-occurrence
 order (its own, not the vocabulary's, so tokens the vocabulary maps to ``<unk>`` stay apart), each
 chunk's n-grams are keyed ``((a·B) + b)·B + c`` (``B`` a power of two above every id so far, grown
-as new tokens come) and counted by sorting (:func:`unique_first`), and the chunk tables are merged
-keeping each n-gram's count and first position. A chunk starts with the last
+as new tokens come) and counted by sorting (:func:`unique_first`), or, while ``B ** n`` is at most
+:data:`DENSE_KEYS` (characters), in a table of every key with its first position; the chunk
+tables are merged keeping each n-gram's count and first position. A chunk starts with the last
 ``n − 1`` ids of the one before, so an n-gram across a chunk border is counted once, in the chunk
 where it ends.
 """
@@ -26,6 +27,7 @@ from seqlm.core.errors import DataError
 
 FREQ_TABLES = {1: "unigrams", 2: "bigrams", 3: "trigrams"}
 KEY_BASE = 1 << 21  # distinct tokens at most, so that a trigram key fits in int64
+DENSE_KEYS = 1 << 22  # key spaces counted in a table of every key (16 bytes a key)
 
 
 def merge_tables(
@@ -65,7 +67,9 @@ class NgramTally:
     seen: int = 0  # ids consumed so far
     _tail: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     _parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
-    base: int = 1 << 8  # keys are written in this base: a power of two above every id seen
+    base: int = 2  # keys are written in this base: a power of two above every id seen
+    _counts: np.ndarray | None = None  # the table of every key, while the key space is small
+    _first: np.ndarray | None = None
 
     def _rebase(self, ids: int) -> None:
         """Grow :attr:`base` to hold ``ids`` ids, rewriting the keys counted so far."""
@@ -75,6 +79,7 @@ class NgramTally:
                 f"the train split has more than {KEY_BASE} distinct tokens: too many to key "
                 "its trigrams in 64 bits"
             )
+        self._fold_dense()
         for i, (keys, counts, first) in enumerate(self._parts):
             self._parts[i] = (self.encode(self.decode(keys), new), counts, first)
         self.base = new
@@ -100,13 +105,36 @@ class NgramTally:
         key = window[:size].copy()
         for j in range(1, self.n):
             key = key * self.base + window[j : j + size]
+        if self.base**self.n <= DENSE_KEYS:
+            self._add_dense(key, offset)
+            return
         uniq, first, counts = unique_first(key, self.base**self.n)
         self._parts.append((uniq, counts, first + offset))
         if sum(p[0].size for p in self._parts) > self.merge_at:
             self._merge()
             self.merge_at = max(self.merge_at, 2 * self._parts[0][0].size)
 
+    def _add_dense(self, key: np.ndarray, offset: int) -> None:
+        """Count a chunk's keys in the table of every key; a key's first position is set when
+        the chunk first holds it."""
+        if self._counts is None or self._first is None:
+            self._counts = np.zeros(self.base**self.n, dtype=np.int64)
+            self._first = np.full(self.base**self.n, -1, dtype=np.int64)
+        new = self._counts[key] == 0
+        if new.any():
+            uniq, first = np.unique(key[new], return_index=True)
+            self._first[uniq] = np.flatnonzero(new)[first] + offset
+        np.add.at(self._counts, key, 1)  # numpy 2's fast path for int64
+
+    def _fold_dense(self) -> None:
+        """The table of every key becomes a part like a chunk's (sorted unique keys)."""
+        if self._counts is not None and self._first is not None:
+            keys = np.flatnonzero(self._counts).astype(np.int64)
+            self._parts.append((keys, self._counts[keys], self._first[keys]))
+        self._counts = self._first = None
+
     def _merge(self) -> None:
+        self._fold_dense()
         if len(self._parts) > 1:
             cat = [np.concatenate([p[i] for p in self._parts]) for i in range(3)]
             self._parts = [merge_tables(*cat)]

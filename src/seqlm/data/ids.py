@@ -41,18 +41,18 @@ def write_ids(
     Only one chunk is held in memory at a time; the chunks must add up to exactly ``total`` ids."""
     from seqlm.core.atomic import atomic_path
 
-    with atomic_path(path) as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(total,))
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+              "shape": (total,)}  # fmt: skip
+    with atomic_path(path) as tmp, open(tmp, "wb") as out:  # written, not mapped: no page held
+        np.lib.format.write_array_header_1_0(out, header)  # the header np.save writes
         at = 0
         for chunk in chunks:
             if at + chunk.size > total:
                 raise DataError(f"{path}: more than the {total} ids announced")
-            out[at : at + chunk.size] = chunk
+            out.write(np.ascontiguousarray(chunk, dtype=dtype).tobytes())
             at += chunk.size
         if at != total:
             raise DataError(f"{path}: {at} ids written, {total} announced")
-        out.flush()
-        del out
 
 
 def read_ids(path: str | os.PathLike[str]) -> np.ndarray:
