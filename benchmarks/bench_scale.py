@@ -10,7 +10,7 @@ sha1s); then download, clean, tokenize, vocab, corpus and ngram run, each as its
 per stage (``MB``: the train size asked for; ``corpus MB``: train, val and test), its wall time,
 CPU time and peak resident memory (``os.wait4``'s rusage of that child) and throughput (MB/s
 of wall time; on a busy machine CPU time is the steadier figure); ``tree PSS MB`` is the peak
-proportional set size of the stage and the worker processes it forks, sampled every 50 ms (pages
+proportional set size of the stage and the worker processes it forks, sampled every 200 ms (pages
 they share counted once), where ``peak RSS`` is one process's. ``--token bpe`` (or ``unigram``)
 tokenizes into ``--vocab-size`` subword pieces instead: the tokenize row is then the subword
 model's training on train and the encoding of every split (issue target: 10 MB in 10 s). Beside
@@ -115,8 +115,11 @@ def write_params(
         params["ngram"]["memory_mb"] = memory_mb
     splits = {}
     for split, path in files.items():
-        sha1 = hashlib.sha1(path.read_bytes()).hexdigest()
-        splits[split] = {"url": path.resolve().as_uri(), "sha1": sha1}
+        digest = hashlib.sha1()
+        with open(path, "rb") as f:  # by blocks: the stages fork from this process, and their
+            while block := f.read(1 << 24):  # peak RSS starts from its own
+                digest.update(block)
+        splits[split] = {"url": path.resolve().as_uri(), "sha1": digest.hexdigest()}
     params["download"].update(url=None, sha1=None, splits=splits)
     (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
 
@@ -142,7 +145,7 @@ def tree_pss_mb(pid: int) -> float:
 class PeakSampler:
     """Samples :func:`tree_pss_mb` of a process every ``every`` seconds, in a thread."""
 
-    def __init__(self, pid: int, every: float = 0.05) -> None:
+    def __init__(self, pid: int, every: float = 0.2) -> None:
         self.pid, self.every, self.peak = pid, every, 0.0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)

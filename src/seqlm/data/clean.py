@@ -55,13 +55,16 @@ def decode(raw: bytes, name: str = "the corpus", offset: int = 0) -> str:
     return text
 
 
-def read_blocks(path: str | os.PathLike[str], block: int = BLOCK) -> Iterator[tuple[int, bytes]]:
-    """``(offset, bytes)`` of consecutive pieces of a file of about ``block`` bytes, each ending
-    just after a line feed (the last at the end of the file): a LF byte is never inside a UTF-8
-    character, and a CRLF never spans two pieces."""
+def read_blocks(
+    path: str | os.PathLike[str], block: int | None = None
+) -> Iterator[tuple[int, bytes]]:
+    """``(offset, bytes)`` of consecutive pieces of a file of about ``block`` bytes (default
+    :data:`BLOCK`), each ending just after a line feed (the last at the end of the file): a LF
+    byte is never inside a UTF-8 character, and a CRLF never spans two pieces."""
+    size = BLOCK if block is None else block
     with open(path, "rb") as f:
         carry, at = b"", 0
-        while data := f.read(block):
+        while data := f.read(size):
             buf = carry + data
             cut = buf.rfind(b"\n") + 1
             carry = buf[cut:]

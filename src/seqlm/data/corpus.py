@@ -19,15 +19,15 @@ from pathlib import Path
 import numpy as np
 
 from seqlm.core.errors import DataError
-from seqlm.data.clean import clean_text
+from seqlm.data.clean import clean_text, decode, read_blocks, split_lines
 from seqlm.data.freq import (  # noqa: F401 (FREQ_TABLES, freq_table_csv: read from here)
     FREQ_TABLES,
     FreqCounter,
     TokenIndex,
     freq_table_csv,
 )
-from seqlm.data.ids import id_dtype, read_ids, write_ids
-from seqlm.data.split import SPLITS, check_blocks, split_by_line
+from seqlm.data.ids import id_dtype, read_ids, read_range, write_ids
+from seqlm.data.split import SPLITS, check_blocks, line_bounds, no_text, split_by_line
 from seqlm.data.subword import subword_of, subword_vocab, train_subword
 from seqlm.data.tokens import (
     Tokenization,
@@ -65,8 +65,9 @@ class SplitData:
                 "run the tokenize and corpus stages again"
             )
         if oov is None:
-            oov = sum(
-                int(np.count_nonzero(ids[i : i + CHUNK] == 0)) for i in range(0, ids.size, CHUNK)
+            oov = sum(  # by file reads: a mapped split's pages are not kept (read_range)
+                int(np.count_nonzero(read_range(ids, i, i + CHUNK) == 0))
+                for i in range(0, ids.size, CHUNK)
             )
         return cls(
             name=name,
@@ -263,3 +264,56 @@ def tokenize_splits(
     model = train_tokenizer(blocks, params)
     sub = subword_of(model) if model is not None else None
     return {split: tokenize_lines(blocks[split], params, sub) for split in SPLITS}, model
+
+
+@dataclass(frozen=True)
+class LineRange:
+    """Lines ``lo .. hi − 1`` of a cleaned file (``hi`` None: to its end)."""
+
+    path: Path
+    lo: int = 0
+    hi: int | None = None
+
+
+def line_count(raw: bytes) -> int:
+    """How many lines :func:`seqlm.data.clean.split_lines` finds in a piece of a file that ends
+    where a line does (or the file does): its line endings (LF, CRLF or CR), plus an unended last
+    line."""
+    ends = raw.count(b"\n") + raw.count(b"\r") - raw.count(b"\r\n")
+    return ends + (1 if raw and not raw.endswith((b"\n", b"\r")) else 0)
+
+
+def range_lines(r: LineRange) -> Iterator[str]:
+    """The lines of a range, read a block at a time as they are needed; blocks before it are
+    only counted."""
+    at = 0  # the index of the block's first line
+    for offset, raw in read_blocks(r.path):
+        if r.hi is not None and at >= r.hi:
+            return
+        n = line_count(raw)
+        if at + n > r.lo:
+            lines = split_lines(decode(raw, str(r.path), offset))
+            yield from lines[max(r.lo - at, 0) : None if r.hi is None else r.hi - at]
+        at += n
+
+
+def split_ranges(
+    files: Mapping[str, Path], single: str, fractions: tuple[float, float, float]
+) -> dict[str, LineRange]:
+    """Each split's lines as a range of the cleaned files, checked as :func:`split_by_line` and
+    :func:`check_blocks` check them, without holding the text: a one-file corpus (``files``
+    holds only ``single``) is counted in one pass and cut by :func:`line_bounds`; a pre-split
+    corpus's files are its splits."""
+    if set(files) != {single}:
+        ranges = {name: LineRange(files[name]) for name in SPLITS}
+        for name, r in ranges.items():
+            if not any(line.strip() for line in range_lines(r)):
+                raise DataError(f"the {name} file of the corpus has no text")
+        return ranges
+    n = sum(line_count(raw) for _, raw in read_blocks(files[single]))
+    bounds = line_bounds(n, *fractions)
+    ranges = {name: LineRange(files[single], lo, hi) for name, (lo, hi) in bounds.items()}
+    for name, (lo, hi) in bounds.items():
+        if not any(range_lines(ranges[name])):
+            raise no_text(name, lo, hi, n, fractions)
+    return ranges
