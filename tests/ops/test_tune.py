@@ -156,7 +156,7 @@ def test_hydra_values_are_written_as_dvc_exp_run_s_reads_them():
     assert hydra_value([2000, 6000]) == "[2000,6000]"
     command = trial_command("s-3", "ptb", {"train.lr": 0.002, "model": "gru"})
     assert command == [
-        "dvc", "exp", "run", "--temp", "-n", "s-3",
+        sys.executable, "-m", "dvc", "exp", "run", "--temp", "-n", "s-3",
         "-S", "dataset=ptb", "-S", "train.lr=0.002", "-S", "model=gru",
         "train",
     ]  # fmt: skip
@@ -523,6 +523,12 @@ def test_a_crashed_trial_is_recorded_as_failed_and_the_study_goes_on(
             "space": {"net.heads": [5, 6]},
         },
     )
+    # run as `.venv/bin/seqlm tune` from a shell that never activated the environment: neither
+    # dvc nor the stages' python on PATH (the tuner runs its own, and its stages find it)
+    bin_dir = str(Path(sys.executable).parent)
+    path = [p for p in project.env["PATH"].split(os.pathsep) if p and p != bin_dir]
+    project.env["PATH"] = os.pathsep.join(path)
+    assert shutil.which("dvc", path=project.env["PATH"]) is None
     run = seqlm_tune(project, "heads", "--dataset", "tiny", "--minutes", "5", "--workers", "1")
     states = {t.params["net.heads"]: t.state.name for t in trials_of(project, "heads-tiny")}
     assert states == {5: "FAIL", 6: "COMPLETE"}

@@ -6,13 +6,12 @@ to reach it."""
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from seqlm.core.errors import SeqlmError
+from seqlm.ops.dvc_env import dvc_command, dvc_env
 
 log = logging.getLogger("seqlm.ops.plots")  # dvc's warnings read as the plots command's
 
@@ -30,7 +29,7 @@ def dvc_plots_command(
     """``dvc plots show OPTIONS [targets]`` for the workspace, or ``dvc plots diff REV ... OPTIONS
     [--experiment] [--targets ...]`` given revisions (``--targets`` last: it takes every word after
     it, so it must swallow no revision)."""
-    cmd = [sys.executable, "-m", "dvc", "plots"]
+    cmd = dvc_command("plots")
     if not (revisions or experiment):
         return [*cmd, "show", *options, *(targets or [])]
     cmd += ["diff", *(revisions or []), *options, *(["--experiment"] if experiment else [])]
@@ -50,13 +49,3 @@ def run_dvc(cmd: list[str], root: Path) -> subprocess.CompletedProcess[str]:
         if line.strip():
             log.warning("dvc: %s", line.strip())
     return proc
-
-
-def dvc_env() -> dict[str, str]:
-    """The environment dvc runs in: this interpreter's bin first, no analytics."""
-    bin_dir = str(Path(sys.executable).parent)
-    return {
-        **os.environ,
-        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
-        "DVC_NO_ANALYTICS": "1",
-    }

@@ -41,6 +41,7 @@ from typing import Any
 import yaml
 
 from seqlm.core.errors import ParamError, SeqlmError
+from seqlm.ops.dvc_env import dvc_command, dvc_env
 from seqlm.ops.presets import CONF_DIR, compose_params
 from seqlm.ops.snapshots import (
     GateConfig,
@@ -83,11 +84,12 @@ def load_config(path: str | os.PathLike[str]) -> GateConfig:
 
 
 def _run(cmd: Sequence[str], root: Path, capture: bool = False) -> str:
-    log.info("$ %s", " ".join(cmd))
-    proc = subprocess.run(cmd, cwd=root, text=True, capture_output=capture)
+    shown = " ".join(["dvc", *cmd[3:]])  # cmd: dvc_command(...), this interpreter's dvc
+    log.info("$ %s", shown)
+    proc = subprocess.run(cmd, cwd=root, text=True, capture_output=capture, env=dvc_env())
     if proc.returncode != 0:
         detail = f"\n{proc.stdout}\n{proc.stderr}" if capture else ""
-        raise SeqlmError(f"`{' '.join(cmd)}` failed with exit code {proc.returncode}{detail}")
+        raise SeqlmError(f"`{shown}` failed with exit code {proc.returncode}{detail}")
     return proc.stdout if capture else ""
 
 
@@ -107,11 +109,11 @@ def run_gate(
     files = metric_files(config)
     baseline = snapshot_at(root, rev, files)
     if reproduce:
-        _run(["dvc", "repro", "--force"], root)
+        _run(dvc_command("repro", "--force"), root)
     reproduced = snapshot_workspace(root, files)
     regressions = compare(baseline, reproduced, config, record_with)
-    metrics_md = _run(["dvc", "metrics", "diff", "--md", "--all", rev], root, capture=True)
-    params_md = _run(["dvc", "params", "diff", "--md", rev], root, capture=True)
+    metrics_md = _run(dvc_command("metrics", "diff", "--md", "--all", rev), root, capture=True)
+    params_md = _run(dvc_command("params", "diff", "--md", rev), root, capture=True)
     verdict = (
         f"**Gate failed**: {len(regressions)} check(s) beyond tolerance"
         if regressions
@@ -236,7 +238,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
             if args.smoke:
                 project = prepare_smoke_project(root, Path(tmp), config)
                 if args.update:
-                    _run(["dvc", "repro", "--force"], project)
+                    _run(dvc_command("repro", "--force"), project)
                     save_smoke_baseline(project, root, config)
                     print(f"smoke baseline written to {SMOKE_DIR}/; review and commit it")
                     return 0
@@ -245,7 +247,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
                 )
             else:
                 if args.update:
-                    _run(["dvc", "repro", "--force"], root)
+                    _run(dvc_command("repro", "--force"), root)
                     print(
                         "baseline reproduced: review `git diff`, then commit dvc.lock and metrics/"
                     )

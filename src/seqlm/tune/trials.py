@@ -36,6 +36,7 @@ from seqlm.neural.trial import (
     read_reports,
     verdict_path,
 )
+from seqlm.ops.dvc_env import dvc_command, dvc_env
 from seqlm.tune.space import SearchSpace
 
 log = logging.getLogger("seqlm.tune")
@@ -103,7 +104,9 @@ def set_args(dataset: str, values: Mapping[str, Any]) -> list[str]:
 
 
 def trial_command(name: str, dataset: str, values: Mapping[str, Any]) -> list[str]:
-    return ["dvc", "exp", "run", "--temp", "-n", name, *set_args(dataset, values), "train"]
+    """``dvc exp run --temp -n NAME -S ... train``, as this interpreter's dvc (run it with
+    :func:`seqlm.ops.dvc_env.dvc_env`)."""
+    return dvc_command("exp", "run", "--temp", "-n", name, *set_args(dataset, values), "train")
 
 
 def experiment_ref(root: Path, name: str) -> str | None:
@@ -167,8 +170,9 @@ def run_trial(tuning: Tuning, trial: Any) -> float:
     log.info("trial %d: %s (log: %s)", trial.number, drawn, logfile.relative_to(tuning.root))
     if experiment_ref(tuning.root, name) is not None:
         log.warning("replacing experiment %s, left by an earlier study of this name", name)
-        subprocess.run(["dvc", "exp", "remove", name], cwd=tuning.root, capture_output=True)
-    env = {**os.environ, TRIAL_DIR_ENV: str(folder.resolve()), TUNER_PID_ENV: str(os.getpid())}
+        remove = dvc_command("exp", "remove", name)
+        subprocess.run(remove, cwd=tuning.root, capture_output=True, env=dvc_env())
+    env = dvc_env({TRIAL_DIR_ENV: str(folder.resolve()), TUNER_PID_ENV: str(os.getpid())})
     started = time.monotonic()
     with open(logfile, "w", encoding="utf-8") as out:
         proc = subprocess.Popen(
