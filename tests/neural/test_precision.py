@@ -34,6 +34,23 @@ def test_fp32_runs_without_autocast_and_bf16_autocasts_the_forward_pass() -> Non
     assert Precision("bf16", CPU).scaler is None
 
 
+def test_bf16_on_a_cpu_without_bf16_kernels_runs_the_lstm_without_onednn(monkeypatch) -> None:
+    """oneDNN's LSTM refuses bf16 on a CPU without bf16 kernels (no AVX-512 BF16 or AMX): the
+    forward pass then runs on torch's own kernels, and oneDNN is back on after it."""
+    lstm, x = torch.nn.LSTM(4, 8, batch_first=True), torch.randn(2, 3, 4)
+    for has_kernels in (True, False):
+        monkeypatch.setattr("seqlm.neural.precision.cpu_has_bf16_kernels", lambda h=has_kernels: h)
+        with Precision("bf16", CPU).autocast():
+            assert torch.backends.mkldnn.enabled is has_kernels
+            assert (x[0] @ x[0].T).dtype == torch.bfloat16  # still autocast
+            if not has_kernels:
+                out, _ = lstm(x)
+                out.float().sum().backward()
+        assert torch.backends.mkldnn.enabled
+    with Precision("fp32", CPU).autocast():
+        assert torch.backends.mkldnn.enabled
+
+
 def test_bf16_training_on_the_cpu_keeps_float32_weights_near_the_fp32_run(
     tmp_path, tiny_text
 ) -> None:

@@ -85,5 +85,26 @@ class Precision:
         if self.dtype is None:
             yield
             return
-        with torch.autocast(self.device.type, dtype=self.dtype):
+        with torch.autocast(self.device.type, dtype=self.dtype), self._kernels():
             yield
+
+    @contextlib.contextmanager
+    def _kernels(self) -> Iterator[None]:
+        """bf16 on a CPU whose oneDNN has no bfloat16 kernels (no AVX-512 BF16 or AMX): oneDNN's
+        LSTM primitive refuses bf16 there ("could not create a primitive descriptor"), so the
+        forward pass runs without oneDNN (torch's own kernels: the recurrent layers then compute
+        in float32). Elsewhere nothing changes."""
+        if self.device.type != "cpu" or cpu_has_bf16_kernels():
+            yield
+            return
+        enabled = torch.backends.mkldnn.enabled
+        torch.backends.mkldnn.enabled = False
+        try:
+            yield
+        finally:
+            torch.backends.mkldnn.enabled = enabled
+
+
+def cpu_has_bf16_kernels() -> bool:
+    """Whether this CPU's oneDNN computes in bfloat16 (AVX-512 BF16 or AMX)."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
