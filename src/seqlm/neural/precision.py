@@ -78,6 +78,8 @@ class Precision:
         self.device = device
         self.dtype = LOW_PRECISION.get(name)
         self.scaler = torch.amp.GradScaler(device.type) if name == "fp16" else None
+        # decided once, not at every step: see _kernels
+        self.without_onednn = name == "bf16" and device.type == "cpu" and not cpu_has_bf16_kernels()
 
     @contextlib.contextmanager
     def autocast(self) -> Iterator[None]:
@@ -94,7 +96,7 @@ class Precision:
         LSTM primitive refuses bf16 there ("could not create a primitive descriptor"), so the
         forward pass runs without oneDNN (torch's own kernels: the recurrent layers then compute
         in float32). Elsewhere nothing changes."""
-        if self.device.type != "cpu" or cpu_has_bf16_kernels():
+        if not self.without_onednn:
             yield
             return
         enabled = torch.backends.mkldnn.enabled

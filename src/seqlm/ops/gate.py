@@ -83,14 +83,20 @@ def load_config(path: str | os.PathLike[str]) -> GateConfig:
 # --- running --------------------------------------------------------------------------------------
 
 
-def _run(cmd: Sequence[str], root: Path, capture: bool = False) -> str:
-    shown = " ".join(["dvc", *cmd[3:]])  # cmd: dvc_command(...), this interpreter's dvc
+def _run(cmd: Sequence[str], root: Path, capture: bool = False, shown: str = "") -> str:
+    """Run ``cmd`` in ``root`` (logged as ``shown``); its output when ``capture``."""
+    shown = shown or " ".join(cmd)
     log.info("$ %s", shown)
     proc = subprocess.run(cmd, cwd=root, text=True, capture_output=capture, env=dvc_env())
     if proc.returncode != 0:
         detail = f"\n{proc.stdout}\n{proc.stderr}" if capture else ""
         raise SeqlmError(f"`{shown}` failed with exit code {proc.returncode}{detail}")
     return proc.stdout if capture else ""
+
+
+def _dvc(args: Sequence[str], root: Path, capture: bool = False) -> str:
+    """``dvc ARGS`` in ``root``, as this interpreter's dvc."""
+    return _run(dvc_command(*args), root, capture, shown=" ".join(["dvc", *args]))
 
 
 def metric_files(config: GateConfig) -> list[str]:
@@ -109,11 +115,11 @@ def run_gate(
     files = metric_files(config)
     baseline = snapshot_at(root, rev, files)
     if reproduce:
-        _run(dvc_command("repro", "--force"), root)
+        _dvc(["repro", "--force"], root)
     reproduced = snapshot_workspace(root, files)
     regressions = compare(baseline, reproduced, config, record_with)
-    metrics_md = _run(dvc_command("metrics", "diff", "--md", "--all", rev), root, capture=True)
-    params_md = _run(dvc_command("params", "diff", "--md", rev), root, capture=True)
+    metrics_md = _dvc(["metrics", "diff", "--md", "--all", rev], root, capture=True)
+    params_md = _dvc(["params", "diff", "--md", rev], root, capture=True)
     verdict = (
         f"**Gate failed**: {len(regressions)} check(s) beyond tolerance"
         if regressions
@@ -238,7 +244,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
             if args.smoke:
                 project = prepare_smoke_project(root, Path(tmp), config)
                 if args.update:
-                    _run(dvc_command("repro", "--force"), project)
+                    _dvc(["repro", "--force"], project)
                     save_smoke_baseline(project, root, config)
                     print(f"smoke baseline written to {SMOKE_DIR}/; review and commit it")
                     return 0
@@ -247,7 +253,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
                 )
             else:
                 if args.update:
-                    _run(dvc_command("repro", "--force"), root)
+                    _dvc(["repro", "--force"], root)
                     print(
                         "baseline reproduced: review `git diff`, then commit dvc.lock and metrics/"
                     )
