@@ -119,6 +119,11 @@ def test_replace_gives_a_validated_copy():
             "train.min_lr = 0.1 must not exceed train.lr = 0.01",
         ),
         (TrainParams, {"momentum": 1.0}, r"train.momentum = 1.0 must be in \[0, 1\)"),
+        (
+            TrainParams,
+            {"eval_every": 500, "eval_minutes": 2.0},
+            "train.eval_every = 500 and train.eval_minutes = 2.0 both set when to validate",
+        ),
         (TrainParams, {"plateau_factor": 1.0}, r"train.plateau_factor = 1.0 must be in \(0, 1\)"),
         (
             TrainParams,

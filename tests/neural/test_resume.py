@@ -1,9 +1,11 @@
-"""Step-based training (eval_every, max_steps) and resuming a killed run exactly where it was."""
+"""Step- and time-based training (eval_every, eval_minutes, max_steps) and resuming a killed run
+exactly where it was."""
 
 from __future__ import annotations
 
 import logging
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -96,6 +98,43 @@ def test_eval_every_validates_every_that_many_steps_and_at_the_last_without_chan
         assert torch.equal(value, every_hook.weights[key]), key
     best = min(every.history, key=lambda r: r.val_perplexity)
     assert (every.best_step, every.best_val_perplexity) == (best.step, best.val_perplexity)
+
+
+def test_eval_minutes_validates_by_the_clock_and_at_the_last_step_without_changing_the_updates(
+    tmp_path, tiny_text
+) -> None:
+    plain_hook, timed_hook = LastWeights(), LastWeights()
+    plain, _, _, _ = train_tiny(tmp_path / "a", tiny_text, on_step=plain_hook)
+    minutes = 2e-4  # 12 ms: evaluations within the epochs, however fast the machine
+    params = TINY_TRAIN.replace(eval_minutes=minutes)
+    timed, _, _, _ = train_tiny(tmp_path / "b", tiny_text, params=params, on_step=timed_hook)
+    steps = [r.step for r in timed.history]
+    assert timed.steps == plain.steps and steps[-1] == timed.steps and timed.stopped == "epochs"
+    assert len(steps) > len(plain.history) and steps == sorted(set(steps))
+    for i, record in enumerate(timed.history[:-1]):  # never before its minute came
+        assert record.elapsed >= (i + 1) * minutes * 60
+    assert timed.history[-1].val_perplexity == plain.history[-1].val_perplexity
+    for key, value in plain_hook.weights.items():
+        assert torch.equal(value, timed_hook.weights[key]), key
+
+
+@pytest.mark.parametrize(
+    "spent, history, due", [(179.0, 2, False), (181.0, 2, True), (61.0, 0, True)]
+)
+def test_an_eval_minutes_evaluation_is_due_once_the_clock_passes_its_multiple(
+    spent, history, due
+) -> None:
+    from seqlm.neural.loop import evaluation_due
+    from seqlm.neural.records import Budget, Interval, Progress
+
+    budget = Budget(0.0)
+    budget.resume(spent)
+    progress = Progress(epoch_rng=None)
+    progress.history.extend([None] * history)
+    state = SimpleNamespace(updater=SimpleNamespace(steps=7), progress=progress, budget=budget)
+    interval = Interval(epoch=1, lr=0.1, stepped=True)
+    why = evaluation_due(TINY_TRAIN.replace(eval_minutes=1.0), state, interval, False)
+    assert why == ("eval_minutes" if due else None)
 
 
 def test_patience_counts_evaluations(tmp_path, tiny_text, monkeypatch) -> None:

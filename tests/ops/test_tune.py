@@ -199,6 +199,34 @@ def test_a_searched_training_budget_is_held_to_its_longest_choice(project_root, 
     assert "train.budget_minutes = 6 minutes" in err
 
 
+@pytest.mark.parametrize(
+    "every, minutes, trial_minutes, warning",
+    [
+        (500, 0.0, 4.0, "compares them at equal steps"),
+        (0, 2.0, 4.0, "at most 2 evaluations: too few to prune it early"),
+        (0, 1.0, 4.0, None),
+        (500, 0.0, 0.0, None),  # no budget: steps are what the trials share
+    ],
+)
+def test_the_tuner_warns_when_the_trials_evaluations_cannot_serve_the_pruner(
+    every, minutes, trial_minutes, warning, caplog
+):
+    with caplog.at_level("WARNING", logger=tune_cli.log.name):
+        tune_cli.check_cadence({"eval_every": every, "eval_minutes": minutes}, trial_minutes)
+    if warning is None:
+        assert not caplog.records
+    else:
+        assert len(caplog.records) == 1 and warning in caplog.records[0].getMessage()
+
+
+def test_the_shipped_searches_compare_trials_at_equal_minutes(caplog):
+    for name in ("lstm", "lstm_8min"):
+        search = read_space(Path(__file__).parents[2] / "conf" / "search" / f"{name}.yaml")
+        fixed = search.fixed
+        assert fixed["train.eval_minutes"] > 0 and "train.eval_every" not in fixed
+        assert fixed["train.eval_minutes"] * 4 <= fixed["train.budget_minutes"]
+
+
 def test_an_unknown_key_in_the_search_file_is_refused_before_any_trial(project_root, capsys):
     (project_root / "conf" / "search" / "bad.yaml").write_text(
         "space:\n  net.hidden_sise: [128, 256]\n"

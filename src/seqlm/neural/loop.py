@@ -7,12 +7,12 @@ independent window pairs for seq2seq); the loop only steps the optimizer
 train split's unigram log-frequencies (not with ``net.init_range`` > 0: that recipe draws it too).
 
 At every evaluation point — every epoch's end, or with ``eval_every`` every that many optimizer
-steps and the last step — the model (or its weight average) scores the val split under the
-convention (:func:`seqlm.neural.evaluation.score`); the best evaluation's weights are the
-checkpoint. Training stops after ``epochs``, after ``max_steps`` optimizer steps, after ``patience``
-evaluations without improvement, or when the wall-clock budget is spent. At every evaluation that
-does not end training a resumable state is saved (:mod:`seqlm.neural.resume`), so a killed run
-continues from there and ends as an uninterrupted one would::
+steps (``eval_minutes``: minutes) and the last step — the model (or its weight average) scores
+the val split under the convention (:func:`seqlm.neural.evaluation.score`); the best
+evaluation's weights are the checkpoint. Training stops after ``epochs``, after ``max_steps``
+optimizer steps, after ``patience`` evaluations without improvement, or when the wall-clock
+budget is spent. At every evaluation that does not end training a resumable state is saved
+(:mod:`seqlm.neural.resume`), so a killed run continues from there and ends as an uninterrupted one would::
 
     epoch 1                     epoch 2                     (eval_every = 4, 6 batches an epoch)
     b b b b | b b  ·  b b | b b b b | ...    | = evaluation (+ state saved), · = epoch end
@@ -150,9 +150,9 @@ def train_loop(
             batches.close()
             batches = None
             state.end_epoch()
-            if params.eval_every and state.progress.epoch <= params.epochs:
-                continue  # evaluations every eval_every steps, across epochs
-            if params.eval_every and not interval.batches_trained:
+            if params.evaluates_within_epochs and state.progress.epoch <= params.epochs:
+                continue  # evaluations every eval_every steps or eval_minutes, across epochs
+            if params.evaluates_within_epochs and not interval.batches_trained:
                 close_interval(run, state, interval)
                 return "epochs"  # the last epoch ended right after an evaluation
             why = "epoch"
@@ -260,8 +260,8 @@ def evaluation_due(
     params: TrainParams, state: TrainState, interval: Interval, stop_requested: bool
 ) -> str | None:
     """After a step: why to validate now — ``callback`` (the step hook asked to stop),
-    ``max_steps``, ``eval_every``, or ``budget`` (spent before the last epoch: this partial epoch
-    is still validated) — or None: train on."""
+    ``max_steps``, ``eval_every``, ``eval_minutes`` (the next multiple of them reached), or
+    ``budget`` (spent before the last epoch: this partial epoch is still validated) — or None."""
     if stop_requested:
         return "callback"
     steps = state.updater.steps
@@ -269,6 +269,9 @@ def evaluation_due(
         return "max_steps"
     if params.eval_every and interval.stepped and steps % params.eval_every == 0:
         return "eval_every"
+    due = params.eval_minutes * (len(state.progress.history) + 1)
+    if params.eval_minutes and interval.stepped and state.budget.reached(due):
+        return "eval_minutes"
     if state.progress.epoch < params.epochs and state.budget.spent():
         return "budget"
     return None

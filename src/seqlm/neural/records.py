@@ -157,6 +157,10 @@ class Budget:
     def spent(self) -> bool:
         return bool(self.seconds) and self.fraction() >= 1.0
 
+    def reached(self, minutes: float) -> bool:
+        """Whether ``minutes`` have passed since the start, agreed over the processes."""
+        return self.agree(self.elapsed()) >= minutes * 60
+
     def resume(self, spent: float) -> None:
         """Count ``spent`` seconds of an earlier run as already gone."""
         self.start = time.perf_counter() - spent

@@ -79,7 +79,11 @@ def train_here(files: TrainFiles, params: TrainParams) -> None:
     with live_logger(files.live_dir, world.is_main, resumed) as live:
         if resume is not None and live is not None:
             keep_curves_with_state(resume, live, files.live_dir)
-        to_live = partial(log_evaluation, live, params.eval_every) if live is not None else None
+        to_live = (
+            partial(log_evaluation, live, params.evaluates_within_epochs)
+            if live is not None
+            else None
+        )
         trial = TrialChannel.from_env() if world.is_main else None
         result = train(
             model_name,
@@ -174,7 +178,7 @@ def keep_curves_with_state(resume: Resume, live: Any, live_dir: str) -> None:
     resume.extras = lambda: {"dvclive_step": live.step, "dvclive_files": folder_files(live_dir)}
 
 
-def log_evaluation(live: Any, eval_every: int, record: Evaluation) -> None:
+def log_evaluation(live: Any, within_epochs: bool, record: Evaluation) -> None:
     """One evaluation's figures to DVCLive, whose step is the evaluation's index (from 0)."""
     live.log_metric("train/perplexity", record.train_perplexity)
     live.log_metric("val/perplexity", record.val_perplexity)
@@ -182,7 +186,7 @@ def log_evaluation(live: Any, eval_every: int, record: Evaluation) -> None:
     live.log_metric("lr", record.lr)
     live.log_metric("tokens_per_second", record.tokens_per_second)
     live.log_metric("minutes", record.elapsed / 60)  # the x of the curves against time
-    if eval_every:  # evaluations are not epochs: say where each one was
+    if within_epochs:  # evaluations are not epochs: say where each one was
         live.log_metric("epoch", record.epoch)
         live.log_metric("steps", record.step)
     live.next_step()

@@ -100,6 +100,7 @@ def prepare(args: argparse.Namespace, root: Path) -> Tuning:
             "train.budget_minutes is 0: each trial trains its epochs (or max_steps) to the end, so "
             "the study may run past --minutes by up to one trial; set a budget with --set"
         )
+    check_cadence(params["train"], trial_minutes)
     if args.trials is not None and args.trials < 1:
         raise ParamError(f"--trials must be >= 1, got {args.trials}")
     workers = args.workers if args.workers is not None else default_workers()
@@ -120,6 +121,28 @@ def prepare(args: argparse.Namespace, root: Path) -> Tuning:
         search_file=str(path.relative_to(root)) if path.is_relative_to(root) else str(path),
         start={key: lookup(params, key) for key in search.space},
     )
+
+
+def check_cadence(train: dict[str, Any], trial_minutes: float) -> None:
+    """Warn when the trials' evaluations will not serve the pruner: by steps under a time budget
+    (a slow trial reaches each late, near its budget's end) or too rare to prune anything."""
+    every, minutes = int(train["eval_every"]), float(train["eval_minutes"])
+    if trial_minutes and every:
+        log.warning(
+            "the trials train for %g minutes but validate every %d steps: the pruner compares "
+            "them at equal steps, which a slow trial reaches late; --set train.eval_every=0 "
+            "--set train.eval_minutes=M compares them at equal minutes",
+            trial_minutes,
+            every,
+        )
+    if trial_minutes and minutes >= trial_minutes / 2:
+        log.warning(
+            "train.eval_minutes = %g gives a %g-minute trial at most %d evaluations: too few "
+            "to prune it early",
+            minutes,
+            trial_minutes,
+            int(trial_minutes // minutes),
+        )
 
 
 def lookup(params: dict[str, Any], key: str) -> Any:

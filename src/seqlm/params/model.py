@@ -250,7 +250,12 @@ class TrainParams(Section):
       cosine schedule then ends at ``min(max_steps, epochs × batches per epoch)``;
     * ``eval_every``: validate (and keep the best checkpoint, log, save the resumable state) every
       this many optimizer steps and at the last one, epochs notwithstanding (0 = at every epoch's
-      end). ``patience`` and ``plateau_patience`` count evaluations.
+      end). ``patience`` and ``plateau_patience`` count evaluations;
+    * ``eval_minutes``: instead, validate every this many minutes of the training's clock (the
+      budget's: validation included) and at the last step, so that runs of different speeds are
+      compared at the same minutes, as ``seqlm tune``'s pruner compares trials (0 = off; not
+      with ``eval_every``). The points follow the clock, so they fall at other steps from run to
+      run; no update depends on them (only the plateau schedule and ``patience`` count them).
     """
 
     section: ClassVar[str] = "train"
@@ -281,12 +286,27 @@ class TrainParams(Section):
     average: Annotated[float, Field(ge=0, lt=1), Allowed("must be in [0, 1) (0 = off)")] = 0.0
     max_steps: NonNegativeInt = 0
     eval_every: NonNegativeInt = 0
+    eval_minutes: NonNegative = 0.0
 
     @model_validator(mode="after")
     def _min_lr_below_lr(self) -> Self:
         if self.min_lr > self.lr:
             raise ParamError(f"train.min_lr = {self.min_lr} must not exceed train.lr = {self.lr}")
         return self
+
+    @model_validator(mode="after")
+    def _one_cadence(self) -> Self:
+        if self.eval_every and self.eval_minutes:
+            raise ParamError(
+                f"train.eval_every = {self.eval_every} and train.eval_minutes = "
+                f"{self.eval_minutes} both set when to validate: set one of them (the other 0)"
+            )
+        return self
+
+    @property
+    def evaluates_within_epochs(self) -> bool:
+        """Whether evaluations follow ``eval_every`` or ``eval_minutes`` instead of the epochs."""
+        return bool(self.eval_every or self.eval_minutes)
 
 
 # --- generate ------------------------------------------------------------------------------------
