@@ -117,6 +117,6 @@ def test_an_experiments_model_joins_the_ensemble_by_the_readme_recipe(baseline):
     assert ran(run.stdout) == ["evaluate"]
     ev = json.loads((baseline.root / "metrics/eval.json").read_text())
     weights = ev["ensemble"]["members"]
-    assert set(weights) == {"ngram", "lstm", "lstm-dynamic", "extra-gru"}
+    assert set(weights) == {"ngram", "lstm", "lstm-dynamic", "extra-gru", "extra-gru-dynamic"}
     assert sum(weights.values()) == pytest.approx(1.0)
     assert ev["ensemble"]["val"]["nll"] <= ev["dynamic"]["val"]["nll"] + 1e-6

@@ -157,11 +157,14 @@ def run_evaluation(files: EvaluationFiles, settings: EvaluationSettings) -> Eval
         members[f"{name}-dynamic"] = dyn.logprobs
         bits[f"{name}-dynamic"] = bits_row(dyn.scores)
     extra = settings.evaluate.members
-    members |= extra_members(files.members_dir, extra, vocab, splits, settings.device)
+    extras = extra_members(files.members_dir, extra, vocab, splits, settings)
+    members |= extras.logprobs
+    if extras.dynamic:
+        metrics["members_dynamic"] = {n: dynamic_record(r) for n, r in extras.dynamic.items()}
     weights, ensemble = fit_ensemble(members, splits)
     metrics["ensemble"] = {"members": weights, **{s: ensemble[s].to_record() for s in SCORED}}
     bits["ensemble"] = bits_row(ensemble)
-    where = member_files(files, name, extra, dyn)
+    where = member_files(files, name, extra, dyn, extras.dynamic)
     return Evaluation(
         metrics=metrics,
         bits_per_char=bits,
@@ -251,40 +254,53 @@ def dynamic_record(result: DynamicResult) -> dict[str, object]:
     }
 
 
+@dataclass
+class ExtraMembers:
+    """The extra checkpoints' log-probabilities by member name (``extra-<name>``, and
+    ``extra-<name>-dynamic`` for each one evaluated dynamically), and those dynamic evaluations
+    by checkpoint name."""
+
+    logprobs: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    dynamic: dict[str, DynamicResult] = field(default_factory=dict)
+
+
 def extra_members(
     members_dir: str | None,
     names: Sequence[str],
     vocab: Vocab,
     splits: dict[str, SplitData],
-    device: torch.device,
-) -> dict[str, dict[str, np.ndarray]]:
+    settings: EvaluationSettings,
+) -> ExtraMembers:
     """Each extra checkpoint ``<members_dir>/<name>.pt``'s log-probabilities of val and test, as
-    ensemble member ``extra-<name>`` (refused unless trained on this vocabulary)."""
+    ensemble member ``extra-<name>`` (refused unless trained on this vocabulary), and, when
+    ``evaluate.dynamic`` is on and it reads a stream, its dynamic evaluation (its own lr and decay
+    chosen on val) as ``extra-<name>-dynamic``."""
     if names and not members_dir:
         raise ParamError("evaluate.members names extra checkpoints but no --members-dir was given")
-    scored: dict[str, dict[str, np.ndarray]] = {}
+    out, bos = ExtraMembers(), vocab.id_of("<bos>")
     tokens = sum(int(splits[s].ids.size) for s in SCORED)
-    bar = progress_bar("ensemble members" if names else None, len(names) * tokens)
     for name in names:
         path = Path(str(members_dir)) / f"{name}.pt"
-        model, info = load_checkpoint(path, vocab, device=device)
-        log.info(
-            "extra member %s: a %s from epoch %d, scoring %d tokens",
-            path,
-            info.model,
-            info.epoch,
-            tokens,
-        )
-        scored[f"extra-{name}"] = {}
+        model, info = load_checkpoint(path, vocab, device=settings.device)
+        log.info("extra member %s: a %s from epoch %d", path, info.model, info.epoch)
+        bar = progress_bar(f"member {name}", tokens)
+        out.logprobs[f"extra-{name}"] = {}
         for s in SCORED:
-            scored[f"extra-{name}"][s] = score(model, splits[s], vocab.id_of("<bos>"))[1]
+            out.logprobs[f"extra-{name}"][s] = score(model, splits[s], bos)[1]
             bar.update(splits[s].ids.size)
-    bar.close()
-    return scored
+        bar.close()
+        if (adapted := dynamic(model, splits, bos, settings.evaluate)) is not None:
+            out.logprobs[f"extra-{name}-dynamic"] = adapted.logprobs
+            out.dynamic[name] = adapted
+    return out
 
 
 def member_files(
-    files: EvaluationFiles, model_name: str, extra: Sequence[str], dyn: DynamicResult | None
+    files: EvaluationFiles,
+    model_name: str,
+    extra: Sequence[str],
+    dyn: DynamicResult | None,
+    extra_dynamic: Mapping[str, DynamicResult] | None = None,
 ) -> dict[str, dict[str, object]]:
     """Where each ensemble member's model is (and how the dynamic member adapts), by name."""
     entries: dict[str, dict[str, object]] = {
@@ -292,11 +308,26 @@ def member_files(
         model_name: {"path": str(files.checkpoint)},
     }
     if dyn is not None:
-        settings = {"lr": dyn.lr, "decay": dyn.decay, "segment": dyn.segment, "update": dyn.update}
-        entries[f"{model_name}-dynamic"] = {"path": str(files.checkpoint), "dynamic": settings}
+        entries[f"{model_name}-dynamic"] = {"path": str(files.checkpoint), "dynamic": adapts(dyn)}
     for name in extra:
-        entries[f"extra-{name}"] = {"path": str(Path(str(files.members_dir)) / f"{name}.pt")}
+        path = str(Path(str(files.members_dir)) / f"{name}.pt")
+        entries[f"extra-{name}"] = {"path": path}
+        if extra_dynamic and name in extra_dynamic:
+            entries[f"extra-{name}-dynamic"] = {
+                "path": path,
+                "dynamic": adapts(extra_dynamic[name]),
+            }
     return entries
+
+
+def adapts(result: DynamicResult) -> dict[str, object]:
+    """How a dynamic member adapts, as ``ensemble.json`` records it."""
+    return {
+        "lr": result.lr,
+        "decay": result.decay,
+        "segment": result.segment,
+        "update": result.update,
+    }
 
 
 def fit_ensemble(

@@ -174,6 +174,37 @@ def test_evaluate_refuses_a_checkpoint_trained_with_other_params(
     assert not (tmp_path / "metrics" / "eval.json").exists()
 
 
+def test_an_extra_member_is_evaluated_dynamically_too_and_joins_as_two_members(
+    trained, tmp_path: Path
+) -> None:
+    import shutil
+
+    from stages import evaluate
+
+    extra = tmp_path / "models" / "extra"
+    extra.mkdir(parents=True)
+    shutil.copy(trained["checkpoint"], extra / "twin.pt")
+    set_evaluate(trained, dynamic=True, members=["twin"])
+    manifest = tmp_path / "data" / "ensemble.json"
+    argv = evaluate_argv(
+        trained, tmp_path, "--members-dir", str(extra), "--ensemble", str(manifest)
+    )
+    assert evaluate.main(argv) == 0
+    metrics = json.loads((tmp_path / "metrics" / "eval.json").read_text())
+    weights = metrics["ensemble"]["members"]
+    assert set(weights) == {"ngram", "lstm", "lstm-dynamic", "extra-twin", "extra-twin-dynamic"}
+    # the same model twice: its own lr and decay, chosen on val, are the main model's
+    twin = metrics["members_dynamic"]["twin"]
+    assert {k: twin[k] for k in ("lr", "decay", "segment", "update")} == {
+        k: metrics["dynamic"][k] for k in ("lr", "decay", "segment", "update")
+    }
+    assert twin["val"]["nll"] == pytest.approx(metrics["dynamic"]["val"]["nll"], rel=1e-9)
+    assert weights["lstm-dynamic"] == pytest.approx(weights["extra-twin-dynamic"], abs=1e-6)
+    entries = {m["name"]: m for m in json.loads(manifest.read_text())["members"]}
+    assert entries["extra-twin-dynamic"]["dynamic"] == entries["lstm-dynamic"]["dynamic"]
+    assert entries["extra-twin-dynamic"]["path"] == entries["extra-twin"]["path"]
+
+
 def test_evaluate_refuses_ngram_scores_of_other_targets(trained, tmp_path: Path, capsys) -> None:
     from stages import evaluate
 
@@ -233,6 +264,8 @@ def test_extra_members_join_the_ensemble_and_must_share_the_vocabulary(
     assert set(weights) == {"ngram", "lstm", "extra-twin"}
     assert weights["lstm"] == pytest.approx(weights["extra-twin"])  # the same model twice
     assert sum(weights.values()) == pytest.approx(1.0)
+    assert "members_dynamic" not in metrics
+
     set_evaluate(trained, members=["missing"])
     assert evaluate.main(argv) == 1
     assert "does not exist" in capsys.readouterr().err
