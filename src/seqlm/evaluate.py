@@ -245,10 +245,7 @@ def dynamic_record(result: DynamicResult) -> dict[str, object]:
     """``metrics/eval.json``'s ``dynamic``: the update, the chosen lr and decay, val and test, and
     the seconds the grid and test took."""
     return {
-        "lr": result.lr,
-        "decay": result.decay,
-        "segment": result.segment,
-        "update": result.update,
+        **adapts(result),
         "seconds": result.seconds,
         **{s: result.scores[s].to_record() for s in SCORED},
     }

@@ -119,22 +119,27 @@ def test_eval_minutes_validates_by_the_clock_and_at_the_last_step_without_changi
 
 
 @pytest.mark.parametrize(
-    "spent, history, due", [(179.0, 2, False), (181.0, 2, True), (61.0, 0, True)]
+    "spent, history, budget_minutes, why",
+    [
+        (179.0, 2, 0.0, None),
+        (181.0, 2, 0.0, "eval_minutes"),
+        (61.0, 0, 0.0, "eval_minutes"),
+        (181.0, 2, 3.0, "budget"),  # the budget's last step: one evaluation, and the stop
+    ],
 )
 def test_an_eval_minutes_evaluation_is_due_once_the_clock_passes_its_multiple(
-    spent, history, due
+    spent, history, budget_minutes, why
 ) -> None:
     from seqlm.neural.loop import evaluation_due
     from seqlm.neural.records import Budget, Interval, Progress
 
-    budget = Budget(0.0)
+    budget = Budget(budget_minutes)
     budget.resume(spent)
     progress = Progress(epoch_rng=None)
     progress.history.extend([None] * history)
     state = SimpleNamespace(updater=SimpleNamespace(steps=7), progress=progress, budget=budget)
     interval = Interval(epoch=1, lr=0.1, stepped=True)
-    why = evaluation_due(TINY_TRAIN.replace(eval_minutes=1.0), state, interval, False)
-    assert why == ("eval_minutes" if due else None)
+    assert evaluation_due(TINY_TRAIN.replace(eval_minutes=1.0), state, interval, False) == why
 
 
 def test_patience_counts_evaluations(tmp_path, tiny_text, monkeypatch) -> None:

@@ -203,6 +203,7 @@ def test_a_searched_training_budget_is_held_to_its_longest_choice(project_root, 
     "every, minutes, trial_minutes, warning",
     [
         (500, 0.0, 4.0, "compares them at equal steps"),
+        (0, 0.0, 4.0, "validate at every epoch's end: the pruner compares them at equal epochs"),
         (0, 2.0, 4.0, "at most 2 evaluations: too few to prune it early"),
         (0, 1.0, 4.0, None),
         (500, 0.0, 0.0, None),  # no budget: steps are what the trials share
@@ -219,7 +220,7 @@ def test_the_tuner_warns_when_the_trials_evaluations_cannot_serve_the_pruner(
         assert len(caplog.records) == 1 and warning in caplog.records[0].getMessage()
 
 
-def test_the_shipped_searches_compare_trials_at_equal_minutes(caplog):
+def test_the_shipped_searches_compare_trials_at_equal_minutes():
     for name in ("lstm", "lstm_8min"):
         search = read_space(Path(__file__).parents[2] / "conf" / "search" / f"{name}.yaml")
         fixed = search.fixed

@@ -260,20 +260,22 @@ def evaluation_due(
     params: TrainParams, state: TrainState, interval: Interval, stop_requested: bool
 ) -> str | None:
     """After a step: why to validate now — ``callback`` (the step hook asked to stop),
-    ``max_steps``, ``eval_every``, ``eval_minutes`` (the next multiple of them reached), or
-    ``budget`` (spent before the last epoch: this partial epoch is still validated) — or None."""
+    ``max_steps``, ``budget`` (spent before the last epoch: this partial epoch is still validated,
+    and training stops), ``eval_every`` or ``eval_minutes`` (the next multiple of them reached) —
+    or None. The reasons that stop come first: an evaluation due on the budget's last step is that
+    step's one evaluation, not one more step and one more evaluation."""
     if stop_requested:
         return "callback"
     steps = state.updater.steps
     if params.max_steps and steps >= params.max_steps:
         return "max_steps"
+    if state.progress.epoch < params.epochs and state.budget.spent():
+        return "budget"
     if params.eval_every and interval.stepped and steps % params.eval_every == 0:
         return "eval_every"
     due = params.eval_minutes * (len(state.progress.history) + 1)
     if params.eval_minutes and interval.stepped and state.budget.reached(due):
         return "eval_minutes"
-    if state.progress.epoch < params.epochs and state.budget.spent():
-        return "budget"
     return None
 
 

@@ -124,16 +124,18 @@ def prepare(args: argparse.Namespace, root: Path) -> Tuning:
 
 
 def check_cadence(train: dict[str, Any], trial_minutes: float) -> None:
-    """Warn when the trials' evaluations will not serve the pruner: by steps under a time budget
-    (a slow trial reaches each late, near its budget's end) or too rare to prune anything."""
+    """Warn when the trials' evaluations will not serve the pruner: by steps or epochs under a
+    time budget (a slow trial reaches each late, near its budget's end) or too rare to prune
+    anything."""
     every, minutes = int(train["eval_every"]), float(train["eval_minutes"])
-    if trial_minutes and every:
+    if trial_minutes and not minutes:
         log.warning(
-            "the trials train for %g minutes but validate every %d steps: the pruner compares "
-            "them at equal steps, which a slow trial reaches late; --set train.eval_every=0 "
-            "--set train.eval_minutes=M compares them at equal minutes",
+            "the trials train for %g minutes but validate %s: the pruner compares them at equal "
+            "%s, which a slow trial reaches late; --set train.eval_every=0 --set "
+            "train.eval_minutes=M compares them at equal minutes",
             trial_minutes,
-            every,
+            f"every {every} steps" if every else "at every epoch's end",
+            "steps" if every else "epochs",
         )
     if trial_minutes and minutes >= trial_minutes / 2:
         log.warning(
