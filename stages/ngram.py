@@ -16,11 +16,9 @@ from seqlm.data.split import SPLITS
 from seqlm.data.tokens import read_token_file
 from seqlm.data.vocab import load_vocab
 from seqlm.ngram import fit_sentence_model, write_arpa
-from seqlm.ngram.baseline import orders_csv, run_baseline
+from seqlm.ngram.baseline import model_outputs, orders_csv, run_baseline, save_models
 from seqlm.ngram.sentences import SentenceVocab
-from seqlm.ngram.store import MODEL_FILE, save_ngram
 from seqlm.params import CleanParams, GenerateParams, NgramParams, TokenizeParams, load_section
-from seqlm.perplexity import logprobs_path
 from seqlm.sampling import TextFormat, text_reading
 
 SAMPLES = "samples.txt"
@@ -28,7 +26,8 @@ ARGUMENTS = {
     "--vocab": "vocabulary TSV",
     "--corpus-dir": "the corpus stage's folder of split ids",
     "--tokens-dir": "the tokenize stage's folder",
-    "--out-dir": "folder for the model (model.npz), {val,test}_logprobs.npy and samples.txt",
+    "--out-dir": "folder for the model (model.npz), {val,test}_logprobs.npy and samples.txt "
+    "(and dynamic/ with the same for ngram.dynamic)",
     "--metrics": "metrics JSON (order, smoothing, per-split scores)",
     "--orders": "CSV of val perplexity per order tried",
     "--arpa": "optional: also write the sentence-mode model of the chosen order as ARPA",
@@ -38,8 +37,7 @@ ARGUMENTS = {
 def body(args: argparse.Namespace) -> None:
     out_dir = Path(args.out_dir)
     outputs = [args.metrics, args.orders, out_dir / SAMPLES]
-    outputs += [logprobs_path(out_dir, s) for s in ("val", "test")]
-    outputs += [out_dir / MODEL_FILE] + ([args.arpa] if args.arpa else [])
+    outputs += model_outputs(out_dir) + ([args.arpa] if args.arpa else [])
     remove_outputs(*outputs)
     params = load_section(NgramParams, "ngram", args.params)
     gen = load_section(GenerateParams, "generate", args.params)
@@ -53,7 +51,7 @@ def body(args: argparse.Namespace) -> None:
     try:  # all or nothing: a failure part-way removes what was already written
         result = run_baseline(params, gen, vocab, splits, fmt, worker_count(), out_dir)
         write_text(out_dir / SAMPLES, result.samples)
-        save_ngram(result.model, vocab, text_reading(fmt), out_dir / MODEL_FILE)
+        save_models(result, vocab, text_reading(fmt), out_dir)
         if args.arpa:
             train_lines = read_token_file(tokens_path(args.tokens_dir, "train"), tok.token)
             sentence_model = fit_sentence_model(

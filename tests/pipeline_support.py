@@ -28,7 +28,7 @@ STAGES = ("download", "clean", "tokenize", "vocab", "corpus", "ngram", "train", 
 
 # A network small enough to train in seconds: the point is the plumbing, not the figures.
 TINY = {
-    "ngram": {"max_order": 4},
+    "ngram": {"max_order": 4, "dynamic": True, "dynamic_order": 6},  # dynamic: the default too
     "net": {"embedding_size": 16, "hidden_size": 24, "window": 16},
     "train": {"epochs": 2, "batch_size": 4, "num_steps": 16, "warmup_steps": 2},
     "generate": {"length": 20},

@@ -19,7 +19,7 @@ from seqlm.data.split import split_by_line
 from tiny_pipeline import CHAR_80_10_10, tiny_data, write_tiny_pipeline
 
 SETTINGS = {
-    "ngram": {"order": "auto", "max_order": 5},
+    "ngram": {"order": "auto", "max_order": 5, "dynamic": True, "dynamic_order": 6},
     "train": {"epochs": 4, "patience": 1, "batch_size": 4, "num_steps": 8, "lr": 0.01},
 }
 
@@ -29,6 +29,7 @@ Outputs = dict[str, Path]
 CHOICES: dict[str, Callable[[Outputs], object]] = {
     "the n-gram order": lambda out: read_json(out["ngram"])["order"],
     "the n-gram's val score": lambda out: read_json(out["ngram"])["val"],
+    "the dynamic n-gram's val score": lambda out: read_json(out["ngram"])["dynamic"]["val"],
     "the best epoch": lambda out: read_json(out["train"])["best_epoch"],
     "when training stopped, and why": lambda out: (
         read_json(out["train"])["epochs"],

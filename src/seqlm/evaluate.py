@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from seqlm.core.errors import DataError, ParamError
@@ -32,6 +31,7 @@ from seqlm.neural.evaluation import score
 from seqlm.neural.generate import generate_samples, samples_markdown
 from seqlm.neural.models import NeuralLM, count_parameters
 from seqlm.neural.precision import resolve_device
+from seqlm.ngram.dynamic import dynamic_dir, read_adaptation
 from seqlm.ngram.store import MODEL_FILE
 from seqlm.params import (
     CleanParams,
@@ -43,7 +43,13 @@ from seqlm.params import (
     load_model_name,
     load_section,
 )
-from seqlm.perplexity import SplitScore, load_target_logprobs, score_logprobs
+from seqlm.perplexity import (
+    SplitScore,
+    bits_per_char_csv,
+    bits_row,
+    load_target_logprobs,
+    score_logprobs,
+)
 from seqlm.sampling import TextFormat
 
 log = logging.getLogger("seqlm.stages.evaluate")
@@ -151,6 +157,9 @@ def run_evaluation(files: EvaluationFiles, settings: EvaluationSettings) -> Eval
         "ngram": bits_row({s: score_logprobs(splits[s], ngram[s]) for s in SCORED}),
         f"{name}+ngram": bits_row(mixed),
     }
+    if (adapted := adapted_ngram(files.ngram_dir, splits, neural)) is not None:
+        members["ngram-dynamic"] = adapted
+        bits["ngram-dynamic"] = bits_row({s: score_logprobs(splits[s], adapted[s]) for s in SCORED})
     dyn = dynamic(model, splits, bos, settings.evaluate)
     if dyn is not None:
         metrics["dynamic"] = dynamic_record(dyn)
@@ -184,6 +193,17 @@ def ngram_logprobs(ngram_dir: str, split: SplitData, neural: np.ndarray) -> np.n
             f"{neural.size}; rerun the ngram stage on the same data"
         )
     return lp
+
+
+def adapted_ngram(
+    ngram_dir: str, splits: dict[str, SplitData], neural: dict[str, np.ndarray]
+) -> dict[str, np.ndarray] | None:
+    """The ngram stage's dynamically evaluated model's log-probabilities of val and test
+    (``ngram.dynamic``: :mod:`seqlm.ngram.dynamic`), None when it ran without one."""
+    folder = dynamic_dir(ngram_dir)
+    if not (folder / MODEL_FILE).is_file():
+        return None
+    return {s: ngram_logprobs(str(folder), splits[s], neural[s]) for s in SCORED}
 
 
 def interpolate(
@@ -306,6 +326,9 @@ def member_files(
     }
     if dyn is not None:
         entries[f"{model_name}-dynamic"] = {"path": str(files.checkpoint), "dynamic": adapts(dyn)}
+    adapting = dynamic_dir(files.ngram_dir) / MODEL_FILE
+    if (adapt := read_adaptation(adapting)) is not None:
+        entries["ngram-dynamic"] = {"path": str(adapting), "dynamic": adapt.record()}
     for name in extra:
         path = str(Path(str(files.members_dir)) / f"{name}.pt")
         entries[f"extra-{name}"] = {"path": path}
@@ -375,18 +398,3 @@ def samples_text(
         + ngram_samples.read_text(encoding="utf-8").rstrip("\n")
         + "\n```\n"
     )
-
-
-def bits_row(scores: Mapping[str, SplitScore]) -> list[float | None]:
-    """A system's row of the bits table: bits per character, then per byte, on val and test."""
-    return [scores[s].bits_per_char for s in SCORED] + [scores[s].bits_per_byte for s in SCORED]
-
-
-BITS_COLUMNS = [f"{s}_bits_per_{u}" for u in ("char", "byte") for s in SCORED]
-
-
-def bits_per_char_csv(systems: dict[str, list[float | None]]) -> str:
-    """``system,val_bits_per_char,test_bits_per_char,val_bits_per_byte,test_bits_per_byte``: one
-    row per scored system (a DVC bar plot)."""
-    table = pd.DataFrame.from_dict(systems, orient="index", columns=BITS_COLUMNS)
-    return table.rename_axis("system").to_csv(float_format="%.6f", lineterminator="\n")

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -252,3 +252,21 @@ def load_target_logprobs(directory: str | os.PathLike[str], split: str) -> np.nd
     if not path.is_file():
         raise DataError(f"no saved log-probabilities for split {split!r} at {str(path)!r}")
     return np.load(path, allow_pickle=False)
+
+
+HELD_OUT = ("val", "test")  # the splits a system's bits table row gives
+BITS_COLUMNS = [f"{s}_bits_per_{u}" for u in ("char", "byte") for s in HELD_OUT]
+
+
+def bits_row(scores: Mapping[str, SplitScore]) -> list[float | None]:
+    """A system's row of the bits table: bits per character, then per byte, on val and test."""
+    return [scores[s].bits_per_char for s in HELD_OUT] + [scores[s].bits_per_byte for s in HELD_OUT]
+
+
+def bits_per_char_csv(systems: dict[str, list[float | None]]) -> str:
+    """``system,val_bits_per_char,test_bits_per_char,val_bits_per_byte,test_bits_per_byte``: one
+    row per scored system (a DVC bar plot)."""
+    import pandas as pd  # only the evaluate stage writes the table
+
+    table = pd.DataFrame.from_dict(systems, orient="index", columns=BITS_COLUMNS)
+    return table.rename_axis("system").to_csv(float_format="%.6f", lineterminator="\n")

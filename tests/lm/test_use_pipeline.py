@@ -33,7 +33,8 @@ def test_scoring_the_test_split_reproduces_the_evaluate_stage(baseline):
         "--ngram=data/ngram": ngram["test"]["nll"],
         "--ensemble=data/ensemble.json": evaluated["ensemble"]["test"]["nll"],
     }
-    assert "lstm-dynamic" in evaluated["ensemble"]["members"]  # the dynamic member is in it
+    members = evaluated["ensemble"]["members"]
+    assert "lstm-dynamic" in members and "ngram-dynamic" in members  # the dynamic members too
     for option, want in expected.items():
         got = total_nll(seqlm_cli(baseline, "score", option, "--json", test_text).stdout)
         assert abs(got - want) <= 1e-9 * want, option

@@ -288,3 +288,45 @@ def test_extra_members_join_the_ensemble_and_must_share_the_vocabulary(
     assert evaluate.main(argv) == 1
     assert "foreign.pt' was trained with another vocabulary" in capsys.readouterr().err
     assert not (tmp_path / "metrics" / "eval.json").exists()
+
+
+def test_the_ngram_stage_dynamic_model_joins_the_ensemble_and_loads_as_it_was_scored(
+    trained, tmp_path: Path
+) -> None:
+    from seqlm.lm import load
+    from seqlm.ngram import count_stream, fit_ngram
+    from seqlm.ngram.dynamic import NgramAdaptation, dynamic_dir, dynamic_logprobs
+    from seqlm.ngram.store import save_ngram
+    from seqlm.sampling import text_reading
+    from stages import evaluate
+
+    vocab = load_vocab(trained["vocab"])
+    splits = {
+        s: load_split(trained["corpus"], trained["tokens"], s, "char").ids
+        for s in ("train", "val", "test")
+    }
+    model = fit_ngram(count_stream(splits["train"], len(vocab), 3, vocab.id_of("<bos>")), 3)
+    adapt, folder = NgramAdaptation(segment=8, refits=5), dynamic_dir(trained["ngram"])
+    text = text_reading(load(trained["checkpoint"]).fmt)  # the neural member's reading
+    save_ngram(model, vocab, text, trained["ngram"] / "model.npz")  # a real static member too
+    for s in ("val", "test"):
+        save_target_logprobs(trained["ngram"], s, model.target_logprobs(splits[s]))
+    save_ngram(model, vocab, text, folder / "model.npz", {"segment": 8, "refits": 5})
+    for s in ("val", "test"):
+        save_target_logprobs(folder, s, dynamic_logprobs(model, splits[s], adapt))
+    manifest = tmp_path / "data" / "ensemble.json"
+    assert evaluate.main(evaluate_argv(trained, tmp_path, "--ensemble", str(manifest))) == 0
+    metrics = json.loads((tmp_path / "metrics" / "eval.json").read_text())
+    assert set(metrics["ensemble"]["members"]) == {"ngram", "lstm", "ngram-dynamic", "lstm-dynamic"}
+    bits = pd.read_csv(tmp_path / "metrics" / "bits_per_char.csv", index_col="system")
+    want = -load_target_logprobs_mean(folder, "test") / math.log(2)
+    assert bits.loc["ngram-dynamic", "test_bits_per_char"] == pytest.approx(want, rel=1e-6)
+    entries = {m["name"]: m for m in json.loads(manifest.read_text())["members"]}
+    assert entries["ngram-dynamic"]["dynamic"] == {"segment": 8, "refits": 5}
+    ensemble = load(manifest)
+    got = -ensemble.target_logprobs(splits["val"]).sum()
+    assert got == pytest.approx(metrics["ensemble"]["val"]["nll"], rel=1e-12)
+
+
+def load_target_logprobs_mean(folder: Path, split: str) -> float:
+    return float(np.load(folder / f"{split}_logprobs.npy").mean())

@@ -14,6 +14,7 @@ from seqlm.data.tokens import write_token_file
 from seqlm.data.vocab import save_vocab
 from seqlm.ngram import count_stream, fit_ngram, read_arpa
 from seqlm.ngram.baseline import sample_texts, search_order
+from seqlm.ngram.dynamic import NgramAdaptation, dynamic_dir, dynamic_logprobs, read_adaptation
 from seqlm.ngram.store import load_ngram
 from seqlm.params import GenerateParams, NgramParams, TokenizeParams
 from seqlm.perplexity import load_target_logprobs, score_split
@@ -235,3 +236,30 @@ def test_the_order_search_scores_each_order_on_val_and_picks_the_lowest_perplexi
         assert r.val_perplexity == pytest.approx(s.perplexity, rel=1e-12)
         assert r.val_bits_per_char == pytest.approx(s.bits_per_char, rel=1e-12)
     assert order == min(rows, key=lambda r: r.val_perplexity).order
+
+
+def test_the_dynamic_model_is_saved_with_its_scores_and_gone_when_turned_off(tmp_path, tiny_text):
+    argv = write_inputs(
+        tmp_path, tiny_text * 4, dynamic=True, dynamic_order=5, dynamic_segment=16,
+        dynamic_refits=4,
+    )  # fmt: skip
+    assert ngram.main(argv) == 0
+    metrics, _ = read_outputs(tmp_path)
+    record = metrics["dynamic"]
+    assert (record["order"], record["segment"], record["refits"]) == (5, 16, 4)
+    folder = dynamic_dir(tmp_path / "ngram")
+    model, _, _ = load_ngram(folder)
+    assert model.order == 5 and read_adaptation(folder / "model.npz") == NgramAdaptation(16, 4)
+    for split in ("val", "test"):
+        ids = np.load(ids_path(tmp_path / "corpus", split))
+        saved = load_target_logprobs(folder, split)
+        assert np.array_equal(saved, dynamic_logprobs(model, ids, NgramAdaptation(16, 4)))
+        assert record[split]["nll"] == pytest.approx(-saved.sum(), rel=1e-12)
+        assert record[split]["tokens"] == ids.size
+    # the static model and its scores are those of a run without it
+    static = load_target_logprobs(tmp_path / "ngram", "val")
+    write_inputs(tmp_path, tiny_text * 4, dynamic=False)
+    assert ngram.main(argv) == 0
+    assert np.array_equal(load_target_logprobs(tmp_path / "ngram", "val"), static)
+    assert "dynamic" not in read_outputs(tmp_path)[0]
+    assert sorted(p.name for p in folder.iterdir()) == []  # no stale member for the ensemble

@@ -28,6 +28,7 @@ import torch
 from seqlm.core.errors import DataError
 from seqlm.lm.base import LanguageModel
 from seqlm.lm.models import ArpaLM, DynamicSettings, EnsembleLM, Member, NeuralModel, NgramLM
+from seqlm.ngram.dynamic import NgramAdaptation
 from seqlm.sampling import TextFormat, format_of_reading
 
 ENSEMBLE_FORMAT = "seqlm-ensemble/1"
@@ -118,7 +119,11 @@ def load_ensemble(p: Path, device: str | torch.device = "cpu") -> EnsembleLM:
             except DataError as e:
                 raise DataError(f"ensemble {str(p)!r}, member {entry['name']!r}: {e}") from e
         dyn = entry.get("dynamic")
-        settings = None if dyn is None else DynamicSettings(**dyn)
+        settings: DynamicSettings | NgramAdaptation | None = None
+        if dyn is not None and isinstance(loaded[file], NgramLM):
+            settings = NgramAdaptation(**dyn)
+        elif dyn is not None:
+            settings = DynamicSettings(**dyn)
         members.append(Member(entry["name"], loaded[file], float(entry["weight"]), settings))
     return EnsembleLM("ensemble", members)
 

@@ -5,8 +5,8 @@ Each scores a stream exactly as the pipeline does: the neural model through
 :func:`seqlm.neural.evaluation.target_logprobs` (what the evaluate stage calls), the n-gram
 through its ``target_logprobs`` (what the ngram stage calls), the ensemble by mixing its members'
 log-probabilities with the weights the evaluate stage fitted on val
-(:func:`seqlm.mixture.apply_mixture`), its dynamically evaluated member adapting as the stage's did
-(:func:`seqlm.neural.dynamic.dynamic_logprobs`).
+(:func:`seqlm.mixture.apply_mixture`), its dynamically evaluated members adapting as the stages did
+(:func:`seqlm.neural.dynamic.dynamic_logprobs`, :func:`seqlm.ngram.dynamic.dynamic_logprobs`).
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from seqlm.neural.models.heads import head_scores
 from seqlm.neural.models.recurrent import RecurrentLM
 from seqlm.neural.models.transformer import TransformerLM
 from seqlm.ngram.arpa import ArpaModel
+from seqlm.ngram.dynamic import NgramAdaptation
+from seqlm.ngram.dynamic import dynamic_logprobs as dynamic_ngram_logprobs
 from seqlm.ngram.model import NgramModel
 from seqlm.sampling import TextFormat
 
@@ -125,13 +127,13 @@ class Member:
     name: str
     model: LanguageModel
     weight: float
-    dynamic: DynamicSettings | None = None
+    dynamic: DynamicSettings | NgramAdaptation | None = None
 
 
 class EnsembleLM(LanguageModel):
     """A mixture ``p = Σ_m w_m · p_m`` of models over one vocabulary, weights fitted on val.
 
-    Scoring adapts the dynamic member as the evaluate stage did; in generation it predicts as its
+    Scoring adapts the dynamic members as the stages did; in generation it predicts as its
     static model (adaptation learns from the tokens of a text being scored, not from tokens that
     are being chosen)."""
 
@@ -147,7 +149,8 @@ class EnsembleLM(LanguageModel):
                 )
         super().__init__(name, first.vocab, first.fmt)
         self.members = members
-        self.log_weights = np.log(np.array([m.weight for m in members], dtype=np.float64))
+        with np.errstate(divide="ignore"):  # a member EM gave no weight: log 0 = -inf
+            self.log_weights = np.log(np.array([m.weight for m in members], dtype=np.float64))
 
     def member_logprobs(self, ids: np.ndarray) -> dict[str, np.ndarray]:
         """Each member's log-probability of every target."""
@@ -155,6 +158,9 @@ class EnsembleLM(LanguageModel):
         for m in self.members:
             if m.dynamic is None:
                 out[m.name] = m.model.target_logprobs(ids)
+            elif isinstance(m.dynamic, NgramAdaptation):
+                assert isinstance(m.model, NgramLM)
+                out[m.name] = dynamic_ngram_logprobs(m.model.model, ids, m.dynamic, m.name)
             else:
                 assert isinstance(m.model, NeuralModel)
                 d = m.dynamic

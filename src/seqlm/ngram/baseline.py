@@ -26,14 +26,17 @@ from seqlm.data.vocab import BOS, Vocab
 from seqlm.ngram import count_stream, fit_ngram
 from seqlm.ngram.counting import chunks
 from seqlm.ngram.counts import NgramCounts
+from seqlm.ngram.dynamic import DynamicResult, dynamic_dir, run_dynamic
 from seqlm.ngram.kneser_ney import KneserNeyModel
 from seqlm.ngram.memory import MemoryPlan, check_cap
 from seqlm.ngram.model import SCORE_CHUNK, NgramModel
 from seqlm.ngram.sampling import generate
+from seqlm.ngram.store import MODEL_FILE, save_ngram
 from seqlm.params import GenerateParams, NgramParams
 from seqlm.perplexity import (
     LogprobsWriter,
     SplitScore,
+    logprobs_path,
     part_nll,
     score_model,
     score_model_parts,
@@ -73,9 +76,11 @@ class BaselineResult:
     fit_seconds: float
     score_seconds: float
     samples: str = ""
+    dynamic: DynamicResult | None = None
 
     def metrics(self) -> dict[str, object]:
         """``metrics/ngram.json``."""
+        dynamic = {} if self.dynamic is None else {"dynamic": self.dynamic.record()}
         return {
             "order": self.model.order,
             "smoothing": self.model.smoothing,
@@ -84,6 +89,7 @@ class BaselineResult:
             "fit_seconds": round(self.fit_seconds, 4),
             "score_seconds": round(self.score_seconds, 4),
             **{split: s.to_record() for split, s in self.scores.items()},
+            **dynamic,
         }
 
 
@@ -101,7 +107,7 @@ def count_train(
     workers: int = 1,
     spill_dir: str | os.PathLike[str] | None = None,
 ) -> NgramCounts:
-    """The train stream's n-grams up to the highest order ``params`` tries (counted once, over
+    """The train stream's n-grams up to the highest order ``params`` needs (counted once, over
     ``workers`` processes, spilling to ``spill_dir``, within ``ngram.memory_mb``)."""
     plan = memory_plan(params, vocab, workers)
     spill = Path(spill_dir) if spill_dir is not None else None
@@ -112,7 +118,7 @@ def count_train(
 def memory_plan(params: NgramParams, vocab: Vocab, workers: int) -> MemoryPlan:
     """``ngram.memory_mb`` shared for this run (refused below the vocabulary's minimum)."""
     check_cap(params.memory_mb, len(vocab))
-    return MemoryPlan(params.memory_mb, workers, max(params.orders_to_try()))
+    return MemoryPlan(params.memory_mb, workers, params.counted_order())
 
 
 def search_counted(
@@ -322,4 +328,30 @@ def run_baseline(
         fit_seconds=fit_seconds,
         score_seconds=score_seconds,
         samples=sample_texts(model, vocab, fmt, gen),
+        dynamic=run_dynamic(params, counts, splits, logprobs_dir),
     )
+
+
+def model_outputs(out_dir: str | os.PathLike[str]) -> list[Path]:
+    """The files :func:`save_models` and the scoring write in the stage's folder: the model and
+    its val and test log-probabilities, and the same in :func:`seqlm.ngram.dynamic.dynamic_dir`."""
+    return [
+        folder / name
+        for folder in (Path(out_dir), dynamic_dir(out_dir))
+        for name in (
+            MODEL_FILE,
+            logprobs_path(folder, "val").name,
+            logprobs_path(folder, "test").name,
+        )
+    ]
+
+
+def save_models(
+    result: BaselineResult, vocab: Vocab, text: dict[str, str], out_dir: str | os.PathLike[str]
+) -> None:
+    """The stage's model (``model.npz``) and its dynamically evaluated one, when there is one
+    (``dynamic/model.npz``, with how it adapts), in ``out_dir``."""
+    save_ngram(result.model, vocab, text, Path(out_dir) / MODEL_FILE)
+    if result.dynamic is not None:
+        adapting = dynamic_dir(out_dir) / MODEL_FILE
+        save_ngram(result.dynamic.model, vocab, text, adapting, result.dynamic.adapt.record())

@@ -25,9 +25,9 @@ small (characters: a few million) both steps use a table over the whole space in
 (:class:`OrderPass`), so the spans of a pass run in forked processes
 (:func:`seqlm.core.workers.run_spans`), each writing its rows and its runs; the counts are summed
 exactly, so the tables do not depend on the number of processes, the chunk size or the spill
-budget. Everything lives in memory when the stream fits in one chunk; otherwise the row files and
-the runs are plain files in a temporary folder, read back by ranges (never mapped, so they never
-count towards resident memory).
+budget. Everything lives in memory when the stream fits in one chunk (counted in a moment, with no
+progress bar); otherwise the row files and the runs are plain files in a temporary folder, read back
+by ranges (never mapped, so they never count towards resident memory).
 """
 
 from __future__ import annotations
@@ -326,7 +326,8 @@ def count_orders(
     prev: Reader = read
     store_prev: RowStore | None = None
     bar = tqdm(range(2, max_order + 1), desc="ngram counting", unit="order",
-               initial=1, total=max_order, disable=progress_disabled() or max_order < 2)  # fmt: skip
+               initial=1, total=max_order,
+               disable=progress_disabled() or max_order < 2 or size <= chunk)  # fmt: skip
     for k in bar:
         bar.set_postfix(order=k, processes=len(spans))
         uniq, counts = combined(parts, folder, None if plan is None else plan.merge_bytes)

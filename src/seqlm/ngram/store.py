@@ -13,7 +13,8 @@ A model rebuilt from it is the one the stage fitted: the same tables give the sa
 to the last bit (the ngram stage's test checks it against its saved log-probabilities). A pruned
 Kneser-Ney model (``meta["prune"]`` non-zero, :mod:`seqlm.ngram.pruning`) keeps only its kept
 n-grams, so it also holds what they no longer give: ``complete_k`` (each n-gram's interpolated
-probability) and ``backoff_k`` (each as a context's back-off weight).
+probability) and ``backoff_k`` (each as a context's back-off weight). The ngram stage's dynamically
+evaluated model also records how it adapted (``meta["adapt"]``: ``segment``, ``refits``).
 """
 
 from __future__ import annotations
@@ -41,9 +42,14 @@ TABLES = ("keys", "suffix", "raw", "starts_with_bos")
 
 
 def save_ngram(
-    model: NgramModel, vocab: Vocab, text: dict[str, str], path: str | os.PathLike[str]
+    model: NgramModel,
+    vocab: Vocab,
+    text: dict[str, str],
+    path: str | os.PathLike[str],
+    adapts: dict[str, int] | None = None,
 ) -> Path:
-    """Write ``model`` (its tables up to its order), its vocabulary and its text reading."""
+    """Write ``model`` (its tables up to its order), its vocabulary and its text reading; ``adapts``:
+    how the model was evaluated dynamically (``meta["adapt"]``, :mod:`seqlm.ngram.dynamic`)."""
     counts = model.counts
     if counts.vocab_size != len(vocab):
         raise DataError(f"the model has {counts.vocab_size} ids, the vocabulary {len(vocab)}")
@@ -58,6 +64,7 @@ def save_ngram(
         "tokens": counts.tokens,
         "vocab_tsv": vocab.to_tsv(),
         "text": dict(text),
+        **({} if adapts is None else {"adapt": dict(adapts)}),
     }
     arrays: dict[str, np.ndarray] = {}
     for k in range(1, model.order + 1):

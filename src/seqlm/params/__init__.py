@@ -53,7 +53,6 @@ from seqlm.params.model import (
     RECURRENT_MODELS,
     SAMPLINGS,
     SCHEDULES,
-    SMOOTHINGS,
     Bridge,
     Cell,
     Device,
@@ -61,17 +60,16 @@ from seqlm.params.model import (
     GenerateParams,
     Model,
     NetParams,
-    NgramParams,
     Optimizer,
     Positions,
     Sampling,
     Schedule,
-    Smoothing,
     TrainParams,
     check_model,
     check_net_for_model,
     load_model_name,
 )
+from seqlm.params.ngram import SMOOTHINGS, NgramParams, Smoothing
 
 SECTIONS: dict[str, type[Section]] = {
     cls.section: cls

@@ -1,4 +1,4 @@
-"""The model sections' schemas: the ``model`` key, ``net``, ``train``, ``generate``, ``ngram``."""
+"""The model sections' schemas: the ``model`` key, ``net``, ``train``, ``generate``."""
 
 from __future__ import annotations
 
@@ -339,62 +339,3 @@ class GenerateParams(Section):
 
 
 # --- ngram ---------------------------------------------------------------------------------------
-
-Smoothing = Literal["kneser_ney", "laplace"]
-SMOOTHINGS = choices(Smoothing)
-
-
-class NgramParams(Section):
-    """How the n-gram baseline is fitted.
-
-    ``order`` is an integer ``>= 1`` or ``"auto"``: the order in ``1 .. max_order`` with the lowest
-    val perplexity. ``laplace_alpha`` is only read when ``smoothing`` is ``laplace``. ``prune``:
-    count thresholds per order as KenLM's ``lmplz --prune`` takes them (an n-gram of order ``k``
-    seen at most ``prune[k − 1]`` times is dropped; the last value holds for the higher orders;
-    non-decreasing; unigrams are never pruned, so the first value is 0); empty: no pruning
-    (:mod:`seqlm.ngram.pruning`). ``memory_mb``: the stage's memory cap in MB, shared among its
-    passes and processes (:mod:`seqlm.ngram.memory`); the figures do not depend on it.
-    """
-
-    section: ClassVar[str] = "ngram"
-    order: Annotated[
-        Count | Literal["auto"], Allowed(f"is not allowed; use an integer >= 1 or {AUTO!r}")
-    ] = AUTO
-    max_order: Count = 10
-    smoothing: Annotated[
-        Smoothing, Allowed(f"is not a smoothing; choose one of: {', '.join(SMOOTHINGS)}")
-    ] = "kneser_ney"
-    laplace_alpha: Positive = 1.0
-    prune: Listed[NonNegativeInt] = ()
-    memory_mb: Count = 2048
-
-    @model_validator(mode="after")
-    def _prune_thresholds(self) -> Self:
-        prune = list(self.prune)
-        if not prune:
-            return self
-        if prune[0] != 0:
-            raise ParamError(
-                f"ngram.prune = {prune}: unigrams are never pruned, so the first threshold must "
-                f"be 0 (e.g. [0, 1] drops the n-grams of order 2 and up seen once)"
-            )
-        if prune != sorted(prune):
-            raise ParamError(
-                f"ngram.prune = {prune} must be non-decreasing (a higher order's threshold below "
-                f"a lower one's would keep n-grams whose parts were dropped)"
-            )
-        if len(prune) > max(self.orders_to_try()):
-            raise ParamError(
-                f"ngram.prune = {prune} gives {len(prune)} thresholds for at most "
-                f"{max(self.orders_to_try())} orders; give at most one per order"
-            )
-        if self.smoothing != "kneser_ney" and any(prune):
-            raise ParamError(
-                f"ngram.prune = {prune} needs ngram.smoothing = kneser_ney, not "
-                f"{self.smoothing!r} (pruning moves the dropped mass to the back-off)"
-            )
-        return self
-
-    def orders_to_try(self) -> list[int]:
-        """The orders the stage fits: ``1 .. max_order`` for ``auto``, else just ``order``."""
-        return list(range(1, self.max_order + 1)) if self.order == AUTO else [int(self.order)]
