@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -237,6 +237,12 @@ class LogprobsWriter:
         values = np.ascontiguousarray(part, dtype=np.float64)
         self._file.write(values.tobytes())
         self.written += values.size
+
+    def passing(self, parts: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """``parts`` as they come, each written on its way (to score and save them in one pass)."""
+        for part in parts:
+            self.write(part)
+            yield part
 
     def __exit__(self, kind: Any, error: BaseException | None, trace: Any) -> bool | None:
         if error is None and self.written != self.size:

@@ -13,7 +13,7 @@ import pytest
 
 from seqlm.data.corpus import load_split
 from seqlm.data.vocab import load_vocab
-from seqlm.perplexity import save_target_logprobs
+from seqlm.perplexity import load_target_logprobs, save_target_logprobs
 from tiny_pipeline import write_tiny_pipeline
 
 NGRAM_SAMPLES = "- greedy: **time traveller** and the time\n"
@@ -319,14 +319,10 @@ def test_the_ngram_stage_dynamic_model_joins_the_ensemble_and_loads_as_it_was_sc
     metrics = json.loads((tmp_path / "metrics" / "eval.json").read_text())
     assert set(metrics["ensemble"]["members"]) == {"ngram", "lstm", "ngram-dynamic", "lstm-dynamic"}
     bits = pd.read_csv(tmp_path / "metrics" / "bits_per_char.csv", index_col="system")
-    want = -load_target_logprobs_mean(folder, "test") / math.log(2)
+    want = -load_target_logprobs(folder, "test").mean() / math.log(2)
     assert bits.loc["ngram-dynamic", "test_bits_per_char"] == pytest.approx(want, rel=1e-6)
     entries = {m["name"]: m for m in json.loads(manifest.read_text())["members"]}
     assert entries["ngram-dynamic"]["dynamic"] == {"segment": 8, "refits": 5}
     ensemble = load(manifest)
     got = -ensemble.target_logprobs(splits["val"]).sum()
     assert got == pytest.approx(metrics["ensemble"]["val"]["nll"], rel=1e-12)
-
-
-def load_target_logprobs_mean(folder: Path, split: str) -> float:
-    return float(np.load(folder / f"{split}_logprobs.npy").mean())

@@ -33,7 +33,7 @@ by ranges (never mapped, so they never count towards resident memory).
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -258,15 +258,18 @@ def dense_ranks(keys: np.ndarray, limit: int | None = None) -> np.ndarray | None
     return ranks
 
 
-def suffix_rows(keys: np.ndarray, k: int, lower: Tables | None, vocab_size: int) -> np.ndarray:
-    """Each k-gram's suffix: the row of its last ``k − 1`` tokens among the (k−1)-grams. For
+def suffix_rows(
+    keys: np.ndarray, k: int, lower_keys: Sequence[np.ndarray],
+    lower_suffix: Sequence[np.ndarray], vocab_size: int,
+) -> np.ndarray:  # fmt: skip
+    """Each k-gram's suffix: the row of its last ``k − 1`` tokens among the (k−1)-grams, from the
+    tables of the orders below (``lower_keys[j − 1]``, ``lower_suffix[j − 1]`` of order ``j``). For
     ``w1 .. wk`` that is the (k−1)-gram keyed by (the suffix row of ``w1 .. w(k−1)``, ``wk``)."""
     last = keys % vocab_size
     if k == 2:
         return last  # a unigram's row is its id
-    assert lower is not None
-    wanted = lower.suffix[k - 2][keys // vocab_size] * vocab_size + last
-    return np.searchsorted(lower.keys[k - 2], wanted)
+    wanted = lower_suffix[k - 2][keys // vocab_size] * vocab_size + last
+    return np.searchsorted(lower_keys[k - 2], wanted)
 
 
 def combined(
@@ -344,7 +347,7 @@ def count_orders(
             parts = run_spans(job, spans, workers)
         tables = Tables(
             (*tables.keys, uniq),
-            (*tables.suffix, suffix_rows(uniq, k, tables, vocab_size)),
+            (*tables.suffix, suffix_rows(uniq, k, tables.keys, tables.suffix, vocab_size)),
             (*tables.raw, counts),
             (*tables.starts_with_bos, tables.starts_with_bos[-1][uniq // vocab_size]),
             sequences,

@@ -37,6 +37,7 @@ from seqlm.core.errors import DataError
 from seqlm.core.logs import progress_disabled
 from seqlm.data.corpus import SplitData
 from seqlm.ngram import fit_ngram
+from seqlm.ngram.counting import suffix_rows
 from seqlm.ngram.counts import NgramCounts, count_ngrams
 from seqlm.ngram.kneser_ney import KneserNeyModel
 from seqlm.ngram.laplace import LaplaceModel
@@ -44,7 +45,7 @@ from seqlm.ngram.model import NgramModel
 from seqlm.ngram.runs import merge_counts
 from seqlm.ngram.store import read_meta
 from seqlm.params import NgramParams
-from seqlm.perplexity import LogprobsWriter, SplitScore, part_nll, score_model, score_of_nll
+from seqlm.perplexity import LogprobsWriter, SplitScore, score_model, score_split_parts
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +105,10 @@ def added_counts(base: NgramCounts, extra: NgramCounts) -> NgramCounts:
         moved = [_renumbered(t.keys[k - 1], rows_of[-1][i], V) for i, t in enumerate((base, extra))]
         union, total = merge_counts(np.concatenate(moved), np.r_[base.raw[k - 1], extra.raw[k - 1]])
         rows_of.append(tuple(np.searchsorted(union, m) for m in moved))
-        prefix, last = union // V, union % V
-        if k == 2:
-            suffix.append(last)
-        else:
-            suffix.append(np.searchsorted(keys[k - 2], suffix[k - 2][prefix] * V + last))
+        suffix.append(suffix_rows(union, k, keys, suffix, V))
         keys.append(union)
         raw.append(total)
-        swb.append(swb[k - 2][prefix])
+        swb.append(swb[k - 2][union // V])
     return NgramCounts(
         vocab_size=V,
         bos_id=base.bos_id,
@@ -133,15 +130,21 @@ def _renumbered(keys: np.ndarray, prefix_rows: np.ndarray | None, vocab_size: in
     return prefix_rows[keys // vocab_size] * vocab_size + keys % vocab_size
 
 
+def check_adaptable(model: NgramModel) -> None:
+    """Refuse a model :func:`refitted` cannot fit again (a pruned one, another kind)."""
+    if not isinstance(model, KneserNeyModel | LaplaceModel):
+        raise DataError(f"a {type(model).__name__} cannot adapt")
+    if isinstance(model, KneserNeyModel) and any(model.prune):
+        raise DataError("a pruned n-gram cannot adapt: its tables lack the pruned counts")
+
+
 def refitted(model: NgramModel, counts: NgramCounts) -> NgramModel:
-    """A model of ``model``'s kind, order and settings fitted on ``counts``."""
+    """A model of ``model``'s kind, order and settings fitted on ``counts``
+    (:func:`check_adaptable` first)."""
     if isinstance(model, KneserNeyModel):
-        if any(model.prune):
-            raise DataError("a pruned n-gram cannot adapt: its tables lack the pruned counts")
         return KneserNeyModel(counts, model.order)
-    if isinstance(model, LaplaceModel):
-        return LaplaceModel(counts, model.order, model.alpha)
-    raise DataError(f"a {type(model).__name__} cannot adapt")
+    assert isinstance(model, LaplaceModel)
+    return LaplaceModel(counts, model.order, model.alpha)
 
 
 def dynamic_logprobs(
@@ -160,6 +163,7 @@ def dynamic_logprob_parts(
     ids = np.asarray(ids, dtype=np.int64)
     if ids.ndim != 1 or ids.size == 0:
         raise DataError(f"need a non-empty 1-d stream of token ids, got shape {ids.shape}")
+    check_adaptable(model)  # before the first segment, however short the text
     seg = adapt.segment_for(int(ids.size))
     current = model
     bar = tqdm(total=int(ids.size), desc=f"ngram dynamic {name}".rstrip(), unit="tok",
@@ -215,14 +219,11 @@ def score_dynamic(
             adapted = partial(dynamic_logprobs, model, adapt=adapt, name=name)
             scores[name], logprobs[name] = score_model(adapted, split)
             continue
+        parts = dynamic_logprob_parts(model, split.ids, adapt, name)
         with LogprobsWriter(logprobs_dir, name, int(split.ids.size)) as writer:
-            nll, a = 0.0, 0
-            for part in dynamic_logprob_parts(model, split.ids, adapt, name):
-                nll += part_nll(part, a)
-                writer.write(part)
-                a += part.size
-        s = split
-        scores[name] = score_of_nll(nll, int(s.ids.size), s.characters, s.oov, s.bytes, s.words)
+            s = split
+            scores[name] = score_split_parts(writer.passing(parts), s.characters, s.oov, s.bytes,
+                                             s.words)  # fmt: skip
     seconds = time.perf_counter() - start
     log.info(
         "dynamic %d-gram (segments of %d+ targets, at most %d refits a split): val %.4f, "

@@ -21,7 +21,7 @@ tables: counting checks them against their third after every order and stops wit
 needs (:func:`check_tables`) instead of being killed for want of memory. The n-gram's dynamic
 evaluation (:mod:`seqlm.ngram.dynamic`) comes after counting, when the passes' two thirds are free
 again: refitting holds the tables about twice over (Tiny Shakespeare's 4.69 M n-grams of orders
-1..12: a peak of 899 MB, about 158 bytes an n-gram beyond the process), within the 3 ×
+1..12: a peak resident set of 878 MiB, about 160 bytes an n-gram beyond the process), within the 3 ×
 :data:`BYTES_PER_NGRAM` of work memory an n-gram the tables' third implies.
 """
 
