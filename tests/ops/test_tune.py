@@ -221,8 +221,10 @@ def test_the_tuner_warns_when_the_trials_evaluations_cannot_serve_the_pruner(
 
 
 def test_the_shipped_searches_compare_trials_at_equal_minutes():
-    for name in ("lstm", "lstm_8min"):
-        search = read_space(Path(__file__).parents[2] / "conf" / "search" / f"{name}.yaml")
+    files = sorted((Path(__file__).parents[2] / "conf" / "search").glob("*.yaml"))
+    assert {path.stem for path in files} >= {"lstm", "lstm_8min", "lstm_ptb", "transformer"}
+    for path in files:
+        search = read_space(path)
         fixed = search.fixed
         assert fixed["train.eval_minutes"] > 0 and "train.eval_every" not in fixed
         assert fixed["train.eval_minutes"] * 4 <= fixed["train.budget_minutes"]
