@@ -5,6 +5,7 @@ worker processes sharing one study; a rerun that continues it; blind to the test
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -32,7 +33,7 @@ from seqlm.neural.trial import (
 from seqlm.ops import tune as tune_cli
 from seqlm.tune.recipe import nested, recipe_text
 from seqlm.tune.space import Range, check_space, check_value, parse_space, read_space
-from seqlm.tune.study import fail_interrupted
+from seqlm.tune.study import fail_interrupted, make_sampler
 from seqlm.tune.trials import HOST_ATTR, PID_ATTR, Tuning, hydra_value, judge, trial_command
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -79,6 +80,28 @@ def test_a_search_file_parses_ranges_choices_fixed_and_the_pruner():
     assert drawn == {"train.lr": 0.002, "net.hidden_size": 128, "model": "gru"}
 
 
+def tpe_draws(startup: int | None, trials: int = 5) -> list[float]:
+    data = {"space": {"train.lr": {"low": 0.001, "high": 0.1, "log": True}}, "seed": 7}
+    if startup is not None:
+        data["startup"] = startup
+    search = parse_space(data, "s.yaml")
+    study = optuna.create_study(sampler=make_sampler(search))
+    draws = []
+    for _ in range(trials):
+        trial = study.ask()
+        lr = search.suggest(trial)["train.lr"]
+        study.tell(trial, (math.log(lr) - math.log(0.01)) ** 2)
+        draws.append(lr)
+    return draws
+
+
+def test_startup_sets_when_the_tpe_sampler_stops_drawing_at_random():
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    default, late, early = tpe_draws(None), tpe_draws(20), tpe_draws(2)
+    assert default == late  # Optuna's ten random draws either way
+    assert early[:2] == default[:2] and early[2:] != default[2:]  # TPE from the third
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
@@ -99,6 +122,11 @@ def test_a_search_file_parses_ranges_choices_fixed_and_the_pruner():
         (
             {"space": {"train.lr": [0.1]}, "fixed": {"train.lr": 0.2}},
             "train.lr both fixed and searched",
+        ),
+        ({"space": {"train.lr": [0.1]}, "startup": 0}, "startup must be an integer >= 1, got 0"),
+        (
+            {"space": {"train.lr": [0.1]}, "sampler": "random", "startup": 3},
+            "startup is the tpe sampler's; sampler 'random' has none",
         ),
     ],
 )

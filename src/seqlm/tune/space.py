@@ -4,6 +4,7 @@ The file::
 
     sampler: tpe              # tpe (Optuna's TPE), random, or grid (every combination of choices)
     seed: 0                   # the sampler's seed
+    startup: 10               # tpe: trials drawn at random before TPE models the finished ones
     pruner:                   # stops trials whose val figures are behind the others'
       name: median            # median, threshold or none
       startup_trials: 2       # median: trials finished before any is pruned
@@ -36,7 +37,8 @@ from seqlm.params import SECTIONS, build, check_model
 
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "threshold", "none")
-FILE_KEYS = ("sampler", "seed", "pruner", "fixed", "space")
+FILE_KEYS = ("sampler", "seed", "startup", "pruner", "fixed", "space")
+TPE_STARTUP = 10  # Optuna's default n_startup_trials
 PRUNER_KEYS = ("name", "startup_trials", "warmup", "upper")
 RANGE_KEYS = ("low", "high", "log", "step")
 
@@ -76,6 +78,7 @@ class SearchSpace:
     sampler: str = "tpe"
     seed: int = 0
     pruner: PrunerSpec = PrunerSpec()
+    startup: int = TPE_STARTUP
 
     def suggest(self, trial: Any) -> dict[str, Any]:
         """The values an Optuna trial draws for every key of the space."""
@@ -201,6 +204,19 @@ def parse_pruner(value: Any, where: str) -> PrunerSpec:
     return spec
 
 
+def parse_startup(data: Mapping[str, Any], sampler: str, where: str) -> int:
+    """``startup``: the trials the TPE sampler draws at random before it models the finished ones
+    (Optuna's ``n_startup_trials``); only for ``tpe``."""
+    if "startup" not in data:
+        return TPE_STARTUP
+    startup = data["startup"]
+    if sampler != "tpe":
+        raise ParamError(f"{where}: startup is the tpe sampler's; sampler {sampler!r} has none")
+    if isinstance(startup, bool) or not isinstance(startup, int) or startup < 1:
+        raise ParamError(f"{where}: startup must be an integer >= 1, got {startup!r}")
+    return startup
+
+
 def parse_space(data: Any, where: str) -> SearchSpace:
     """A search file's mapping into a :class:`SearchSpace` (the file's own shape checked; the keys'
     values against params' schemas by :func:`check_space`)."""
@@ -241,6 +257,7 @@ def parse_space(data: Any, where: str) -> SearchSpace:
         sampler,
         seed,
         parse_pruner(data.get("pruner"), where),
+        parse_startup(data, sampler, where),
     )
     if sampler == "grid":
         try:

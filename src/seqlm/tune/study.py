@@ -45,7 +45,7 @@ def make_sampler(search: SearchSpace) -> Any:
         return optuna.samplers.GridSampler(search.grid(), seed=search.seed)
     if search.sampler == "random":
         return optuna.samplers.RandomSampler(seed=search.seed)
-    return optuna.samplers.TPESampler(seed=search.seed)
+    return optuna.samplers.TPESampler(seed=search.seed, n_startup_trials=search.startup)
 
 
 def make_pruner(search: SearchSpace) -> Any:
