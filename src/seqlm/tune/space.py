@@ -182,6 +182,11 @@ def extremes(dim: Range | list[Any]) -> list[Any]:
     return list(dim) if isinstance(dim, list) else list(dim.ends())
 
 
+def whole(value: Any, least: int) -> bool:
+    """Whether ``value`` is an integer (not a bool) ``>= least``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
 def parse_pruner(value: Any, where: str) -> PrunerSpec:
     if value is None:
         return PrunerSpec()
@@ -195,7 +200,7 @@ def parse_pruner(value: Any, where: str) -> PrunerSpec:
         raise ParamError(f"{where}: pruner {spec.name!r} is not one of: {', '.join(PRUNERS)}")
     for name in ("startup_trials", "warmup"):
         count = getattr(spec, name)
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        if not whole(count, 0):
             raise ParamError(f"{where}: pruner {name} must be an integer >= 0, got {count!r}")
     if spec.name == "threshold" and not isinstance(spec.upper, int | float):
         raise ParamError(
@@ -212,7 +217,7 @@ def parse_startup(data: Mapping[str, Any], sampler: str, where: str) -> int:
     startup = data["startup"]
     if sampler != "tpe":
         raise ParamError(f"{where}: startup is the tpe sampler's; sampler {sampler!r} has none")
-    if isinstance(startup, bool) or not isinstance(startup, int) or startup < 1:
+    if not whole(startup, 1):
         raise ParamError(f"{where}: startup must be an integer >= 1, got {startup!r}")
     return startup
 
