@@ -8,6 +8,8 @@ the evaluation that condemned it and every pruning decision is a function of the
 A pruned training ends the stage with :class:`TrialPruned` (exit 1): its outputs are never cached by
 DVC, whose run cache would otherwise hand the cut-short model to the next run of the same params.
 
+Opening the channel writes ``started`` there: the train stage has begun (DVC has run or restored
+every stage before it), which lets the tuner start its next trial (:class:`seqlm.tune.trials.StartLock`).
 Without the variable (every run outside the tuner) training reports nothing. A tuner that gives no
 verdict within :data:`VERDICT_WAIT_S` seconds is taken as ``go``; one that is no longer running
 (:data:`TUNER_PID_ENV`, killed with ``kill -9`` say) ends the training as a pruned one at once, since
@@ -23,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from seqlm.core.atomic import write_json
+from seqlm.core.atomic import write_json, write_text
 from seqlm.core.errors import SeqlmError
 from seqlm.core.threads import process_alive
 from seqlm.neural.records import Evaluation
@@ -48,6 +50,11 @@ def verdict_path(folder: Path, index: int) -> Path:
     return folder / f"verdict-{index}"
 
 
+def started_path(folder: Path) -> Path:
+    """The marker a trial's train stage writes as it begins."""
+    return folder / "started"
+
+
 @dataclass
 class TrialChannel:
     """The folder shared with the tuner; ``reported`` evaluations so far, ``pruned`` once told."""
@@ -61,10 +68,15 @@ class TrialChannel:
 
     @classmethod
     def from_env(cls) -> TrialChannel | None:
-        """The channel :data:`TRIAL_DIR_ENV` names; None when it is unset (not a tuner's trial)."""
+        """The channel :data:`TRIAL_DIR_ENV` names, its ``started`` marker written; None when the
+        variable is unset (not a tuner's trial)."""
         folder = os.environ.get(TRIAL_DIR_ENV)
+        if not folder:
+            return None
         pid = os.environ.get(TUNER_PID_ENV)
-        return cls(Path(folder), int(pid) if pid else None) if folder else None
+        channel = cls(Path(folder), int(pid) if pid else None)
+        write_text(started_path(channel.folder), "")
+        return channel
 
     def tuner_gone(self) -> bool:
         """Whether the tuner that started this trial has stopped running."""

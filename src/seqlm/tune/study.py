@@ -194,6 +194,7 @@ def tune(tuning: Tuning) -> Any:
                 thread.join(0.5)
     except KeyboardInterrupt:
         stop.set()
+        tuning.stopping.set()
         log.warning("stopping: the running trials are ended and recorded as failed")
         stop_running(tuning)
         for thread in workers:

@@ -7,6 +7,14 @@ val perplexity; the evaluate stage, which scores test, never runs). While it tra
 evaluation reaches the study through :mod:`seqlm.neural.trial` and is reported to Optuna's pruner,
 whose verdict the training waits for; a pruned trial stops there and leaves no experiment (its model
 was cut short by the tuner, not by its params). A trial whose run fails raises :class:`TrialFailed`.
+
+Side by side, trials share the project's DVC cache, whose run cache is not safe for two runs of one
+stage at once: a run looking a stage up takes the newest file in the stage's folder, which may be
+another run's entry still being written, finds it unreadable and deletes it, and the other run then
+fails (``No such file or directory: .dvc/cache/runs/...tmp``). So trials reach their training one at
+a time (:class:`StartLock`): the stages before training run once, the next trials take them from the
+run cache, and only the trainings overlap. A trial drawn with the same values as a running one waits
+for it to end (the run cache then hands it that trial's result, as it would to any rerun).
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from seqlm.neural.trial import (
     TRIAL_DIR_ENV,
     TUNER_PID_ENV,
     read_reports,
+    started_path,
     verdict_path,
 )
 from seqlm.ops.dvc_env import dvc_command, dvc_env
@@ -46,6 +55,7 @@ DEFAULT_STORAGE = f"sqlite:///{STUDY_DIR}/studies.db"
 OBJECTIVE = "best_val_perplexity"  # metrics/train.json's key: the best val evaluation's perplexity
 HOST_ATTR, PID_ATTR, EXP_ATTR = "host", "pid", "experiment"
 POLL_S = 0.1
+START_LOCK = "trial-start.lock"  # in STUDY_DIR: see StartLock
 
 
 class TrialFailed(SeqlmError):
@@ -69,11 +79,64 @@ class Tuning:
     search_file: str = ""  # where the search was read from, for the recipe's comment
     start: dict[str, Any] = field(default_factory=dict)  # the composed params' value of each key
     running: dict[int, subprocess.Popen] = field(default_factory=dict)
+    drawn: dict[int, dict[str, Any]] = field(default_factory=dict)  # the running trials' values
     lock: threading.Lock = field(default_factory=threading.Lock)
+    stopping: threading.Event = field(default_factory=threading.Event)  # set on Ctrl-C / SIGTERM
 
     @property
     def folder(self) -> Path:
         return self.root / STUDY_DIR / self.study_name
+
+
+class StartLock:
+    """The project's trial-start lock, ``tune/trial-start.lock``: a trial holds it from the start of
+    its ``dvc exp run`` until its train stage has begun (the ``started`` marker of
+    :mod:`seqlm.neural.trial`) or the run has ended, so that no two trials run or look up the stages
+    before training at once (see the module's text). A file lock: tuners sharing the project on this
+    machine take turns too."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / STUDY_DIR / START_LOCK
+        self.handle: Any = None
+
+    def acquire(self, stopping: threading.Event) -> None:
+        """Wait for the lock; :class:`TrialFailed` if ``stopping`` is set first."""
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a")  # noqa: SIM115 (held across calls, closed by release)
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self.handle = handle
+                return
+            except BlockingIOError:
+                if stopping.is_set():
+                    handle.close()
+                    raise TrialFailed("the tuner stopped before this trial started") from None
+                time.sleep(POLL_S)
+
+    def release(self) -> None:
+        if self.handle is not None:
+            import fcntl
+
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
+            self.handle = None
+
+
+def wait_for_twins(tuning: Tuning, number: int, values: dict[str, Any]) -> None:
+    """Wait while another running trial of this tuner has ``values``; :class:`TrialFailed` if the
+    tuner stops first."""
+    while True:
+        with tuning.lock:
+            twins = [n for n, drawn in tuning.drawn.items() if n != number and drawn == values]
+            if not twins:
+                tuning.drawn[number] = values
+                return
+        if tuning.stopping.is_set():
+            raise TrialFailed("the tuner stopped before this trial started")
+        time.sleep(POLL_S)
 
 
 def hydra_value(value: Any) -> str:
@@ -174,36 +237,20 @@ def run_trial(tuning: Tuning, trial: Any) -> float:
         subprocess.run(remove, cwd=tuning.root, capture_output=True, env=dvc_env())
     env = dvc_env({TRIAL_DIR_ENV: str(folder.resolve()), TUNER_PID_ENV: str(os.getpid())})
     started = time.monotonic()
-    with open(logfile, "w", encoding="utf-8") as out:
-        proc = subprocess.Popen(
-            trial_command(name, tuning.dataset, values),
-            cwd=tuning.root,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: the tuner stops it with its stages
-        )
+    wait_for_twins(tuning, trial.number, values)
+    try:
+        command = trial_command(name, tuning.dataset, values)
+        returncode, index, pruned = watch(tuning, trial, command, env)
+    finally:
         with tuning.lock:
-            tuning.running[trial.number] = proc
-        try:
-            index, pruned = 0, False
-            while True:
-                done = proc.poll() is not None
-                index, pruned = judge(trial, folder, index)
-                if pruned or done:
-                    break
-                time.sleep(POLL_S)
-            proc.wait()
-        finally:
-            with tuning.lock:
-                tuning.running.pop(trial.number, None)
+            tuning.drawn.pop(trial.number, None)
     minutes = (time.monotonic() - started) / 60
     if pruned:
         log.info("trial %d pruned at evaluation %d (%.1f min)", trial.number, index - 1, minutes)
         raise optuna.TrialPruned(f"val perplexity behind the study's at evaluation {index - 1}")
-    if proc.returncode:
+    if returncode:
         raise TrialFailed(
-            f"trial {trial.number} failed (dvc exp run exited {proc.returncode}); the end of "
+            f"trial {trial.number} failed (dvc exp run exited {returncode}); the end of "
             f"{logfile}:\n{tail(logfile)}"
         )
     value = float(experiment_metrics(tuning.root, name)[OBJECTIVE])
@@ -216,6 +263,43 @@ def run_trial(tuning: Tuning, trial: Any) -> float:
         name,
     )
     return value
+
+
+def watch(
+    tuning: Tuning, trial: Any, command: list[str], env: dict[str, str]
+) -> tuple[int, int, bool]:
+    """Run a trial's ``command`` (its start under the :class:`StartLock`) and judge its evaluations
+    until it ends or is pruned: its exit status, the next evaluation's index and whether it was
+    pruned."""
+    folder = tuning.folder / f"trial-{trial.number}"
+    gate = StartLock(tuning.root)
+    gate.acquire(tuning.stopping)
+    try:
+        with open(tuning.folder / f"trial-{trial.number}.log", "w", encoding="utf-8") as out:
+            proc = subprocess.Popen(
+                command,
+                cwd=tuning.root,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: the tuner stops it with its stages
+            )
+        with tuning.lock:
+            tuning.running[trial.number] = proc
+        index, pruned = 0, False
+        while True:
+            done = proc.poll() is not None
+            if started_path(folder).is_file():  # its stages before training are done
+                gate.release()
+            index, pruned = judge(trial, folder, index)
+            if pruned or done:
+                break
+            time.sleep(POLL_S)
+        return proc.wait(), index, pruned
+    finally:
+        gate.release()
+        with tuning.lock:
+            tuning.running.pop(trial.number, None)
 
 
 def stop_running(tuning: Tuning) -> None:
