@@ -57,7 +57,7 @@ def run_side_by_side(tmp_path: Path, outcomes: list[str]) -> tuple[list[str], li
     codes: dict[int, int] = {}
 
     def one(number: int, outcome: str) -> None:
-        folder = tuning.folder / f"trial-{number}"
+        folder = tuning.trial_folder(number)
         folder.mkdir()
         command = [sys.executable, "-c", FAKE_RUN, str(events), f"trial-{number}", outcome]
         env = {"PATH": "", TRIAL_DIR_ENV: str(folder), "PYTHONPATH": ":".join(sys.path)}

@@ -176,9 +176,8 @@ def tune(tuning: Tuning) -> Any:
     )
     # no trial starts later than one trial's budget before the end of the study's
     deadline = time.monotonic() + max(60 * (tuning.minutes - tuning.trial_minutes), 0.0)
-    stop = threading.Event()
     workers = [
-        threading.Thread(target=work, args=(tuning, study, target, deadline, stop), daemon=True)
+        threading.Thread(target=work, args=(tuning, study, target, deadline), daemon=True)
         for _ in range(tuning.workers)
     ]
     previous = signal.getsignal(signal.SIGTERM)
@@ -193,7 +192,6 @@ def tune(tuning: Tuning) -> Any:
             while thread.is_alive():
                 thread.join(0.5)
     except KeyboardInterrupt:
-        stop.set()
         tuning.stopping.set()
         log.warning("stopping: the running trials are ended and recorded as failed")
         stop_running(tuning)
@@ -216,15 +214,15 @@ def numbered_trial(tuning: Tuning, numbers: list[int], trial: Any) -> float:
     return run_trial(tuning, trial)
 
 
-def work(tuning: Tuning, study: Any, target: int | None, deadline: float, stop: Any) -> None:
+def work(tuning: Tuning, study: Any, target: int | None, deadline: float) -> None:
     """One worker: a trial at a time (Optuna's optimize, one trial a call, so that the samplers and
-    pruners run as Optuna runs them) until the study has enough, the time is up, ``stop`` is set,
+    pruners run as Optuna runs them) until the study has enough, the time is up, the tuner stops,
     or the grid is done (its size is the target). Too many failures in a row stop it (a broken
     set-up, not a bad trial)."""
     from optuna.trial import TrialState
 
     failures = 0
-    while not stop.is_set() and time.monotonic() <= deadline:
+    while not tuning.stopping.is_set() and time.monotonic() <= deadline:
         if target is not None:
             running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
             if len(finished(study)) + len(running) >= target:

@@ -87,6 +87,14 @@ class Tuning:
     def folder(self) -> Path:
         return self.root / STUDY_DIR / self.study_name
 
+    def trial_folder(self, number: int) -> Path:
+        """Trial ``number``'s channel with its training (:mod:`seqlm.neural.trial`)."""
+        return self.folder / f"trial-{number}"
+
+    def trial_log(self, number: int) -> Path:
+        """Trial ``number``'s ``dvc exp run`` output."""
+        return self.folder / f"trial-{number}.log"
+
 
 class StartLock:
     """The project's trial-start lock, ``tune/trial-start.lock``: a trial holds it from the start of
@@ -130,8 +138,7 @@ def wait_for_twins(tuning: Tuning, number: int, values: dict[str, Any]) -> None:
     tuner stops first."""
     while True:
         with tuning.lock:
-            twins = [n for n, drawn in tuning.drawn.items() if n != number and drawn == values]
-            if not twins:
+            if not any(n != number and drawn == values for n, drawn in tuning.drawn.items()):
                 tuning.drawn[number] = values
                 return
         if tuning.stopping.is_set():
@@ -225,10 +232,10 @@ def run_trial(tuning: Tuning, trial: Any) -> float:
     name = f"{tuning.study_name}-{trial.number}"
     trial.set_user_attr(HOST_ATTR, socket.gethostname())
     trial.set_user_attr(PID_ATTR, os.getpid())
-    folder = tuning.folder / f"trial-{trial.number}"
+    folder = tuning.trial_folder(trial.number)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    logfile = tuning.folder / f"trial-{trial.number}.log"
+    logfile = tuning.trial_log(trial.number)
     drawn = ", ".join(f"{k}={shown(trial.params[k])}" for k in tuning.search.space)
     log.info("trial %d: %s (log: %s)", trial.number, drawn, logfile.relative_to(tuning.root))
     if experiment_ref(tuning.root, name) is not None:
@@ -271,11 +278,11 @@ def watch(
     """Run a trial's ``command`` (its start under the :class:`StartLock`) and judge its evaluations
     until it ends or is pruned: its exit status, the next evaluation's index and whether it was
     pruned."""
-    folder = tuning.folder / f"trial-{trial.number}"
+    folder = tuning.trial_folder(trial.number)
     gate = StartLock(tuning.root)
     gate.acquire(tuning.stopping)
     try:
-        with open(tuning.folder / f"trial-{trial.number}.log", "w", encoding="utf-8") as out:
+        with open(tuning.trial_log(trial.number), "w", encoding="utf-8") as out:
             proc = subprocess.Popen(
                 command,
                 cwd=tuning.root,
