@@ -14,7 +14,14 @@ import pytest
 
 from seqlm.neural.trial import TRIAL_DIR_ENV, TrialChannel, started_path
 from seqlm.tune.space import parse_space
-from seqlm.tune.trials import StartLock, TrialFailed, Tuning, wait_for_twins, watch
+from seqlm.tune.trials import (
+    StartLock,
+    TrialFailed,
+    Tuning,
+    run_minutes,
+    wait_for_twins,
+    watch,
+)
 
 # A stand-in for a trial's dvc exp run: its stages before training take a moment, then (unless told
 # it fails there) its train stage opens the tuner's channel and trains a while.
@@ -93,6 +100,12 @@ def test_a_run_that_ends_before_training_lets_the_next_one_start(tmp_path):
         "trial-1 trains",
         "trial-1 ends",
     ]
+
+
+def test_a_trials_minutes_leave_out_the_time_it_waited_to_start():
+    now = time.monotonic()
+    assert run_minutes(now - 90, now - 60) == "1.0 min after 0.5 min waiting"
+    assert run_minutes(now - 60, now - 60) == "1.0 min"
 
 
 def test_opening_the_channel_marks_the_training_begun(tmp_path, monkeypatch):

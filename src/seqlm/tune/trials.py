@@ -243,17 +243,17 @@ def run_trial(tuning: Tuning, trial: Any) -> float:
         remove = dvc_command("exp", "remove", name)
         subprocess.run(remove, cwd=tuning.root, capture_output=True, env=dvc_env())
     env = dvc_env({TRIAL_DIR_ENV: str(folder.resolve()), TUNER_PID_ENV: str(os.getpid())})
-    started = time.monotonic()
+    drawn_at = time.monotonic()
     wait_for_twins(tuning, trial.number, values)
     try:
         command = trial_command(name, tuning.dataset, values)
-        returncode, index, pruned = watch(tuning, trial, command, env)
+        returncode, index, pruned, started = watch(tuning, trial, command, env)
     finally:
         with tuning.lock:
             tuning.drawn.pop(trial.number, None)
-    minutes = (time.monotonic() - started) / 60
+    minutes = run_minutes(drawn_at, started)
     if pruned:
-        log.info("trial %d pruned at evaluation %d (%.1f min)", trial.number, index - 1, minutes)
+        log.info("trial %d pruned at evaluation %d (%s)", trial.number, index - 1, minutes)
         raise optuna.TrialPruned(f"val perplexity behind the study's at evaluation {index - 1}")
     if returncode:
         raise TrialFailed(
@@ -263,7 +263,7 @@ def run_trial(tuning: Tuning, trial: Any) -> float:
     value = float(experiment_metrics(tuning.root, name)[OBJECTIVE])
     trial.set_user_attr(EXP_ATTR, name)
     log.info(
-        "trial %d: val perplexity %.4f (%.1f min), experiment %s",
+        "trial %d: val perplexity %.4f (%s), experiment %s",
         trial.number,
         value,
         minutes,
@@ -272,15 +272,24 @@ def run_trial(tuning: Tuning, trial: Any) -> float:
     return value
 
 
+def run_minutes(drawn_at: float, started: float) -> str:
+    """How long a trial ran from its ``dvc exp run`` (``started``) on, and how long it waited for
+    the start lock or a twin before (from ``drawn_at``), for the log: "6.1 min" or "6.1 min after
+    0.4 min waiting" (``time.monotonic`` readings)."""
+    ran, waited = (time.monotonic() - started) / 60, (started - drawn_at) / 60
+    return f"{ran:.1f} min" + (f" after {waited:.1f} min waiting" if waited >= 0.05 else "")
+
+
 def watch(
     tuning: Tuning, trial: Any, command: list[str], env: dict[str, str]
-) -> tuple[int, int, bool]:
+) -> tuple[int, int, bool, float]:
     """Run a trial's ``command`` (its start under the :class:`StartLock`) and judge its evaluations
-    until it ends or is pruned: its exit status, the next evaluation's index and whether it was
-    pruned."""
+    until it ends or is pruned: its exit status, the next evaluation's index, whether it was
+    pruned and when its command started (``time.monotonic``)."""
     folder = tuning.trial_folder(trial.number)
     gate = StartLock(tuning.root)
     gate.acquire(tuning.stopping)
+    started = time.monotonic()
     try:
         with open(tuning.trial_log(trial.number), "w", encoding="utf-8") as out:
             proc = subprocess.Popen(
@@ -302,7 +311,7 @@ def watch(
             if pruned or done:
                 break
             time.sleep(POLL_S)
-        return proc.wait(), index, pruned
+        return proc.wait(), index, pruned, started
     finally:
         gate.release()
         with tuning.lock:
