@@ -48,6 +48,7 @@ CONFIGS = {
     "gru-scratch-adaptive": ("gru", {"cell": "scratch", **ADAPTIVE}),
     "transformer": ("transformer", TRANSFORMER),
     "transformer-rotary": ("transformer", {**TRANSFORMER, "positions": "rotary"}),
+    "transformer-shift": ("transformer", {**TRANSFORMER, "token_shift": True}),
     "seq2seq": ("seq2seq", {"window": 4}),
 }
 
@@ -178,6 +179,7 @@ def test_weights_that_do_not_fit_the_config_and_broken_configs_are_refused(
         "lstm-adaptive",
         "transformer",
         "transformer-rotary",
+        "transformer-shift",
     ],
 )
 def test_the_onnx_graph_gives_torchs_log_probabilities(tmp_path: Path, name: str) -> None:

@@ -86,6 +86,10 @@ class NetParams(Section):
     * ``bias``: the transformer's linear layers, LayerNorms and output layer have biases (false:
       none anywhere, as nanoGPT's ``bias = False``; the output layer then starts uniform, not at
       the unigram frequencies); the recurrent models and seq2seq always have them (refused false).
+    * ``token_shift``: each of the transformer's sublayers (attention, MLP) reads the second half
+      of its normalised input's channels from the position before (zeros at a window's first):
+      RWKV's token shift, a parameter-free view of the previous token that speeds up learning on
+      characters; refused for the other models (they read the previous token through their state).
     """
 
     section: ClassVar[str] = "net"
@@ -111,6 +115,7 @@ class NetParams(Section):
     heads: Count = 8
     positions: Positions = "learned"
     bias: bool = True
+    token_shift: bool = False
 
     @model_validator(mode="after")
     def _tied_sizes_match(self) -> Self:
@@ -163,6 +168,12 @@ def check_net_for_model(model: str, net: NetParams) -> None:
         raise ParamError(
             f"net.bias = false is not allowed with model = {model!r}: only the transformer can "
             f"drop its biases (the recurrent layers always have them); set bias: true"
+        )
+    if net.token_shift and model != "transformer":
+        raise ParamError(
+            f"net.token_shift = true is not allowed with model = {model!r}: only the transformer "
+            f"shifts channels between positions (a recurrent model reads the previous token "
+            f"through its state); set token_shift: false"
         )
     if net.bidirectional and model != "seq2seq":
         raise ParamError(

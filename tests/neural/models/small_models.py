@@ -36,10 +36,11 @@ CONFIGS = {
     "transformer-adaptive": ("transformer", {"heads": 2, "context": 32, **ADAPTIVE}),
     # a short context: the split is scored by sliding windows
     "transformer-context-5": ("transformer", {"heads": 2, "context": 5, "positions": "rotary"}),
+    "transformer-shift-context-5": ("transformer", {"heads": 2, "context": 5, "token_shift": True}),
 }
 
 # scored by windows that a token-by-token stream does not reproduce
-SLIDING_WINDOWS = ("transformer-context-5",)
+SLIDING_WINDOWS = ("transformer-context-5", "transformer-shift-context-5")
 
 
 def small_model(name: str, seed: int = 0, **overrides):

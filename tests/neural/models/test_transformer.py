@@ -13,7 +13,7 @@ from small_models import BOS_ID, VOCAB_SIZE
 from seqlm.core.errors import ParamError
 from seqlm.neural.evaluation import target_logprobs
 from seqlm.neural.models import TransformerLM, build_model, check_net_for_model
-from seqlm.neural.models.attention import Rotary
+from seqlm.neural.models.attention import Rotary, shift_half
 from seqlm.neural.models.transformer import scoring_stride
 from seqlm.params import NetParams, TrainParams
 
@@ -48,12 +48,14 @@ def test_the_scoring_stride_is_half_the_context() -> None:
     assert [scoring_stride(c) for c in (1, 2, 3, 4, 5, 64)] == [1, 1, 1, 2, 2, 32]
 
 
-@pytest.mark.parametrize("positions", ["learned", "rotary"])
+@pytest.mark.parametrize(
+    ("positions", "token_shift"), [("learned", False), ("rotary", False), ("rotary", True)]
+)
 @pytest.mark.parametrize("context", [1, 2, 3, 4, 7, 8, 30])
 def test_sliding_windows_score_each_target_once_from_the_window_the_docstring_gives_it(
-    positions: str, context: int, stream_ids: np.ndarray
+    positions: str, token_shift: bool, context: int, stream_ids: np.ndarray
 ) -> None:
-    model = transformer(context=context, positions=positions)
+    model = transformer(context=context, positions=positions, token_shift=token_shift)
     expected = brute_force_logprobs(model, stream_ids, context)
     for windows_per_batch in (1, 3, 256):
         got = target_logprobs(model, stream_ids, BOS_ID, windows_per_batch=windows_per_batch)
@@ -79,9 +81,13 @@ def test_a_target_beyond_the_first_window_sees_no_token_before_its_window(
     assert target_logprobs(model, changed, BOS_ID)[8] != base[8]
 
 
-@pytest.mark.parametrize("positions", ["learned", "rotary"])
-def test_the_training_logits_at_a_position_never_depend_on_later_tokens(positions: str) -> None:
-    model = transformer(context=12, positions=positions)
+@pytest.mark.parametrize(
+    ("positions", "token_shift"), [("learned", False), ("rotary", False), ("learned", True)]
+)
+def test_the_training_logits_at_a_position_never_depend_on_later_tokens(
+    positions: str, token_shift: bool
+) -> None:
+    model = transformer(context=12, positions=positions, token_shift=token_shift)
     x = torch.randint(0, VOCAB_SIZE, (3, 12))
     logits, _ = model(x)
     for t in (0, 5, 9):
@@ -93,8 +99,9 @@ def test_the_training_logits_at_a_position_never_depend_on_later_tokens(position
             assert not torch.allclose(moved[:, t + k], logits[:, t + k])
 
 
-def test_the_loss_gradient_at_a_position_never_reaches_later_inputs() -> None:
-    model = transformer(context=10)
+@pytest.mark.parametrize("token_shift", [False, True])
+def test_the_loss_gradient_at_a_position_never_reaches_later_inputs(token_shift: bool) -> None:
+    model = transformer(context=10, token_shift=token_shift)
     x = torch.randint(0, VOCAB_SIZE, (2, 10))
     embedded = model.embedding(x).detach().requires_grad_(True)  # (B, T, E)
     model.embedding.forward = lambda idx: embedded  # type: ignore[method-assign]
@@ -158,6 +165,37 @@ def test_rotary_scores_depend_only_on_the_distance_between_query_and_key() -> No
     assert not torch.allclose(scores[0, 0], scores[0, 3])
 
 
+def test_the_token_shift_moves_the_second_half_of_the_channels_one_position_later() -> None:
+    h = torch.arange(2 * 3 * 5, dtype=torch.float32).view(2, 3, 5)  # (B, T, H), H odd
+    out = shift_half(h)
+    torch.testing.assert_close(out[..., :2], h[..., :2], rtol=0, atol=0)
+    torch.testing.assert_close(out[:, 1:, 2:], h[:, :-1, 2:], rtol=0, atol=0)
+    assert out[:, 0, 2:].abs().max() == 0
+
+
+def test_with_the_token_shift_a_position_reads_the_token_before_it_in_one_block() -> None:
+    """One block with its attention's output projection zeroed (attention adds nothing): the
+    MLP at ``t`` then reads token ``t`` alone, unless the shift hands it token ``t − 1``'s."""
+    x = torch.randint(0, VOCAB_SIZE, (1, 6))
+    changed = x.clone()
+    changed[0, 2] = (changed[0, 2] + 1) % VOCAB_SIZE
+    moved = {}
+    for token_shift in (False, True):
+        model = transformer(context=6, num_layers=1, token_shift=token_shift)
+        with torch.no_grad():
+            model.blocks[0].attention.proj.weight.zero_()  # attention adds nothing
+        moved[token_shift] = (model(changed)[0] - model(x)[0])[0, 3].abs().max().item()
+    assert moved[False] == 0 and moved[True] > 0
+
+
+def test_the_token_shift_adds_no_parameters_and_changes_the_outputs() -> None:
+    plain, shifted = transformer(), transformer(token_shift=True)
+    assert [p.shape for p in plain.parameters()] == [p.shape for p in shifted.parameters()]
+    shifted.load_state_dict(plain.state_dict())
+    x = torch.randint(0, VOCAB_SIZE, (2, 8))
+    assert not torch.allclose(plain(x)[0], shifted(x)[0])
+
+
 def test_learned_positions_are_a_table_of_the_context_and_rotary_has_no_parameters() -> None:
     learned = transformer(context=6)
     assert learned.position is not None and learned.position.weight.shape == (6, 8)
@@ -196,6 +234,13 @@ def test_the_output_bias_starts_at_the_unigram_log_frequencies() -> None:
     counts = np.bincount(ids, minlength=VOCAB_SIZE) + 1.0
     expected = np.log(counts / counts.sum())
     np.testing.assert_allclose(model.head.bias.detach().numpy(), expected, rtol=1e-6)
+
+
+def test_the_token_shift_is_refused_for_the_other_models() -> None:
+    for model in ("lstm", "gru", "rnn", "seq2seq"):
+        with pytest.raises(ParamError, match=f"net.token_shift = true.*model = '{model}'"):
+            check_net_for_model(model, NetParams(token_shift=True))
+    check_net_for_model("transformer", NetParams(token_shift=True))
 
 
 @pytest.mark.parametrize(

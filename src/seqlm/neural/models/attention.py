@@ -10,6 +10,15 @@ attends to positions ``0 .. t`` of its window only, so the output at ``t`` never
 tokens. With rotary positions (Su et al. 2021, RoFormer) each head's queries and keys are turned
 pair of dimensions by pair of dimensions by an angle proportional to their position, so the score
 of query ``t`` and key ``s`` depends on ``t − s`` only.
+
+With ``shift`` (``net.token_shift``; RWKV's token shift, Peng et al. 2023) each sublayer reads the
+second half of its normalised input's channels from the position before, zeros at a window's
+first position::
+
+    LayerNorm(x)[t] = (a_t, b_t)  ──>  (a_t, b_{t−1})    (b_{−1} = 0)
+
+so every position sees the previous token's features without attending to it. It has no
+parameters and keeps attention causal: the output at ``t`` reads positions ``0 .. t`` only.
 """
 
 from __future__ import annotations
@@ -79,14 +88,30 @@ class CausalSelfAttention(nn.Module):
         return self.resid_dropout(self.proj(y))
 
 
+def shift_half(h: torch.Tensor) -> torch.Tensor:
+    """``(B, T, H) → (B, T, H)``: the first ``H // 2`` channels kept, the rest moved one position
+    later (position 0 gets zeros): the token shift of the module docstring."""
+    half = h.shape[-1] // 2
+    moved = F.pad(h[..., half:], (0, 0, 1, 0))[:, :-1]  # (B, T, H − H // 2): position t − 1's
+    return torch.cat([h[..., :half], moved], dim=-1)
+
+
 class Block(nn.Module):
     """One pre-norm transformer block: attention then a GELU MLP of width ``4 H``; without
-    ``bias`` neither its linear layers nor its LayerNorms have a bias (nanoGPT's ``bias = False``)."""
+    ``bias`` neither its linear layers nor its LayerNorms have a bias (nanoGPT's ``bias = False``);
+    with ``shift`` each sublayer reads its input token-shifted (:func:`shift_half`)."""
 
     def __init__(
-        self, width: int, heads: int, dropout: float, rotary: bool, bias: bool = True
+        self,
+        width: int,
+        heads: int,
+        dropout: float,
+        rotary: bool,
+        bias: bool = True,
+        shift: bool = False,
     ) -> None:
         super().__init__()
+        self.shift = shift
         self.norm1 = nn.LayerNorm(width, bias=bias)
         self.attention = CausalSelfAttention(width, heads, dropout, rotary, bias)
         self.norm2 = nn.LayerNorm(width, bias=bias)
@@ -98,8 +123,11 @@ class Block(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attention(self.norm1(x))  # (B, T, H)
-        return x + self.mlp(self.norm2(x))  # (B, T, H)
+        x = x + self.attention(self._read(self.norm1(x)))  # (B, T, H)
+        return x + self.mlp(self._read(self.norm2(x)))  # (B, T, H)
+
+    def _read(self, h: torch.Tensor) -> torch.Tensor:
+        return shift_half(h) if self.shift else h
 
     def residual_projections(self) -> tuple[nn.Linear, nn.Linear]:
         """The two layers whose outputs are added to the residual stream."""

@@ -124,7 +124,8 @@ class TransformerLM(NeuralLM):
         self.position = nn.Embedding(net.context, width) if net.positions == "learned" else None
         rotary = net.positions == "rotary"
         self.blocks = nn.ModuleList(
-            Block(width, net.heads, net.dropout, rotary, net.bias) for _ in range(net.num_layers)
+            Block(width, net.heads, net.dropout, rotary, net.bias, net.token_shift)
+            for _ in range(net.num_layers)
         )
         self.norm = nn.LayerNorm(width, bias=net.bias)
         self.head = make_head(net, vocab_size)
