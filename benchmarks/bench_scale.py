@@ -96,10 +96,10 @@ def build_corpus(size_mb: float, out: Path) -> dict[str, Path]:
 
 def write_params(
     files: dict[str, Path], folder: Path, token: str = "char", vocab_size: int | None = None,
-    memory_mb: int | None = None,
+    memory_mb: int | None = None, order: int = 7,
 ) -> None:  # fmt: skip
-    """params.yaml: the defaults with the ptb dataset's settings, ``token`` tokens, order 7 without
-    the n-gram's dynamic evaluation (and ``ngram.memory_mb`` when given)."""
+    """params.yaml: the defaults with the ptb dataset's settings, ``token`` tokens, ``order`` (7)
+    without the n-gram's dynamic evaluation (and ``ngram.memory_mb`` when given)."""
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
     ptb = yaml.safe_load((REPO / "conf" / "dataset" / "ptb.yaml").read_text(encoding="utf-8"))
     for section in ("clean", "tokenize", "vocab", "generate"):
@@ -112,7 +112,7 @@ def write_params(
         params["vocab"].update(min_freq=1, max_size=None)
     # the model as lmplz estimates it: no dynamic evaluation (its refits are another cost, measured
     # by the ngram stage's metrics as `dynamic.seconds`)
-    params["ngram"].update(order=7, max_order=7, dynamic=False)
+    params["ngram"].update(order=order, max_order=order, dynamic=False)
     if memory_mb is not None:
         params["ngram"]["memory_mb"] = memory_mb
     splits = {}
@@ -216,9 +216,9 @@ def counting_seconds(log: Path) -> tuple[float, int]:
 
 
 def run_lmplz(
-    lmplz: Path, files: dict[str, Path], folder: Path
+    lmplz: Path, files: dict[str, Path], folder: Path, order: int = 7
 ) -> tuple[float, float, float, float]:
-    """``lmplz -o 7 -S 1G`` on the train text (a sentence a line, a token a character, the space
+    """``lmplz -o <order> -S 1G`` on the train text (a sentence a line, a token a character, the space
     written ``_``), measured like a stage."""
     text = folder / "lmplz-input.txt"
     with open(files["train"], encoding="utf-8") as src, open(text, "w", encoding="utf-8") as out:
@@ -226,20 +226,20 @@ def run_lmplz(
             chars = line.rstrip("\n")
             if chars.strip():
                 out.write(" ".join("_" if c == " " else c for c in chars) + "\n")
-    command = [str(lmplz), "-o", "7", "-S", "1G", "-T", str(folder), "--discount_fallback"]
+    command = [str(lmplz), "-o", str(order), "-S", "1G", "-T", str(folder), "--discount_fallback"]
     return measured(command, folder, "lmplz.log", stdin=text, stdout=folder / "lmplz.arpa")
 
 
 def bench_size(
     size_mb: float, workdir: Path, token: str = "char", vocab_size: int | None = None,
-    lmplz: Path | None = None, memory_mb: int | None = None,
+    lmplz: Path | None = None, memory_mb: int | None = None, order: int = 7,
 ) -> list[dict[str, object]]:  # fmt: skip
     """Every stage at one size: one table row each, one for the data stages together, the n-gram
     stage on one process and its counting passes."""
     folder = workdir / f"{size_mb:g}MB"
     shutil.rmtree(folder, ignore_errors=True)
     files = build_corpus(size_mb, folder / "source")
-    write_params(files, folder, token, vocab_size, memory_mb)
+    write_params(files, folder, token, vocab_size, memory_mb, order)
     corpus_mb = sum(p.stat().st_size for p in files.values()) / 1e6
     rows = []
     for name in STAGES:
@@ -256,7 +256,7 @@ def bench_size(
     )
     rows.insert(len(data), total)
     if lmplz is not None:
-        wall, cpu, rss, pss = run_lmplz(lmplz, files, folder)
+        wall, cpu, rss, pss = run_lmplz(lmplz, files, folder, order)
         rows[-1].update(lmplz_s=wall, lmplz_gb=rss / 1024)
     else:
         stats = json.loads((folder / "metrics" / "data.json").read_text(encoding="utf-8"))
@@ -307,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--memory-mb", type=int, default=None, help="ngram.memory_mb (default: params')"
     )
+    ap.add_argument("--order", type=int, default=7, help="the n-gram's order (and lmplz's)")
     args = ap.parse_args(argv)
     sizes = [float(s) for s in args.sizes.split(",") if s.strip()]
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="seqlm-bench-scale-"))
@@ -315,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for size in sizes:
             rows += bench_size(
-                size, workdir, args.token, args.vocab_size, args.lmplz, args.memory_mb
+                size, workdir, args.token, args.vocab_size, args.lmplz, args.memory_mb, args.order
             )
             print(table([r for r in rows if r["size"] == size]), flush=True)
     finally:

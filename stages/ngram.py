@@ -17,6 +17,7 @@ from seqlm.data.tokens import read_token_file
 from seqlm.data.vocab import load_vocab
 from seqlm.ngram import fit_sentence_model, write_arpa
 from seqlm.ngram.baseline import model_outputs, orders_csv, run_baseline, save_models
+from seqlm.ngram.baseline_sharded import check_whole
 from seqlm.ngram.sentences import SentenceVocab
 from seqlm.params import CleanParams, GenerateParams, NgramParams, TokenizeParams, load_section
 from seqlm.sampling import TextFormat, text_reading
@@ -53,6 +54,7 @@ def body(args: argparse.Namespace) -> None:
         write_text(out_dir / SAMPLES, result.samples)
         save_models(result, vocab, text_reading(fmt), out_dir)
         if args.arpa:
+            check_whole(result, params)
             train_lines = read_token_file(tokens_path(args.tokens_dir, "train"), tok.token)
             sentence_model = fit_sentence_model(
                 train_lines, vocab, result.model.order, params.prune

@@ -2,6 +2,7 @@
 
 import csv
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,11 @@ from seqlm.core.atomic import save_npy
 from seqlm.data.corpus import ids_path, prepare_text, tokens_path
 from seqlm.data.tokens import write_token_file
 from seqlm.data.vocab import save_vocab
-from seqlm.ngram import count_stream, fit_ngram, read_arpa
+from seqlm.ngram import baseline, count_stream, fit_ngram, read_arpa
 from seqlm.ngram.baseline import sample_texts, search_order
 from seqlm.ngram.dynamic import NgramAdaptation, dynamic_dir, dynamic_logprobs, read_adaptation
+from seqlm.ngram.memory import BYTES_PER_NGRAM, MemoryPlan
+from seqlm.ngram.sharded_store import ShardedKneserNey
 from seqlm.ngram.store import load_ngram
 from seqlm.params import GenerateParams, NgramParams, TokenizeParams
 from seqlm.perplexity import load_target_logprobs, score_split
@@ -263,3 +266,83 @@ def test_the_dynamic_model_is_saved_with_its_scores_and_gone_when_turned_off(tmp
     assert np.array_equal(load_target_logprobs(tmp_path / "ngram", "val"), static)
     assert "dynamic" not in read_outputs(tmp_path)[0]
     assert sorted(p.name for p in folder.iterdir()) == []  # no stale member for the ensemble
+
+
+@dataclass(frozen=True)
+class SmallTables(MemoryPlan):
+    """A cap whose tables' third holds ``entries`` n-grams, with tiny chunks and spill runs."""
+
+    entries: int = 1_200
+
+    @property
+    def table_bytes(self) -> int:
+        return BYTES_PER_NGRAM * self.entries
+
+    @property
+    def chunk(self) -> int:
+        return 97
+
+    @property
+    def spill_bytes(self) -> int:
+        return 16 * 40
+
+
+@pytest.mark.parametrize("entries, max_order, depth", [(1_200, 4, 1), (600, 5, 2)])
+def test_a_model_larger_than_its_cap_is_sharded_and_writes_what_the_whole_model_does(
+    tmp_path, tiny_text, monkeypatch, entries, max_order, depth
+):
+    whole, small = tmp_path / "whole", tmp_path / "small"
+    for root in (whole, small):
+        root.mkdir()
+    assert ngram.main(write_inputs(whole, tiny_text * 4, max_order=max_order)) == 0
+    argv = write_inputs(small, tiny_text * 4, max_order=max_order)
+    plan = lambda params, vocab, workers: SmallTables(  # noqa: E731
+        params.memory_mb, workers, params.counted_order(), entries
+    )
+    monkeypatch.setattr(baseline, "memory_plan", plan)
+    assert ngram.main(argv) == 0
+    (metrics, rows), (reference, reference_rows) = read_outputs(small), read_outputs(whole)
+    sharded = metrics.pop("sharded")
+    assert sharded["depth"] == depth and sharded["shards"] > 1
+    assert rows == reference_rows
+    for record in (metrics, reference):
+        for key in TIMING_KEYS:
+            record.pop(key)
+    train, reference_train = metrics.pop("train"), reference.pop("train")
+    assert train["nll"] == pytest.approx(reference_train["nll"], rel=1e-13)  # summed otherwise
+    assert metrics == reference
+    for name in ("val_logprobs.npy", "test_logprobs.npy", "samples.txt"):
+        assert (small / "ngram" / name).read_bytes() == (whole / "ngram" / name).read_bytes()
+    model, _, _ = load_ngram(small / "ngram")
+    assert isinstance(model, ShardedKneserNey) and model.depth == depth
+    val = np.load(ids_path(small / "corpus", "val"))
+    assert np.array_equal(model.target_logprobs(val), load_target_logprobs(small / "ngram", "val"))
+    assert not list((small / "ngram").glob(".seqlm-*"))  # the shards' folder is gone
+
+
+@pytest.mark.parametrize("setting", [{"dynamic": True}, {"prune": [0, 1]}])
+def test_a_model_too_large_to_shard_is_refused_saying_why_and_leaves_nothing(
+    tmp_path, tiny_text, monkeypatch, capsys, setting
+):
+    argv = write_inputs(tmp_path, tiny_text * 4, **setting)
+    plan = lambda params, vocab, workers: SmallTables(  # noqa: E731
+        params.memory_mb, workers, params.counted_order()
+    )
+    monkeypatch.setattr(baseline, "memory_plan", plan)
+    assert ngram.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "is too small for this corpus" in err and "needs the whole tables in memory" in err
+    assert next(iter(setting)) in err
+    assert sorted(p.name for p in (tmp_path / "ngram").iterdir()) == []
+
+
+def test_a_sharded_model_is_not_exported_as_arpa(tmp_path, tiny_text, monkeypatch, capsys):
+    argv = write_inputs(tmp_path, tiny_text * 4)
+    plan = lambda params, vocab, workers: SmallTables(  # noqa: E731
+        params.memory_mb, workers, params.counted_order()
+    )
+    monkeypatch.setattr(baseline, "memory_plan", plan)
+    assert ngram.main([*argv, "--arpa", str(tmp_path / "m.arpa")]) == 1
+    assert "exceed ngram.memory_mb" in capsys.readouterr().err
+    assert not (tmp_path / "m.arpa").exists()
+    assert sorted(p.name for p in (tmp_path / "ngram").iterdir()) == []

@@ -24,13 +24,15 @@ from seqlm.core.workers import iter_spans
 from seqlm.data.corpus import SplitData
 from seqlm.data.vocab import BOS, Vocab
 from seqlm.ngram import count_stream, fit_ngram
+from seqlm.ngram.baseline_sharded import run_sharded
 from seqlm.ngram.counting import chunks
 from seqlm.ngram.counts import NgramCounts
-from seqlm.ngram.dynamic import DynamicResult, dynamic_dir, run_dynamic
+from seqlm.ngram.dynamic import dynamic_dir, run_dynamic
 from seqlm.ngram.kneser_ney import KneserNeyModel
-from seqlm.ngram.memory import MemoryPlan, check_cap
+from seqlm.ngram.memory import MemoryPlan, TablesTooLarge, check_cap
 from seqlm.ngram.model import SCORE_CHUNK, NgramModel
-from seqlm.ngram.sampling import generate
+from seqlm.ngram.outcome import BaselineResult, OrderScore, sample_texts
+from seqlm.ngram.sharded_store import ShardedKneserNey
 from seqlm.ngram.store import MODEL_FILE, save_ngram
 from seqlm.params import GenerateParams, NgramParams
 from seqlm.perplexity import (
@@ -42,55 +44,11 @@ from seqlm.perplexity import (
     score_model_parts,
     score_of_nll,
 )
-from seqlm.sampling import (
-    TextFormat,
-    banned_ids,
-    join_tokens,
-    read_prefix,
-    separator,
-    text_format,
-)
+from seqlm.sampling import TextFormat, text_format
 
 log = logging.getLogger(__name__)
 
 ORDERS_HEADER = ("order", "val_perplexity", "val_bits_per_char")
-
-
-@dataclass(frozen=True)
-class OrderScore:
-    """One row of the order search (``metrics/ngram_orders.csv``)."""
-
-    order: int
-    val_perplexity: float
-    val_bits_per_char: float
-
-
-@dataclass
-class BaselineResult:
-    """Everything the stage writes."""
-
-    model: NgramModel
-    orders: list[OrderScore]
-    scores: dict[str, SplitScore]
-    logprobs: dict[str, np.ndarray]
-    fit_seconds: float
-    score_seconds: float
-    samples: str = ""
-    dynamic: DynamicResult | None = None
-
-    def metrics(self) -> dict[str, object]:
-        """``metrics/ngram.json``."""
-        dynamic = {} if self.dynamic is None else {"dynamic": self.dynamic.record()}
-        return {
-            "order": self.model.order,
-            "smoothing": self.model.smoothing,
-            "vocab_size": self.model.vocab_size,
-            "ngrams": [self.model.counts.rows(k) for k in range(1, self.model.order + 1)],
-            "fit_seconds": round(self.fit_seconds, 4),
-            "score_seconds": round(self.score_seconds, 4),
-            **{split: s.to_record() for split, s in self.scores.items()},
-            **dynamic,
-        }
 
 
 def search_order(
@@ -151,28 +109,6 @@ def orders_csv(rows: list[OrderScore]) -> str:
     for r in rows:
         w.writerow([r.order, f"{r.val_perplexity:.6f}", f"{r.val_bits_per_char:.6f}"])
     return buf.getvalue()
-
-
-def sample_texts(
-    model: NgramModel, vocab: Vocab, fmt: TextFormat | str, gen: GenerateParams
-) -> str:
-    """One sample per prefix, each from a fresh ``default_rng(seed)``: prefixes are independent.
-
-    Each prefix is read like the corpus (:func:`seqlm.sampling.read_prefix`: cleaned, tokenized) and
-    shown cleaned, as the model saw it, under a header naming it as written in the params."""
-    blocks = []
-    banned = banned_ids(vocab, fmt)
-    for prefix in gen.prefixes:
-        shown = read_prefix(prefix, fmt, vocab)
-        rng = np.random.default_rng(gen.seed)
-        new = generate(model, shown.ids, gen.length, rng, gen.temperature, gen.top_k, banned)
-        text = shown.text + separator(shown.text, fmt) + join_tokens(vocab.decode(new), fmt)
-        blocks.append(f"== prefix: {prefix!r} ==\n{text}\n")
-    header = (
-        f"# {model.order}-gram {model.smoothing}; length {gen.length}, temperature "
-        f"{gen.temperature}, top_k {gen.top_k}, seed {gen.seed}\n\n"
-    )
-    return header + "\n".join(blocks)
 
 
 @dataclass(frozen=True)
@@ -266,19 +202,17 @@ def run_baseline(
     ``logprobs_dir`` chunk by chunk when it is given (counting spills there too, in a temporary
     folder), else kept in the result."""
     f = text_format(fmt)
-    log.info(
-        "%s tokens (line_end %s), vocabulary of %d; %s",
-        f.token,
-        f.line_end,
-        len(vocab),
-        "; ".join(
-            f"{s}: {d.ids.size} tokens, {d.characters} characters, {d.oov} <unk>"
-            for s, d in splits.items()
-        ),
-    )
+    sizes = [f"{s}: {d.ids.size} tokens, {d.characters} characters, {d.oov} <unk>"
+             for s, d in splits.items()]  # fmt: skip
+    log.info("%s tokens (line_end %s), vocabulary of %d; %s", f.token, f.line_end, len(vocab),
+             "; ".join(sizes))  # fmt: skip
     log.info("ngram params: %s", params)
     t0 = time.perf_counter()
-    counts = count_train(params, splits["train"], vocab, workers, logprobs_dir)  # every order
+    try:
+        counts = count_train(params, splits["train"], vocab, workers, logprobs_dir)  # every order
+    except TablesTooLarge as e:  # the same model, a shard at a time
+        plan, out = memory_plan(params, vocab, workers), logprobs_dir
+        return run_sharded(params, gen, vocab, splits, fmt, plan, out and Path(out), e)
     count_seconds = time.perf_counter() - t0
     log.info(
         "counted in %.3f s over %d process%s", count_seconds, workers, "es"[: 2 * (workers > 1)]
@@ -350,7 +284,10 @@ def save_models(
     result: BaselineResult, vocab: Vocab, text: dict[str, str], out_dir: str | os.PathLike[str]
 ) -> None:
     """The stage's model (``model.npz``) and its dynamically evaluated one, when there is one
-    (``dynamic/model.npz``, with how it adapts), in ``out_dir``."""
+    (``dynamic/model.npz``, with how it adapts), in ``out_dir``; a sharded model is already
+    there (:mod:`seqlm.ngram.baseline_sharded` writes it as it estimates it)."""
+    if isinstance(result.model, ShardedKneserNey):
+        return
     save_ngram(result.model, vocab, text, Path(out_dir) / MODEL_FILE)
     if result.dynamic is not None:
         adapting = dynamic_dir(out_dir) / MODEL_FILE

@@ -37,13 +37,13 @@ from seqlm.core.errors import DataError
 from seqlm.core.logs import progress_disabled
 from seqlm.data.corpus import SplitData
 from seqlm.ngram import fit_ngram
+from seqlm.ngram.archive import read_meta
 from seqlm.ngram.counting import suffix_rows
 from seqlm.ngram.counts import NgramCounts, count_ngrams
 from seqlm.ngram.kneser_ney import KneserNeyModel
 from seqlm.ngram.laplace import LaplaceModel
 from seqlm.ngram.model import NgramModel
 from seqlm.ngram.runs import merge_counts
-from seqlm.ngram.store import read_meta
 from seqlm.params import NgramParams
 from seqlm.perplexity import LogprobsWriter, SplitScore, score_model, score_split_parts
 

@@ -42,7 +42,17 @@ FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
 
 def modified_kn_discounts(adjusted: np.ndarray) -> tuple[np.ndarray, bool]:
     """``[0, D1, D2, D3+]`` from one order's adjusted counts, and whether the fallback was used."""
-    n = np.bincount(np.minimum(np.asarray(adjusted, dtype=np.int64), 5), minlength=6)
+    return discounts_of_histogram(count_histogram(adjusted))
+
+
+def count_histogram(adjusted: np.ndarray) -> np.ndarray:
+    """How many adjusted counts are 0, 1, .. 4 and 5 or more (the counts-of-counts; those of
+    several tables add up)."""
+    return np.bincount(np.minimum(np.asarray(adjusted, dtype=np.int64), 5), minlength=6)
+
+
+def discounts_of_histogram(n: np.ndarray) -> tuple[np.ndarray, bool]:
+    """:func:`modified_kn_discounts` from the counts-of-counts ``n`` (:func:`count_histogram`)."""
     n1, n2, n3, n4 = (float(n[j]) for j in range(1, 5))
     if n1 > 0 and n2 > 0 and n3 > 0:
         y = n1 / (n1 + 2.0 * n2)
@@ -82,15 +92,18 @@ class KneserNeyModel(NgramModel):
         allowed: np.ndarray | None = None,
         prune: Sequence[int] = (),
         discounts: np.ndarray | None = None,
+        adjusted: Sequence[np.ndarray] | None = None,
     ) -> None:
         """``discounts``: ``(order, 3)`` fixed ``D1, D2, D3+`` per order (as a toolkit printed
-        them), in place of the estimate from the counts-of-counts."""
+        them), in place of the estimate from the counts-of-counts; ``adjusted``: each order's
+        adjusted counts in place of :func:`adjusted_counts` (the lower orders of a larger model,
+        :mod:`seqlm.ngram.sharded`)."""
         if allowed is None:
             allowed = np.ones(counts.vocab_size, dtype=bool)
         super().__init__(counts, order, allowed)
         self.prune = thresholds(prune, order)
         dropped = dropped_rows(counts, self.prune) if any(self.prune) else None
-        self.adjusted = adjusted_counts(counts, order)
+        self.adjusted = list(adjusted) if adjusted is not None else adjusted_counts(counts, order)
         found = [modified_kn_discounts(a) for a in self.adjusted]
         self.discounts = np.stack([d for d, _ in found])  # (order, 4): [0, D1, D2, D3+] per order
         self.fallback = tuple(fb for _, fb in found)

@@ -18,7 +18,9 @@ the cap (counting and scoring do not depend on their chunks, spill budget or den
 token stream itself is read by file reads (:func:`seqlm.data.ids.read_range`), so a long split's
 pages never count as the stage's memory. The one part that grows with the corpus is the model's
 tables: counting checks them against their third after every order and stops with what the order
-needs (:func:`check_tables`) instead of being killed for want of memory. The n-gram's dynamic
+needs (:func:`check_tables`, :class:`TablesTooLarge`) instead of being killed for want of memory;
+the stage then counts the same model in shards that each fit the third
+(:mod:`seqlm.ngram.baseline_sharded`). The n-gram's dynamic
 evaluation (:mod:`seqlm.ngram.dynamic`) comes after counting, when the passes' two thirds are free
 again: refitting holds the tables about twice over (Tiny Shakespeare's 4.69 M n-grams of orders
 1..12: a peak resident set of 878 MiB, about 160 bytes an n-gram beyond the process), within the 3 ×
@@ -125,6 +127,10 @@ def check_cap(memory_mb: int, vocab_size: int) -> None:
         )
 
 
+class TablesTooLarge(DataError):
+    """The model's tables would take more than their third of ``ngram.memory_mb``."""
+
+
 def check_tables(plan: MemoryPlan, rows: list[int]) -> None:
     """Stop when the n-grams counted so far (``rows[k − 1]`` of order ``k``) need more than the
     tables' third of the cap: the model could not be estimated in it."""
@@ -132,7 +138,7 @@ def check_tables(plan: MemoryPlan, rows: list[int]) -> None:
     if held <= plan.table_bytes:
         return
     need = BASE_MB + math.ceil(3 * held / MB)
-    raise DataError(
+    raise TablesTooLarge(
         f"ngram.memory_mb = {plan.memory_mb} is too small for this corpus: its "
         f"{sum(rows):,} distinct n-grams of orders 1..{len(rows)} need about "
         f"{math.ceil(held / MB)} MB of tables, more than a third of the "

@@ -53,6 +53,10 @@ class NgramModel(abc.ABC):
     def bos_id(self) -> int:
         return self.counts.bos_id
 
+    def table_rows(self) -> list[int]:
+        """How many distinct n-grams of each order ``1 .. order`` the model holds."""
+        return [self.counts.rows(k) for k in range(1, self.order + 1)]
+
     @abc.abstractmethod
     def probabilities(
         self, contexts: Sequence[np.ndarray], context_len: np.ndarray, words: np.ndarray
@@ -128,7 +132,16 @@ class NgramModel(abc.ABC):
 
     def _stream_chunk_logprobs(self, ids: np.ndarray, a: int, b: int) -> np.ndarray:
         """Log-probabilities of ``ids[a:b]`` within the stream ``<bos> ids``."""
-        lo = max(a - (self.order - 1), 0)
+        with np.errstate(divide="ignore"):
+            return np.log(self.stream_chunk_probabilities(ids, a, b)[0])
+
+    def stream_chunk_probabilities(
+        self, ids: np.ndarray, a: int, b: int, context_order: int = 0
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities of ``ids[a:b]`` within the stream ``<bos> ids``; with ``context_order``
+        ``j >= 1`` (at most the counts' order) also the row of each target's context of ``j``
+        tokens among the j-grams (``-1`` if unseen or reaching before the stream)."""
+        lo = max(a - max(self.order - 1, context_order), 0)
         window = read_range(ids, lo, b)  # a mapped split by a file read
         if lo == 0:  # the window starts at the begin marker
             window, start = np.r_[self.bos_id, window], 0
@@ -138,14 +151,14 @@ class NgramModel(abc.ABC):
             bad = int(window[(window < 0) | (window >= self.vocab_size)][0])
             raise DataError(f"token id {bad} is outside the vocabulary 0..{self.vocab_size - 1}")
         starts = np.full(window.size, start, dtype=np.int64)
-        rows = self.counts.ending_rows(window, starts, self.order)  # the n-grams ending at each j
+        # the n-grams ending at each j
+        rows = self.counts.ending_rows(window, starts, max(self.order, context_order))
         targets = np.arange(window.size - (b - a), window.size)
         contexts = [r[targets - 1] for r in rows[: self.order - 1]]
-        grams = [r[targets] for r in rows[1:]]  # each target's n-gram of orders 2 .. order
+        grams = [r[targets] for r in rows[1 : self.order]]  # each target's n-gram of orders 2 ..
         context_len = np.minimum(targets - start, self.order - 1)
-        with np.errstate(divide="ignore"):
-            p = self.probabilities_given_rows(contexts, context_len, window[targets], grams)
-            return np.log(p)
+        p = self.probabilities_given_rows(contexts, context_len, window[targets], grams)
+        return p, (rows[context_order - 1][targets - 1] if context_order else None)
 
     # --- next-token distributions --------------------------------------------------------------
 

@@ -130,19 +130,32 @@ def merge_runs(runs: Sequence[Run], block: int) -> Iterator[tuple[np.ndarray, np
         yield merge_counts(np.concatenate(keys), np.concatenate(counts))
 
 
+class TableTooLarge(Exception):
+    """A merged table has more keys than its caller can hold (``size``)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"the merged table has {size:,} keys")
+        self.size = size
+
+
 def merged_table(
-    runs: Sequence[Run], folder: Path, block: int | None = None
+    runs: Sequence[Run], folder: Path, block: int | None = None, limit: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The runs merged into one table in memory (the runs are removed): merged to a file first,
     so that only the result and one block per run (``block`` pairs; by default
-    :data:`MERGE_BYTES` over them all) are ever held."""
+    :data:`MERGE_BYTES` over them all) are ever held. ``limit``: the most keys the table may have;
+    beyond it :class:`TableTooLarge` is raised before the table is read (the runs are gone)."""
     if block is None:
         block = max(1 << 12, MERGE_BYTES // (PAIR_BYTES * max(len(runs), 1)))
     if not runs:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     if len(runs) == 1:
-        keys, counts = runs[0].read(0, runs[0].size)
+        size = runs[0].size
+        if limit is None or size <= limit:
+            keys, counts = runs[0].read(0, size)
         runs[0].remove()
+        if limit is not None and size > limit:
+            raise TableTooLarge(size)
         return keys, counts
     stem = folder / f"merged-{os.getpid()}-{next(_names)}"
     out = Run(stem.with_suffix(".keys"), stem.with_suffix(".counts"), 0)
@@ -154,6 +167,9 @@ def merged_table(
             size += k.size
     for run in runs:
         run.remove()
+    if limit is not None and size > limit:
+        out.remove()
+        raise TableTooLarge(size)
     keys, counts = Run(out.keys, out.counts, size).read(0, size)
     out.remove()
     return keys, counts

@@ -19,26 +19,22 @@ evaluated model also records how it adapted (``meta["adapt"]``: ``segment``, ``r
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import zipfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from seqlm.core.atomic import atomic_path
 from seqlm.core.errors import DataError
 from seqlm.data.vocab import Vocab, parse_vocab
+from seqlm.ngram.archive import FORMAT, TABLES, npz_bytes, read_meta
 from seqlm.ngram.counts import NgramCounts
 from seqlm.ngram.kneser_ney import KneserNeyModel
 from seqlm.ngram.laplace import LaplaceModel
 from seqlm.ngram.model import NgramModel
 
-FORMAT = 1
 MODEL_FILE = "model.npz"
-TABLES = ("keys", "suffix", "raw", "starts_with_bos")
 
 
 def save_ngram(
@@ -82,28 +78,6 @@ def save_ngram(
     return Path(path)
 
 
-def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    """What ``np.savez`` writes, with fixed dates on the zip entries (``np.savez`` stamps the
-    time of writing), so the same arrays always give the same bytes."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for name, array in arrays.items():
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            with zf.open(info, "w", force_zip64=True) as f:
-                np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
-    return buffer.getvalue()
-
-
-def read_meta(archive: Any, name: str) -> dict[str, Any]:
-    """The archive's ``meta`` record, checked."""
-    if "meta" not in archive.files:
-        raise DataError(f"{name} is not a seqlm n-gram model (no 'meta' record)")
-    meta = json.loads(str(archive["meta"][()]))
-    if meta.get("format") != FORMAT:
-        raise DataError(f"{name} is an n-gram model of format {meta.get('format')!r}, not {FORMAT}")
-    return meta
-
-
 def load_ngram(path: str | os.PathLike[str]) -> tuple[NgramModel, Vocab, dict[str, str]]:
     """The model saved by :func:`save_ngram`, its vocabulary and its text reading."""
     p = Path(path)
@@ -117,6 +91,10 @@ def load_ngram(path: str | os.PathLike[str]) -> tuple[NgramModel, Vocab, dict[st
         raise DataError(f"{str(p)!r} is not a readable seqlm n-gram model ({e})") from e
     with archive:
         meta = read_meta(archive, repr(str(p)))
+        if "shards" in meta:
+            from seqlm.ngram.sharded_store import load_sharded
+
+            return load_sharded(p, archive, meta)
         order = int(meta["order"])
         pruned = any(meta.get("prune", ()))
         estimates = ("complete", "backoff") if pruned else ()

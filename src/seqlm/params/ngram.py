@@ -24,7 +24,8 @@ class NgramParams(Section):
     seen at most ``prune[k − 1]`` times is dropped; the last value holds for the higher orders;
     non-decreasing; unigrams are never pruned, so the first value is 0); empty: no pruning
     (:mod:`seqlm.ngram.pruning`). ``memory_mb``: the stage's memory cap in MB, shared among its
-    passes and processes (:mod:`seqlm.ngram.memory`); the figures do not depend on it.
+    passes and processes (:mod:`seqlm.ngram.memory`), a model larger than its third counted in
+    shards (:mod:`seqlm.ngram.baseline_sharded`); the figures do not depend on it.
     ``dynamic``: also score val and test with a model of ``dynamic_order`` that takes in each
     split's text as it scores it, fitted again every ``dynamic_segment`` targets (at most
     ``dynamic_refits`` times a split: longer segments on a longer split), for the evaluate stage's
