@@ -8,11 +8,14 @@ import io
 import json
 import zipfile
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from seqlm.core.errors import DataError
+from seqlm.data.vocab import Vocab, parse_vocab
+from seqlm.ngram.counts import NgramCounts
 
 FORMAT = 1
 TABLES = ("keys", "suffix", "raw", "starts_with_bos")
@@ -44,3 +47,27 @@ def read_meta(archive: Any, name: str) -> dict[str, Any]:
     if meta.get("format") != FORMAT:
         raise DataError(f"{name} is an n-gram model of format {meta.get('format')!r}, not {FORMAT}")
     return meta
+
+
+def read_counts(
+    archive: Any, meta: dict[str, Any], p: Path, order: int
+) -> tuple[NgramCounts, Vocab]:
+    """The count tables of orders ``1 .. order`` in an open archive and its vocabulary, checked."""
+    try:
+        tables = {
+            name: tuple(archive[f"{name}_{k}"] for k in range(1, order + 1)) for name in TABLES
+        }
+    except KeyError as e:
+        raise DataError(f"{str(p)!r} lacks the table {e} of its order {order}") from e
+    vocab = parse_vocab(meta["vocab_tsv"], f"the vocabulary in {str(p)!r}")
+    if len(vocab) != int(meta["vocab_size"]):
+        raise DataError(f"{str(p)!r}: its vocabulary does not match its tables")
+    counts = NgramCounts(
+        vocab_size=int(meta["vocab_size"]),
+        bos_id=int(meta["bos_id"]),
+        max_order=order,
+        sequences=int(meta["sequences"]),
+        tokens=int(meta["tokens"]),
+        **tables,
+    )
+    return counts, vocab

@@ -24,9 +24,8 @@ import numpy as np
 from seqlm.core.atomic import atomic_path
 from seqlm.core.errors import DataError
 from seqlm.data.ids import read_range
-from seqlm.data.vocab import Vocab, parse_vocab
-from seqlm.ngram.archive import FORMAT, TABLES, write_npz
-from seqlm.ngram.counts import NgramCounts
+from seqlm.data.vocab import Vocab
+from seqlm.ngram.archive import FORMAT, TABLES, read_counts, write_npz
 from seqlm.ngram.kneser_ney import KneserNeyModel
 from seqlm.ngram.model import NgramModel
 from seqlm.ngram.sharded import ShardedCounts, ShardModel
@@ -180,24 +179,13 @@ def load_sharded(
 ) -> tuple[ShardedKneserNey, Vocab, dict[str, str]]:
     """The model, vocabulary and text reading of a sharded model file (``archive`` open)."""
     j = int(meta["depth"])
+    counts, vocab = read_counts(archive, meta, p, j)
     try:
-        tables = {name: tuple(archive[f"{name}_{k}"] for k in range(1, j + 1)) for name in TABLES}
         complete = [archive[f"complete_{k}"] for k in range(1, j + 1)]
         backoff = [archive[f"backoff_{k}"] for k in range(1, j)]
         starts = archive["starts"]
     except KeyError as e:
         raise DataError(f"{str(p)!r} lacks the sharded model's array {e}") from e
-    vocab = parse_vocab(meta["vocab_tsv"], f"the vocabulary in {str(p)!r}")
-    if len(vocab) != int(meta["vocab_size"]):
-        raise DataError(f"{str(p)!r}: its vocabulary does not match its tables")
-    counts = NgramCounts(
-        vocab_size=int(meta["vocab_size"]),
-        bos_id=int(meta["bos_id"]),
-        max_order=j,
-        sequences=int(meta["sequences"]),
-        tokens=int(meta["tokens"]),
-        **tables,
-    )
     bottom = KneserNeyModel.restored(counts, j, complete, backoff, ())
     model = ShardedKneserNey(p, meta, bottom, starts)
     return model, vocab, {k: str(v) for k, v in meta["text"].items()}

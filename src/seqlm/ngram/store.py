@@ -27,9 +27,8 @@ import numpy as np
 
 from seqlm.core.atomic import atomic_path
 from seqlm.core.errors import DataError
-from seqlm.data.vocab import Vocab, parse_vocab
-from seqlm.ngram.archive import FORMAT, TABLES, npz_bytes, read_meta
-from seqlm.ngram.counts import NgramCounts
+from seqlm.data.vocab import Vocab
+from seqlm.ngram.archive import FORMAT, TABLES, npz_bytes, read_counts, read_meta
 from seqlm.ngram.kneser_ney import KneserNeyModel
 from seqlm.ngram.laplace import LaplaceModel
 from seqlm.ngram.model import NgramModel
@@ -98,27 +97,14 @@ def load_ngram(path: str | os.PathLike[str]) -> tuple[NgramModel, Vocab, dict[st
         order = int(meta["order"])
         pruned = any(meta.get("prune", ()))
         estimates = ("complete", "backoff") if pruned else ()
+        counts, vocab = read_counts(archive, meta, p, order)
         try:
-            tables = {
-                name: tuple(archive[f"{name}_{k}"] for k in range(1, order + 1)) for name in TABLES
-            }
             kept = {
                 name: tuple(archive[f"{name}_{k}"] for k in range(1, order + (name == "complete")))
                 for name in estimates
             }
         except KeyError as e:
             raise DataError(f"{str(p)!r} lacks the table {e} of its order {order}") from e
-    vocab = parse_vocab(meta["vocab_tsv"], f"the vocabulary in {str(p)!r}")
-    if len(vocab) != int(meta["vocab_size"]):
-        raise DataError(f"{str(p)!r}: its vocabulary does not match its tables")
-    counts = NgramCounts(
-        vocab_size=int(meta["vocab_size"]),
-        bos_id=int(meta["bos_id"]),
-        max_order=order,
-        sequences=int(meta["sequences"]),
-        tokens=int(meta["tokens"]),
-        **tables,
-    )
     if meta["smoothing"] == "kneser_ney" and pruned:
         model: NgramModel = KneserNeyModel.restored(
             counts, order, kept["complete"], kept["backoff"], meta["prune"]
