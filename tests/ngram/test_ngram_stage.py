@@ -331,7 +331,7 @@ def test_a_model_too_large_to_shard_is_refused_saying_why_and_leaves_nothing(
     monkeypatch.setattr(baseline, "memory_plan", plan)
     assert ngram.main(argv) == 1
     err = capsys.readouterr().err
-    assert "is too small for this corpus" in err and "needs the whole tables in memory" in err
+    assert "is too small for this corpus" in err and "tables must fit in memory" in err
     assert next(iter(setting)) in err
     assert sorted(p.name for p in (tmp_path / "ngram").iterdir()) == []
 
@@ -346,3 +346,19 @@ def test_a_sharded_model_is_not_exported_as_arpa(tmp_path, tiny_text, monkeypatc
     assert "exceed ngram.memory_mb" in capsys.readouterr().err
     assert not (tmp_path / "m.arpa").exists()
     assert sorted(p.name for p in (tmp_path / "ngram").iterdir()) == []
+
+
+def test_the_library_run_shards_too_given_a_token_name_for_the_format(
+    tmp_path, tiny_text, monkeypatch
+):
+    data = prepare_text(tiny_text * 4, tokenize_params("char"))
+    params, gen = NgramParams(order="auto", max_order=4), GenerateParams(prefixes=("the",))
+    whole = baseline.run_baseline(params, gen, data.vocab, data.splits, "char", 1, tmp_path / "a")
+    plan = lambda params, vocab, workers: SmallTables(  # noqa: E731
+        params.memory_mb, workers, params.counted_order()
+    )
+    monkeypatch.setattr(baseline, "memory_plan", plan)
+    run = baseline.run_baseline(params, gen, data.vocab, data.splits, "char", 1, tmp_path / "b")
+    assert run.sharded is not None and whole.sharded is None
+    assert run.scores["test"] == whole.scores["test"] and run.samples == whole.samples
+    assert load_ngram(tmp_path / "b")[2]["token"] == "char"

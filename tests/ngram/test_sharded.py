@@ -93,3 +93,15 @@ def test_lookup_finds_present_keys_and_marks_absent_ones():
     keys = np.array([2, 5, 9])
     assert lookup(keys, np.array([9, 2, 3, 10, 5])).tolist() == [2, 0, -1, -1, 1]
     assert lookup(keys[:0], np.array([1])).tolist() == [-1]
+
+
+def test_a_stream_shorter_than_the_order_leaves_its_training_score_to_a_pass(tmp_path):
+    train, held = np.array([2, 3, 4]), np.array([2, 3, 4, 2, 3, 5])
+    got = sharded(train, tmp_path, 10**6)
+    files, nll = score_sharded(got, [2, 5], {"train": train, "held": held}, tmp_path, 300)
+    counts = count_stream_ids(train, V, ORDER, BOS)
+    reference = KneserNeyModel(counts, 2).training_stream_nll()
+    assert nll[5] is None and nll[2] == pytest.approx(reference, rel=1e-13)
+    for order in (2, 5):  # no 5-gram fits in the stream: the higher orders add nothing
+        expected = KneserNeyModel(counts, order).target_logprobs(held)
+        assert np.array_equal(files[order, "held"].read(0, held.size), expected)

@@ -25,8 +25,14 @@ from seqlm.ngram.sharded import ScoreFile, count_sharded, score_sharded
 from seqlm.ngram.sharded_store import save_sharded
 from seqlm.ngram.store import MODEL_FILE, load_ngram
 from seqlm.params import GenerateParams, NgramParams
-from seqlm.perplexity import LogprobsWriter, SplitScore, score_of_nll, score_split_parts
-from seqlm.sampling import TextFormat, text_reading
+from seqlm.perplexity import (
+    LogprobsWriter,
+    SplitScore,
+    score_model_parts,
+    score_of_nll,
+    score_split_parts,
+)
+from seqlm.sampling import TextFormat, text_format, text_reading
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +72,11 @@ def run_sharded(
     cannot be sharded)."""
     reason = unshardable(params)
     if reason is not None or out_dir is None:
-        held = reason or "scoring without the stage's folder"
-        raise TablesTooLarge(f"{why} ({held} needs the whole tables in memory)") from why
+        held = reason or "a run without the stage's folder"
+        raise TablesTooLarge(
+            f"{why}. With {held} the model's tables must fit in memory; without it the stage "
+            "counts the model in shards that fit"
+        ) from why
     log.info("the tables do not fit in ngram.memory_mb: counting in shards (%s)", why)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=".seqlm-shards-", dir=out_dir) as tmp:
@@ -89,16 +98,18 @@ def run_sharded(
             s = split_score(files[n, "val"], splits["val"], SCORE_CHUNK)
             rows.append(OrderScore(n, s.perplexity, s.bits_per_char))
         order = min(rows, key=lambda r: (r.val_perplexity, r.order)).order
-        scores = {name: saved_score(files[order, name], splits[name], out_dir, plan.score_chunk)
-                  for name in scored}  # fmt: skip
-        t = splits["train"]
-        scores["train"] = score_of_nll(train_nll[order], int(t.ids.size), t.characters, t.oov,
-                                       t.bytes, t.words)  # fmt: skip
-        score_seconds = time.perf_counter() - t0
         model: NgramModel = counts.bottom_model(order)  # the stage saves it, when it is whole
         if order > counts.depth:
-            save_sharded(counts, order, vocab, text_reading(fmt), out_dir / MODEL_FILE)
+            save_sharded(counts, order, vocab, text_reading(text_format(fmt)), out_dir / MODEL_FILE)
             model = load_ngram(out_dir / MODEL_FILE)[0]
+        scores = {name: saved_score(files[order, name], splits[name], out_dir, plan.score_chunk)
+                  for name in scored}  # fmt: skip
+        t, nll = splits["train"], train_nll[order]
+        scores["train"] = (
+            score_model_parts(model.target_logprob_parts, t) if nll is None
+            else score_of_nll(nll, int(t.ids.size), t.characters, t.oov, t.bytes, t.words)
+        )  # fmt: skip
+        score_seconds = time.perf_counter() - t0
     samples = sample_texts(model, vocab, fmt, gen)
     shards = {"shards": len(counts.files), "depth": counts.depth}
     return BaselineResult(model, rows, scores, {}, fit_seconds, score_seconds, samples,

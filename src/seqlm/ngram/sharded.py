@@ -238,6 +238,8 @@ class ShardModel:
         words = window[t - lo]
         for k in range(shard.depth + 1, self.order + 1):
             i = k - shard.depth - 1
+            if shard.grams[i].size == 0:
+                break  # nothing follows these contexts: their back-off weights are 1
             gram = np.where(ctx >= 0, lookup(shard.grams[i], ctx * v + words), -1)
             seen = gram >= 0
             p = np.where(seen, self.complete[i][np.maximum(gram, 0)], p)
@@ -257,9 +259,9 @@ class ShardModel:
         v, shard = self.shard.vocab_size, self.shard
         words = np.arange(v)
         for k in range(shard.depth + 1, self.order + 1):
-            if ctx < 0:
-                break  # no longer context was seen either
             i = k - shard.depth - 1
+            if ctx < 0 or shard.grams[i].size == 0:
+                break  # no longer context was seen either
             gram = lookup(shard.grams[i], ctx * v + words)
             p = np.where(gram >= 0, self.complete[i][np.maximum(gram, 0)], p * self.gamma[i][ctx])
             if k < self.order:
@@ -321,22 +323,25 @@ class ScoreFile:
 def score_sharded(
     counts: ShardedCounts, orders: Sequence[int], splits: dict[str, np.ndarray], folder: Path,
     chunk: int,
-) -> tuple[dict[tuple[int, str], ScoreFile], dict[int, float]]:  # fmt: skip
+) -> tuple[dict[tuple[int, str], ScoreFile], dict[int, float | None]]:  # fmt: skip
     """Every split's log-probabilities under the model of each of ``orders`` (files in
-    ``folder``), and each order's training negative log-likelihood; ``chunk`` targets at a time."""
+    ``folder``), and each order's training negative log-likelihood (None when the tables do not
+    give it: a stream shorter than the order); ``chunk`` targets at a time."""
     files = {
         (n, name): ScoreFile(folder / f"scores-{n}-{name}.f64", int(ids.size))
         for n in orders
         for name, ids in splits.items()
     }
-    train: dict[int, float] = {}
+    train: dict[int, float | None] = {}
     above = [n for n in orders if n > counts.depth]
     bottoms = {n: counts.bottom_model(n) for n in orders}
     for n in orders:
         if n <= counts.depth:  # the bottom is the whole model
-            train[n] = bottoms[n].training_stream_nll() or 0.0
-        else:
+            train[n] = bottoms[n].training_stream_nll()
+        elif counts.bottom.tokens >= n:
             train[n] = bottom_training_nll(bottoms[n], n)
+        else:  # no top-order n-gram: not from the tables
+            train[n] = None
     bar = tqdm(total=len(counts.files) * bool(above), desc="ngram estimating and scoring",
                unit="shard", disable=progress_disabled())  # fmt: skip
     for name, ids in splits.items():  # the targets no shard holds
@@ -348,7 +353,8 @@ def score_sharded(
         rows = (counts.starts[s], ends[s])
         for n in above:
             model = ShardModel.estimate(shard.upto(n), n, counts.discounts(n), bottoms[n])
-            train[n] += model.training_nll()
+            part = train[n]
+            train[n] = None if part is None else part + model.training_nll()
             for name, ids in splits.items():
                 score_split(bottoms[n], model, ids, rows, files[n, name], chunk)
         bar.update()
