@@ -213,3 +213,12 @@ def test_the_parallel_benchmark_starts_trainings_side_by_side_and_prints_their_s
     assert [row.split("|")[2].strip() for row in rows] == ["1", "2"]  # alone, then two at once
     assert rows[0].endswith("| 100.0 % |") and "(target >= 90 %)" in rows[1]
     assert len(rows[1].split("|")[3].split("+")) == 2  # each training's own tokens/s
+
+
+def test_the_sharded_benchmark_runs_each_cap_and_finds_the_same_log_probabilities(capsys):
+    code = load_benchmark("bench_sharded").main(["--dataset", "timemachine", "--caps", "2048,200"])
+    assert code == 0
+    rows = capsys.readouterr().out.splitlines()[-2:]
+    whole, sharded = (row.split() for row in rows)
+    assert whole[1:3] == ["-", "-"] and int(sharded[1]) > 1  # held whole, then in shards
+    assert whole[4:6] == sharded[4:6] and whole[8] == sharded[8] == "True"

@@ -287,15 +287,18 @@ class SmallTables(MemoryPlan):
         return 16 * 40
 
 
-@pytest.mark.parametrize("entries, max_order, depth", [(1_200, 4, 1), (600, 5, 2)])
+@pytest.mark.parametrize(
+    "entries, max_order, depth, prune", [(1_200, 4, 1, []), (600, 5, 2, []), (600, 5, 2, [0, 1])]
+)
 def test_a_model_larger_than_its_cap_is_sharded_and_writes_what_the_whole_model_does(
-    tmp_path, tiny_text, monkeypatch, entries, max_order, depth
+    tmp_path, tiny_text, monkeypatch, entries, max_order, depth, prune
 ):
     whole, small = tmp_path / "whole", tmp_path / "small"
     for root in (whole, small):
         root.mkdir()
-    assert ngram.main(write_inputs(whole, tiny_text * 4, max_order=max_order)) == 0
-    argv = write_inputs(small, tiny_text * 4, max_order=max_order)
+    settings = {"max_order": max_order, "prune": prune}
+    assert ngram.main(write_inputs(whole, tiny_text * 4, **settings)) == 0
+    argv = write_inputs(small, tiny_text * 4, **settings)
     plan = lambda params, vocab, workers: SmallTables(  # noqa: E731
         params.memory_mb, workers, params.counted_order(), entries
     )
@@ -310,6 +313,8 @@ def test_a_model_larger_than_its_cap_is_sharded_and_writes_what_the_whole_model_
             record.pop(key)
     train, reference_train = metrics.pop("train"), reference.pop("train")
     assert train["nll"] == pytest.approx(reference_train["nll"], rel=1e-13)  # summed otherwise
+    if prune:  # scored by a pass over train in both runs
+        assert train == reference_train
     assert metrics == reference
     for name in ("val_logprobs.npy", "test_logprobs.npy", "samples.txt"):
         assert (small / "ngram" / name).read_bytes() == (whole / "ngram" / name).read_bytes()
@@ -320,7 +325,7 @@ def test_a_model_larger_than_its_cap_is_sharded_and_writes_what_the_whole_model_
     assert not list((small / "ngram").glob(".seqlm-*"))  # the shards' folder is gone
 
 
-@pytest.mark.parametrize("setting", [{"dynamic": True}, {"prune": [0, 1]}])
+@pytest.mark.parametrize("setting", [{"dynamic": True}, {"smoothing": "laplace"}])
 def test_a_model_too_large_to_shard_is_refused_saying_why_and_leaves_nothing(
     tmp_path, tiny_text, monkeypatch, capsys, setting
 ):

@@ -9,7 +9,8 @@ from seqlm.data.vocab import Vocab
 from seqlm.ngram.counts import count_stream_ids
 from seqlm.ngram.kneser_ney import KneserNeyModel
 from seqlm.ngram.memory import TablesTooLarge
-from seqlm.ngram.sharded import count_sharded, score_sharded
+from seqlm.ngram.sharded import count_sharded
+from seqlm.ngram.sharded_scoring import score_sharded
 from seqlm.ngram.sharded_store import ShardedKneserNey, save_sharded
 from seqlm.ngram.shards import lookup
 from seqlm.ngram.store import load_ngram
@@ -59,14 +60,29 @@ def test_sharded_scores_are_the_whole_model_s_to_the_last_bit(tmp_path, whole, l
         assert train_nll[order] == pytest.approx(model.training_stream_nll(), rel=1e-13)
 
 
-@pytest.mark.parametrize("order", [3, 5])
-def test_a_saved_sharded_model_scores_and_predicts_as_the_whole_model(tmp_path, whole, order):
+@pytest.mark.parametrize("prune", [[0, 1], [0, 0, 1, 2]])
+@pytest.mark.parametrize("limit", [10**6, 2_500])
+def test_pruned_sharded_scores_are_the_pruned_whole_model_s(tmp_path, whole, limit, prune):
+    train, held, counts = whole
+    got = sharded(train, tmp_path, limit)
+    orders = list(range(1, ORDER + 1))
+    files, train_nll = score_sharded(got, orders, {"held": held}, tmp_path, 300, prune)
+    for order in orders:
+        model = KneserNeyModel(counts, order, prune=prune)
+        assert np.array_equal(files[order, "held"].read(0, held.size), model.target_logprobs(held))
+        assert (train_nll[order] is None) == (model.training_stream_nll() is None)
+
+
+@pytest.mark.parametrize("order, prune", [(3, []), (5, []), (5, [0, 1]), (4, [0, 0, 0, 2])])
+def test_a_saved_sharded_model_scores_and_predicts_as_the_whole_model(
+    tmp_path, whole, order, prune
+):
     train, held, counts = whole
     got = sharded(train, tmp_path, 2_500)
-    path = save_sharded(got, order, VOCAB, TEXT, tmp_path / "model.npz")
+    path = save_sharded(got, order, VOCAB, TEXT, tmp_path / "model.npz", prune)
     model, vocab, text = load_ngram(path)
     assert isinstance(model, ShardedKneserNey) and (vocab, text) == (VOCAB, TEXT)
-    reference = KneserNeyModel(counts, order)
+    reference = KneserNeyModel(counts, order, prune=prune)
     assert model.table_rows() == reference.table_rows()
     assert np.array_equal(model.target_logprobs(held), reference.target_logprobs(held))
     parts = np.concatenate(list(model.target_logprob_parts(held, 333, 100, 1_500)))

@@ -4,8 +4,8 @@ the third of the cap that the whole tables would have had (:mod:`seqlm.ngram.mem
 
 What it writes is what :func:`seqlm.ngram.baseline.run_baseline` writes — the order search, the
 scores, val's and test's log-probabilities (the same floats), samples — with the model as a sharded
-file (:mod:`seqlm.ngram.sharded_store`). Only an unpruned Kneser-Ney model without dynamic
-evaluation is sharded: pruning, dynamic evaluation and Laplace smoothing hold the whole tables.
+file (:mod:`seqlm.ngram.sharded_store`). Only a Kneser-Ney model without dynamic evaluation
+is sharded (pruned or not): dynamic evaluation and Laplace smoothing hold the whole tables.
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ from seqlm.data.vocab import BOS, Vocab
 from seqlm.ngram.memory import BYTES_PER_NGRAM, MemoryPlan, TablesTooLarge
 from seqlm.ngram.model import SCORE_CHUNK, NgramModel
 from seqlm.ngram.outcome import BaselineResult, OrderScore, sample_texts
-from seqlm.ngram.sharded import ScoreFile, count_sharded, score_sharded
+from seqlm.ngram.sharded import count_sharded
+from seqlm.ngram.sharded_scoring import ScoreFile, score_sharded
 from seqlm.ngram.sharded_store import save_sharded
 from seqlm.ngram.store import MODEL_FILE, load_ngram
 from seqlm.params import GenerateParams, NgramParams
 from seqlm.perplexity import (
     LogprobsWriter,
     SplitScore,
-    score_model_parts,
     score_of_nll,
     score_split_parts,
 )
@@ -41,8 +41,6 @@ def unshardable(params: NgramParams) -> str | None:
     """Why the model of ``params`` cannot be sharded (None: it can)."""
     if params.smoothing != "kneser_ney":
         return f"ngram.smoothing = {params.smoothing}"
-    if any(params.prune):
-        return f"ngram.prune = {list(params.prune)}"
     if params.dynamic:
         return "ngram.dynamic = true"
     return None
@@ -92,23 +90,27 @@ def run_sharded(
         t0 = time.perf_counter()
         scored = {name: splits[name].ids for name in ("val", "test")}
         files, train_nll = score_sharded(counts, params.orders_to_try(), scored, folder,
-                                         plan.score_chunk)  # fmt: skip
+                                         plan.score_chunk, params.prune)  # fmt: skip
         rows = []
         for n in params.orders_to_try():
             s = split_score(files[n, "val"], splits["val"], SCORE_CHUNK)
             rows.append(OrderScore(n, s.perplexity, s.bits_per_char))
         order = min(rows, key=lambda r: (r.val_perplexity, r.order)).order
-        model: NgramModel = counts.bottom_model(order)  # the stage saves it, when it is whole
+        model: NgramModel = counts.bottom_model(order, params.prune)  # saved by the stage
         if order > counts.depth:
-            save_sharded(counts, order, vocab, text_reading(text_format(fmt)), out_dir / MODEL_FILE)
+            reading = text_reading(text_format(fmt))
+            save_sharded(counts, order, vocab, reading, out_dir / MODEL_FILE, params.prune)
             model = load_ngram(out_dir / MODEL_FILE)[0]
         scores = {name: saved_score(files[order, name], splits[name], out_dir, plan.score_chunk)
                   for name in scored}  # fmt: skip
         t, nll = splits["train"], train_nll[order]
-        scores["train"] = (
-            score_model_parts(model.target_logprob_parts, t) if nll is None
-            else score_of_nll(nll, int(t.ids.size), t.characters, t.oov, t.bytes, t.words)
-        )  # fmt: skip
+        if nll is None:  # pruned, or shorter than the order: a pass over train
+            train, _ = score_sharded(counts, [order], {"train": t.ids}, folder, plan.score_chunk,
+                                     params.prune)  # fmt: skip
+            scores["train"] = split_score(train[order, "train"], t, plan.score_chunk)
+        else:
+            scores["train"] = score_of_nll(nll, int(t.ids.size), t.characters, t.oov, t.bytes,
+                                           t.words)  # fmt: skip
         score_seconds = time.perf_counter() - t0
     samples = sample_texts(model, vocab, fmt, gen)
     shards = {"shards": len(counts.files), "depth": counts.depth}

@@ -93,11 +93,13 @@ class KneserNeyModel(NgramModel):
         prune: Sequence[int] = (),
         discounts: np.ndarray | None = None,
         adjusted: Sequence[np.ndarray] | None = None,
+        keep_estimates: bool = False,
     ) -> None:
         """``discounts``: ``(order, 3)`` fixed ``D1, D2, D3+`` per order (as a toolkit printed
         them), in place of the estimate from the counts-of-counts; ``adjusted``: each order's
         adjusted counts in place of :func:`adjusted_counts` (the lower orders of a larger model,
-        :mod:`seqlm.ngram.sharded`)."""
+        :mod:`seqlm.ngram.sharded`); ``keep_estimates``: a pruned model also keeps every row's
+        probability from before the pruning (``estimated``) and which rows it kept (``kept``)."""
         if allowed is None:
             allowed = np.ones(counts.vocab_size, dtype=bool)
         super().__init__(counts, order, allowed)
@@ -135,8 +137,11 @@ class KneserNeyModel(NgramModel):
             complete.append((a - dk) / denom[prefix] + gamma[prefix] * lower)
         self.complete = tuple(complete)
         self.backoff = tuple(backoff)
+        self.estimated, self.kept = self.complete, None
         if dropped is not None:
-            self._keep_only([~d for d in dropped])
+            self.kept = [~d for d in dropped]
+            self._keep_only(self.kept)
+            self.estimated = self.estimated if keep_estimates else self.complete
 
     def _keep_only(self, keep: list[np.ndarray]) -> None:
         """Drop the pruned n-grams from the tables and every per-row array."""

@@ -8,15 +8,18 @@ context tokens, each shard a range of the bottom's j-gram rows. Counting (:func:
 counts each shard, keeps it in a file and adds up what the bottom and the discounts need from every
 shard: each j-gram's left extensions (its continuation count) and each order's counts-of-counts.
 When one j-gram's shard alone does not fit, the depth grows by one and counting starts again.
-Scoring (:func:`score_sharded`) estimates the bottom for each model order asked (a
+Scoring (:func:`seqlm.ngram.sharded_scoring.score_sharded`) estimates the bottom for each model order asked (a
 :class:`~seqlm.ngram.kneser_ney.KneserNeyModel` of the bottom tables given the shards' continuation
 counts and the whole model's discounts: the same floats as the whole model's lower orders), then
 reads one shard at a time, estimates its n-grams exactly as the whole model does (the same arrays in
 the same order: a context's continuations are all in its shard, sorted by their last token there as
 in the whole table) and scores the targets whose context's last ``j`` tokens are in the shard,
 after the bottom's orders, writing their log-probabilities at their positions in a file per split
-and order (:class:`ScoreFile`). What is held is the bottom, one shard with its estimates and one
-chunk of targets.
+and order (:class:`~seqlm.ngram.sharded_scoring.ScoreFile`). What is held is the bottom, one shard
+with its estimates and one chunk of targets. A pruned model (``ngram.prune``) is estimated as
+:class:`~seqlm.ngram.kneser_ney.KneserNeyModel` prunes: the dropped n-grams' counts go to their
+contexts' back-off weights, and the shards keep every context (one whose continuations were all
+dropped backs off with a weight of exactly 1, as if it were gone).
 """
 
 from __future__ import annotations
@@ -27,9 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from seqlm.core.logs import progress_disabled
 from seqlm.ngram.archive import npz_bytes
 from seqlm.ngram.counting import Reader, RowStore, chunks
 from seqlm.ngram.counts import NgramCounts, count_stream_ids, stream_reader
@@ -40,6 +41,7 @@ from seqlm.ngram.kneser_ney import (
     discounts_of_histogram,
 )
 from seqlm.ngram.memory import MemoryPlan, TablesTooLarge
+from seqlm.ngram.pruning import thresholds
 from seqlm.ngram.shards import Shard, ShardCounter, ShardTooLarge, count_shards, lookup
 
 log = logging.getLogger(__name__)
@@ -96,12 +98,15 @@ class ShardedCounts:
         hists += [self.raw_hist[order]]
         return np.stack([discounts_of_histogram(h)[0] for h in hists])
 
-    def bottom_model(self, order: int) -> KneserNeyModel:
-        """The model of ``order``'s orders up to the depth (all of it, at or below the depth)."""
+    def bottom_model(self, order: int, prune: Sequence[int] = ()) -> KneserNeyModel:
+        """The model of ``order``'s orders up to the depth (all of it, at or below the depth),
+        pruned with ``prune`` (keeping every row's estimate: the shards' lower orders)."""
         if order <= self.depth:
-            return KneserNeyModel(self.bottom, order)
-        d = self.discounts(order)[: self.depth, 1:]
-        return KneserNeyModel(self.bottom, self.depth, discounts=d, adjusted=self.bottom_adjusted())
+            return KneserNeyModel(self.bottom, order, prune=prune)
+        d, j = self.discounts(order)[: self.depth, 1:], self.depth
+        limits = thresholds(prune, order)[:j] if any(prune) else ()
+        return KneserNeyModel(self.bottom, j, prune=limits, discounts=d,
+                              adjusted=self.bottom_adjusted(), keep_estimates=True)  # fmt: skip
 
 
 def adjusted(shard: Shard, k: int, order: int) -> np.ndarray:
@@ -208,9 +213,12 @@ class ShardModel:
 
     @classmethod
     def estimate(
-        cls, shard: Shard, order: int, discounts: np.ndarray, bottom: KneserNeyModel
-    ) -> ShardModel:
-        """As :class:`~seqlm.ngram.kneser_ney.KneserNeyModel` does, on the shard's rows."""
+        cls, shard: Shard, order: int, discounts: np.ndarray, bottom: KneserNeyModel,
+        prune: Sequence[int] = (),
+    ) -> ShardModel:  # fmt: skip
+        """As :class:`~seqlm.ngram.kneser_ney.KneserNeyModel` does, on the shard's rows, pruned
+        with ``prune`` (the n-grams dropped: :meth:`kept`)."""
+        limits = thresholds(prune, order)
         v, j = shard.vocab_size, shard.depth
         complete: list[np.ndarray] = []
         gammas: list[np.ndarray] = []
@@ -220,13 +228,27 @@ class ShardModel:
             prefix, contexts = keys // v, shard.contexts[i].size
             dk = discounts[k - 1][np.minimum(a, 3)]
             denom = np.bincount(prefix, weights=a, minlength=contexts).astype(float)
-            gamma = np.bincount(prefix, weights=dk, minlength=contexts).astype(float)
+            left = np.where(shard.raw[i] <= limits[k - 1], a, dk)  # a dropped one's whole count
+            gamma = np.bincount(prefix, weights=left, minlength=contexts).astype(float)
             gamma = np.divide(gamma, denom, out=np.ones_like(gamma), where=denom > 0)
             gammas.append(gamma)
-            low = bottom.complete[j - 1] if i == 0 else complete[i - 1]
+            low = bottom.estimated[j - 1] if i == 0 else complete[i - 1]
             lower = low[shard.suffix(k)]
             complete.append((a - dk) / denom[prefix] + gamma[prefix] * lower)
-        return cls(shard, order, tuple(complete), tuple(gammas))
+        model = cls(shard, order, tuple(complete), tuple(gammas))
+        return model.kept(limits) if any(limits) else model
+
+    def kept(self, limits: Sequence[int]) -> ShardModel:
+        """Without the n-grams seen at most ``limits[k − 1]`` times (their contexts stay: a
+        context whose continuations were all dropped has a back-off weight of exactly 1)."""
+        s, j = self.shard, self.shard.depth
+        keep = [r > limits[k - 1] for k, r in enumerate(s.raw, start=j + 1)]
+        shard = Shard(s.vocab_size, s.bos_id, j, s.contexts,
+                      tuple(g[m] for g, m in zip(s.grams, keep, strict=True)),
+                      tuple(r[m] for r, m in zip(s.raw, keep, strict=True)), s.first_bos,
+                      s.low_suffix[keep[0]])  # fmt: skip
+        complete = tuple(c[m] for c, m in zip(self.complete, keep, strict=True))
+        return ShardModel(shard, self.order, complete, self.gamma)
 
     def probabilities(
         self, p: np.ndarray, ctx: np.ndarray, window: np.ndarray, t: np.ndarray, lo: int
@@ -291,96 +313,3 @@ def bottom_training_nll(bottom: KneserNeyModel, order: int) -> float:
         rows = np.flatnonzero(bottom.counts.starts_with_bos[k - 1])
         nll -= float(np.log(bottom.complete[k - 1][rows]).sum())
     return nll
-
-
-class ScoreFile:
-    """A split's log-probabilities by position, in a flat file filled shard by shard."""
-
-    def __init__(self, path: Path, size: int) -> None:
-        self.path, self.size = path, size
-        with open(path, "wb") as f:
-            f.truncate(size * 8)
-
-    def put(self, start: int, at: np.ndarray, values: np.ndarray) -> None:
-        """Targets ``at`` (split positions from ``start``, in order) take ``values``."""
-        if at.size == 0:
-            return
-        stop = int(at[-1]) + 1
-        block = self.read(start, stop)
-        block[at - start] = values
-        with open(self.path, "r+b") as f:
-            f.seek(start * 8)
-            f.write(block.tobytes())
-
-    def read(self, start: int, stop: int) -> np.ndarray:
-        return np.fromfile(self.path, dtype=np.float64, count=stop - start, offset=start * 8)
-
-    def parts(self, chunk: int) -> Iterator[np.ndarray]:
-        for a, b in chunks(self.size, chunk):
-            yield self.read(a, b)
-
-
-def score_sharded(
-    counts: ShardedCounts, orders: Sequence[int], splits: dict[str, np.ndarray], folder: Path,
-    chunk: int,
-) -> tuple[dict[tuple[int, str], ScoreFile], dict[int, float | None]]:  # fmt: skip
-    """Every split's log-probabilities under the model of each of ``orders`` (files in
-    ``folder``), and each order's training negative log-likelihood (None when the tables do not
-    give it: a stream shorter than the order); ``chunk`` targets at a time."""
-    files = {
-        (n, name): ScoreFile(folder / f"scores-{n}-{name}.f64", int(ids.size))
-        for n in orders
-        for name, ids in splits.items()
-    }
-    train: dict[int, float | None] = {}
-    above = [n for n in orders if n > counts.depth]
-    bottoms = {n: counts.bottom_model(n) for n in orders}
-    for n in orders:
-        if n <= counts.depth:  # the bottom is the whole model
-            train[n] = bottoms[n].training_stream_nll()
-        elif counts.bottom.tokens >= n:
-            train[n] = bottom_training_nll(bottoms[n], n)
-        else:  # no top-order n-gram: not from the tables
-            train[n] = None
-    bar = tqdm(total=len(counts.files) * bool(above), desc="ngram estimating and scoring",
-               unit="shard", disable=progress_disabled())  # fmt: skip
-    for name, ids in splits.items():  # the targets no shard holds
-        for n in orders:
-            whole = n <= counts.depth
-            score_split(bottoms[n], None, ids, (-1, 0), files[n, name], chunk, whole)
-    ends = [*counts.starts[1:], counts.bottom.rows(counts.depth)]
-    for s, shard in enumerate(counts.shards() if above else ()):
-        rows = (counts.starts[s], ends[s])
-        for n in above:
-            model = ShardModel.estimate(shard.upto(n), n, counts.discounts(n), bottoms[n])
-            part = train[n]
-            train[n] = None if part is None else part + model.training_nll()
-            for name, ids in splits.items():
-                score_split(bottoms[n], model, ids, rows, files[n, name], chunk)
-        bar.update()
-    bar.close()
-    return files, train
-
-
-def score_split(
-    bottom: KneserNeyModel, model: ShardModel | None, ids: np.ndarray, rows: tuple[int, int],
-    out: ScoreFile, chunk: int, whole: bool = False,
-) -> None:  # fmt: skip
-    """The targets of a split (``<bos> ids``) whose context's last ``depth`` tokens are the bottom
-    rows ``rows`` (``lo .. hi``), scored into ``out``; with no shard model, those no shard holds
-    (``whole``: every target, the bottom being the whole model)."""
-    read, j = stream_reader(ids, bottom.bos_id), bottom.counts.max_order
-    for a, b in chunks(int(ids.size), chunk):
-        p, ctx = bottom.stream_chunk_probabilities(ids, a, b, j)
-        assert ctx is not None
-        if model is None:
-            mine = np.arange(b - a) if whole else np.flatnonzero(ctx < 0)
-            p_mine = p[mine]
-        else:
-            mine = np.flatnonzero((ctx >= rows[0]) & (ctx < rows[1]))
-            lo = max(a + 1 - model.order, 0)
-            window = read(lo, b + 1)
-            t = mine + a + 1  # stream positions
-            p_mine = model.probabilities(p[mine], ctx[mine] - rows[0], window, t, lo)
-        with np.errstate(divide="ignore"):
-            out.put(a, mine + a, np.log(p_mine))

@@ -29,36 +29,46 @@ from seqlm.ngram.archive import FORMAT, TABLES, read_counts, write_npz
 from seqlm.ngram.kneser_ney import KneserNeyModel
 from seqlm.ngram.model import NgramModel
 from seqlm.ngram.sharded import ShardedCounts, ShardModel
+from seqlm.ngram.sharded_scoring import unpruned_rows
 from seqlm.ngram.shards import Shard
 
 
-def shard_entries(counts: ShardedCounts, order: int) -> Iterator[tuple[str, np.ndarray]]:
-    """The archive's arrays of the model of ``order``, each shard estimated as it is reached."""
-    bottom, j = counts.bottom_model(order), counts.depth
+def shard_entries(
+    counts: ShardedCounts, order: int, meta: dict[str, Any], prune: Sequence[int] = ()
+) -> Iterator[tuple[str, np.ndarray]]:
+    """The archive's arrays of the model of ``order`` pruned with ``prune``, each shard estimated
+    as it is reached, and last ``meta`` with each order's n-grams kept (``meta["rows"]``)."""
+    bottom, j = counts.bottom_model(order, prune), counts.depth
     for k in range(1, j + 1):
         for name in TABLES:
-            yield f"{name}_{k}", getattr(counts.bottom, name)[k - 1]
+            yield f"{name}_{k}", getattr(bottom.counts, name)[k - 1]
         yield f"complete_{k}", bottom.complete[k - 1]
         if k < j:
             yield f"backoff_{k}", bottom.backoff[k - 1]
+    rows = [bottom.counts.rows(k) for k in range(1, j + 1)] + [0] * (order - j)
+    whole = unpruned_rows(bottom)
+    if whole is not None:
+        yield "whole_rows", whole
     yield "starts", np.asarray(counts.starts, dtype=np.int64)
     discounts = counts.discounts(order)
     for i, shard in enumerate(counts.shards()):
-        model = ShardModel.estimate(shard.upto(order), order, discounts, bottom)
+        model = ShardModel.estimate(shard.upto(order), order, discounts, bottom, prune)
         arrays = model.shard.arrays()
         for k in range(j + 1, order + 1):
             arrays[f"complete_{k}"] = model.complete[k - j - 1]
             arrays[f"gamma_{k}"] = model.gamma[k - j - 1]
+            rows[k - 1] += model.shard.grams[k - j - 1].size
         for name, array in arrays.items():
             yield f"shard{i}.{name}", array
+    yield "meta", np.array(json.dumps({**meta, "rows": rows}, sort_keys=True))
 
 
 def save_sharded(
     counts: ShardedCounts, order: int, vocab: Vocab, text: dict[str, str],
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str], prune: Sequence[int] = (),
 ) -> Path:  # fmt: skip
-    """Write the model of ``order`` (above the depth) of ``counts``, its vocabulary and text
-    reading."""
+    """Write the model of ``order`` (above the depth) of ``counts`` pruned with ``prune``, its
+    vocabulary and text reading."""
     if len(vocab) != counts.vocab_size:
         raise DataError(f"the model has {counts.vocab_size} ids, the vocabulary {len(vocab)}")
     meta = {
@@ -74,18 +84,11 @@ def save_sharded(
         "text": dict(text),
         "shards": len(counts.files),
         "depth": counts.depth,
-        "rows": counts.rows[:order],
+        **({"prune": list(prune)} if any(prune) else {}),
     }
     with atomic_path(path) as tmp:
-        write_npz(tmp, with_meta(meta, shard_entries(counts, order)))
+        write_npz(tmp, shard_entries(counts, order, meta, prune))
     return Path(path)
-
-
-def with_meta(
-    meta: dict[str, Any], entries: Iterator[tuple[str, np.ndarray]]
-) -> Iterator[tuple[str, np.ndarray]]:
-    yield "meta", np.array(json.dumps(meta, sort_keys=True))
-    yield from entries
 
 
 class ShardedKneserNey(NgramModel):
@@ -95,9 +98,10 @@ class ShardedKneserNey(NgramModel):
     smoothing = "kneser_ney"
 
     def __init__(self, path: Path, meta: dict[str, Any], bottom: KneserNeyModel,
-                 starts: np.ndarray) -> None:  # fmt: skip
+                 starts: np.ndarray, whole_rows: np.ndarray | None = None) -> None:  # fmt: skip
+        """``whole_rows``: a pruned bottom's top-order rows as the shards number them."""
         super().__init__(bottom.counts, bottom.order, bottom.allowed)
-        self.path, self.order = path, int(meta["order"])
+        self.path, self.order, self.whole_rows = path, int(meta["order"]), whole_rows
         self.rows = [int(r) for r in meta["rows"]]
         self.bottom, self.starts, self.depth = bottom, starts, bottom.order
         self._held: tuple[int, ShardModel] | None = None
@@ -126,6 +130,13 @@ class ShardedKneserNey(NgramModel):
         self._held = (i, model)
         return model
 
+    def unpruned(self, rows: np.ndarray | None) -> np.ndarray:
+        """The bottom's top-order rows (``-1``: none) as the shards number them."""
+        assert rows is not None
+        if self.whole_rows is None:
+            return rows
+        return np.where(rows >= 0, self.whole_rows[np.maximum(rows, 0)], -1)
+
     def shard_of(self, rows: np.ndarray) -> np.ndarray:
         """The shard holding each bottom row (``rows >= 0``)."""
         return np.searchsorted(self.starts, rows, side="right") - 1
@@ -149,7 +160,7 @@ class ShardedKneserNey(NgramModel):
         if context_order:
             raise DataError("a sharded model gives no context rows")
         p, ctx = self.bottom.stream_chunk_probabilities(ids, a, b, self.depth)
-        assert ctx is not None
+        ctx = self.unpruned(ctx)
         lo = max(a + 1 - self.order, 0)  # in the stream <bos> ids
         window = read_range(ids, max(lo - 1, 0), b)
         window = np.r_[self.bos_id, window] if lo == 0 else window
@@ -167,7 +178,8 @@ class ShardedKneserNey(NgramModel):
         if ctx.size < self.depth:
             return p
         j = self.depth
-        row = int(self.counts.ending_rows(ctx[-j:], np.zeros(j, dtype=np.int64), j)[j - 1][-1])
+        rows = self.counts.ending_rows(ctx[-j:], np.zeros(j, dtype=np.int64), j)[j - 1][-1:]
+        row = int(self.unpruned(rows)[0])
         if row < 0:
             return p
         i = int(self.shard_of(np.array([row]))[0])
@@ -184,8 +196,9 @@ def load_sharded(
         complete = [archive[f"complete_{k}"] for k in range(1, j + 1)]
         backoff = [archive[f"backoff_{k}"] for k in range(1, j)]
         starts = archive["starts"]
+        whole_rows = archive["whole_rows"] if "whole_rows" in archive.files else None
     except KeyError as e:
         raise DataError(f"{str(p)!r} lacks the sharded model's array {e}") from e
-    bottom = KneserNeyModel.restored(counts, j, complete, backoff, ())
-    model = ShardedKneserNey(p, meta, bottom, starts)
+    bottom = KneserNeyModel.restored(counts, j, complete, backoff, meta.get("prune", ()))
+    model = ShardedKneserNey(p, meta, bottom, starts, whole_rows)
     return model, vocab, {k: str(v) for k, v in meta["text"].items()}
