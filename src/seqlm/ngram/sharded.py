@@ -30,7 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
+from seqlm.core.logs import progress_disabled
 from seqlm.ngram.archive import npz_bytes
 from seqlm.ngram.counting import Reader, RowStore, chunks
 from seqlm.ngram.counts import NgramCounts, count_stream_ids, stream_reader
@@ -129,6 +131,8 @@ def context_rows(
     (``-1`` where they reach before the stream)."""
     j = bottom.max_order
     store = RowStore(size, folder, "context-rows")
+    bar = tqdm(total=size, desc=f"ngram contexts of {j}", unit="tok", unit_scale=True,
+               disable=progress_disabled() or size <= chunk)  # fmt: skip
     for a, b in chunks(size, chunk):
         lo = max(a - j, 0)
         window = read(lo, b)
@@ -136,6 +140,8 @@ def context_rows(
         rows = bottom.ending_rows(window, starts, j)[j - 1]
         t = np.arange(a, b)
         store.write(a, np.where(t >= j, rows[np.maximum(t - 1 - lo, 0)], -1))
+        bar.update(b - a)
+    bar.close()
     return store
 
 
@@ -313,3 +319,10 @@ def bottom_training_nll(bottom: KneserNeyModel, order: int) -> float:
         rows = np.flatnonzero(bottom.counts.starts_with_bos[k - 1])
         nll -= float(np.log(bottom.complete[k - 1][rows]).sum())
     return nll
+
+
+def unpruned_rows(bottom: KneserNeyModel) -> np.ndarray | None:
+    """A pruned bottom's top-order rows as rows of the whole bottom (None: not pruned)."""
+    if bottom.kept is None:
+        return None
+    return np.flatnonzero(bottom.kept[-1])

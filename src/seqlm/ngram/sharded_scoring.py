@@ -17,7 +17,7 @@ from seqlm.ngram.counting import chunks
 from seqlm.ngram.counts import stream_reader
 from seqlm.ngram.kneser_ney import KneserNeyModel
 from seqlm.ngram.pruning import thresholds
-from seqlm.ngram.sharded import ShardedCounts, ShardModel, bottom_training_nll
+from seqlm.ngram.sharded import ShardedCounts, ShardModel, bottom_training_nll, unpruned_rows
 
 
 class ScoreFile:
@@ -72,8 +72,9 @@ def score_sharded(
             train[n] = None
     bar = tqdm(total=len(counts.files) * bool(above), desc="ngram estimating and scoring",
                unit="shard", disable=progress_disabled())  # fmt: skip
-    for name, ids in splits.items():  # the targets no shard holds
-        for n in orders:
+    for name, ids in tqdm(splits.items(), desc="ngram scoring below the shards", unit="split",
+                          disable=progress_disabled()):  # fmt: skip
+        for n in orders:  # the targets no shard holds (every target at or below the depth)
             whole = n <= counts.depth
             score_split(bottoms[n], None, ids, (-1, 0), files[n, name], chunk, whole)
     ends = [*counts.starts[1:], counts.bottom.rows(counts.depth)]
@@ -88,13 +89,6 @@ def score_sharded(
         bar.update()
     bar.close()
     return files, train
-
-
-def unpruned_rows(bottom: KneserNeyModel) -> np.ndarray | None:
-    """A pruned bottom's top-order rows as rows of the whole bottom (None: not pruned)."""
-    if bottom.kept is None:
-        return None
-    return np.flatnonzero(bottom.kept[-1])
 
 
 def score_split(

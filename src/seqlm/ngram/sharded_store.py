@@ -20,16 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from seqlm.core.atomic import atomic_path
 from seqlm.core.errors import DataError
+from seqlm.core.logs import progress_disabled
 from seqlm.data.ids import read_range
 from seqlm.data.vocab import Vocab
 from seqlm.ngram.archive import FORMAT, TABLES, read_counts, write_npz
 from seqlm.ngram.kneser_ney import KneserNeyModel
 from seqlm.ngram.model import NgramModel
-from seqlm.ngram.sharded import ShardedCounts, ShardModel
-from seqlm.ngram.sharded_scoring import unpruned_rows
+from seqlm.ngram.sharded import ShardedCounts, ShardModel, unpruned_rows
 from seqlm.ngram.shards import Shard
 
 
@@ -51,7 +52,9 @@ def shard_entries(
         yield "whole_rows", whole
     yield "starts", np.asarray(counts.starts, dtype=np.int64)
     discounts = counts.discounts(order)
-    for i, shard in enumerate(counts.shards()):
+    bar = tqdm(counts.shards(), total=len(counts.files), desc="ngram saving", unit="shard",
+               disable=progress_disabled())  # fmt: skip
+    for i, shard in enumerate(bar):
         model = ShardModel.estimate(shard.upto(order), order, discounts, bottom, prune)
         arrays = model.shard.arrays()
         for k in range(j + 1, order + 1):
