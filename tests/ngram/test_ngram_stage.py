@@ -16,7 +16,7 @@ from seqlm.data.vocab import save_vocab
 from seqlm.ngram import baseline, count_stream, fit_ngram, read_arpa
 from seqlm.ngram.baseline import sample_texts, search_order
 from seqlm.ngram.dynamic import NgramAdaptation, dynamic_dir, dynamic_logprobs, read_adaptation
-from seqlm.ngram.memory import BYTES_PER_NGRAM, MemoryPlan
+from seqlm.ngram.memory import BYTES_PER_NGRAM, MemoryPlan, TablesTooLarge
 from seqlm.ngram.sharded_store import ShardedKneserNey
 from seqlm.ngram.store import load_ngram
 from seqlm.params import GenerateParams, NgramParams, TokenizeParams
@@ -367,3 +367,5 @@ def test_the_library_run_shards_too_given_a_token_name_for_the_format(
     assert run.sharded is not None and whole.sharded is None
     assert run.scores["test"] == whole.scores["test"] and run.samples == whole.samples
     assert load_ngram(tmp_path / "b")[2]["token"] == "char"
+    with pytest.raises(TablesTooLarge, match="needs a folder for them"):
+        baseline.run_baseline(params, gen, data.vocab, data.splits, "char", 1, None)

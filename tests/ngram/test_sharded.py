@@ -121,3 +121,9 @@ def test_a_stream_shorter_than_the_order_leaves_its_training_score_to_a_pass(tmp
     for order in (2, 5):  # no 5-gram fits in the stream: the higher orders add nothing
         expected = KneserNeyModel(counts, order).target_logprobs(held)
         assert np.array_equal(files[order, "held"].read(0, held.size), expected)
+
+
+def test_counting_in_shards_leaves_only_the_shards_files(tmp_path, whole):
+    got = sharded(whole[0], tmp_path, 2_500)  # some shards fail and are cut, depth 1 fails too
+    assert got.depth == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in got.files)

@@ -69,12 +69,13 @@ def run_sharded(
     log-probabilities (``why``: the in-memory counting's refusal, said again if the model
     cannot be sharded)."""
     reason = unshardable(params)
-    if reason is not None or out_dir is None:
-        held = reason or "a run without the stage's folder"
+    if reason is not None:
         raise TablesTooLarge(
-            f"{why}. With {held} the model's tables must fit in memory; without it the stage "
+            f"{why}. With {reason} the model's tables must fit in memory; without it the stage "
             "counts the model in shards that fit"
         ) from why
+    if out_dir is None:
+        raise TablesTooLarge(f"{why}. Counting it in shards needs a folder for them") from why
     log.info("the tables do not fit in ngram.memory_mb: counting in shards (%s)", why)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=".seqlm-shards-", dir=out_dir) as tmp:

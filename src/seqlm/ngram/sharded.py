@@ -177,11 +177,13 @@ def count_sharded(
     is counted over ``workers`` processes within ``plan``
     (:func:`seqlm.ngram.counts.count_stream_ids`) and may take half the ``limit``."""
     read, size = stream_reader(ids, bos_id), int(ids.size) + 1
+    why = "no depth was tried"
     for depth in range(1, max_order):
         bottom = count_stream_ids(ids, vocab_size, depth, bos_id, workers=workers,
                                   spill_dir=folder, plan=plan)  # fmt: skip
         held = sum(bottom.rows(k) for k in range(1, depth + 1))
         if held > limit // 2:
+            why = f"at depth {depth} the bottom tables alone hold {held:,}"
             break
         contexts = context_rows(read, size, bottom, chunk, folder)
         counter = ShardCounter(read, size, bottom, contexts, max_order, chunk, folder,
@@ -195,14 +197,14 @@ def count_sharded(
                      "shard; counting again one token deeper", depth, e.entries)  # fmt: skip
             for path in out.files:
                 path.unlink()
+            why = f"at depth {depth} one context's n-grams alone need {e.entries:,} and more"
             continue
         finally:
             contexts.remove()
         return out
     raise TablesTooLarge(
-        f"the n-grams of this corpus cannot be sharded within a limit of {limit:,} entries a shard: "
-        f"at depth {depth} the bottom tables hold {held:,} entries; raise ngram.memory_mb or lower "
-        f"ngram.max_order (ngram.order)"
+        f"the n-grams of this corpus do not fit even in shards: the tables may hold {limit:,} "
+        f"entries, and {why}; raise ngram.memory_mb or lower ngram.max_order (ngram.order)"
     )
 
 

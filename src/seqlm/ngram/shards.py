@@ -1,28 +1,30 @@
 """Counting a stream's n-grams in *shards*, each small enough for memory, for models that are not.
 
-Every n-gram of order ``k >= 2`` that ends at target ``t`` (``s[t − k + 1 .. t]``) is put in the shard
-of its *last context token* ``s[t − 1]``. All that interpolated Kneser-Ney needs of an n-gram is in
-its shard: its context's other continuations (they share the context, so its last token), its
-suffix ``s[t − k + 2 .. t]`` (the same last context token) and its left extensions (likewise). Only
-the unigrams gather from every shard (a unigram's adjusted count is its number of distinct left
-neighbours: one bigram in each shard at most), and so do the discounts' counts-of-counts; both are
-small sums (:mod:`seqlm.ngram.sharded`). A target too is scored within the shard of the token
-before it. So a model whose tables exceed memory is counted, estimated and scored one shard at a
-time, each shard a group of tokens whose n-grams fit.
+The n-grams of orders up to a *depth* ``j`` are the *bottom* tables (:class:`NgramCounts`, held
+in memory). Every n-gram of a higher order that ends at target ``t`` (``s[t − k + 1 .. t]``) is put
+in the shard of its context's last ``j`` tokens ``s[t − j .. t − 1]``, a j-gram of the bottom; a
+shard is a range of the bottom's j-gram rows. All that interpolated Kneser-Ney needs of an n-gram
+is in its shard or in the bottom: its context's other continuations share its context, so its last
+``j`` tokens; its suffix ``s[t − k + 2 .. t]`` shares them too (or, at order ``j + 1``, is a
+bottom j-gram); and so do its left extensions. Only the bottom's continuation counts and the
+discounts' counts-of-counts gather from every shard, as sums (:mod:`seqlm.ngram.sharded`). A target
+too is scored in the shard of its context's last ``j`` tokens, after the bottom's orders.
 
 In a shard the contexts are keyed from the right, as a trie grown to the left: a context of length
-1 is its token's row in the shard's sorted ``ids``; one of length ``m`` is keyed ``row(its last
-m − 1 tokens) · V + its first token``; an n-gram ``h w`` is keyed ``row(h) · V + w``. So a
-context's parent (itself without its first token) is ``key // V``, and an n-gram's suffix is the
-n-gram of its context's parent and the same ``w``.
+``j`` is its j-gram's row in the shard's range (its row in the bottom, less the range's first); one
+of length ``m > j`` is keyed ``row(its last m − 1 tokens) · V + its first token``; an n-gram
+``h w`` is keyed ``row(h) · V + w``. So a context's parent (itself without its first token) is
+``key // V``, and an n-gram's suffix is the n-gram of its context's parent and the same ``w``.
 
 Counting a shard takes one pass over the stream per context length, as
 :mod:`seqlm.ngram.counting` does per order: each pass finds the rows of the shard's contexts at
 every position of the shard (written to a row file for the next pass) and counts the next n-grams
 and contexts with :class:`~seqlm.ngram.runs.SpillTable` runs merged as a stream. What a pass holds
 is a chunk of positions and the spill budget; the tables are checked against the shard's limit as
-they are merged (:class:`ShardTooLarge`), and :func:`count_shards` splits a shard that does not
-fit in two and counts the halves. The tables do not depend on the chunk, the budget or the shards.
+they are merged (:class:`ShardTooLarge`), and :func:`count_shards` cuts a shard that does not fit
+into smaller ranges and counts them. A single j-gram whose n-grams do not fit is the caller's to
+handle (:func:`seqlm.ngram.sharded.count_sharded` counts again one token deeper). The tables do not
+depend on the chunk, the budget or the shards.
 """
 
 from __future__ import annotations
@@ -174,7 +176,20 @@ class ShardCounter:
 
     def count(self, lo_row: int, hi_row: int, positions: int) -> Shard:
         """The shard of the bottom rows ``lo_row .. hi_row``, whose contexts precede
-        ``positions`` targets in all."""
+        ``positions`` targets in all (its files removed, whether it fits or not)."""
+        made: list[RowStore | SpillTable] = []
+        try:
+            return self._count(lo_row, hi_row, positions, made)
+        finally:
+            for item in made:
+                for run in item.finish() if isinstance(item, SpillTable) else ():
+                    run.remove()
+                if isinstance(item, RowStore):
+                    item.remove()
+
+    def _count(
+        self, lo_row: int, hi_row: int, positions: int, made: list[RowStore | SpillTable]
+    ) -> Shard:
         v, j = self.bottom.vocab_size, self.depth
         base = np.arange(lo_row, hi_row, dtype=np.int64)
         contexts, grams, raw = [base], [], []
@@ -184,6 +199,7 @@ class ShardCounter:
             store = RowStore(positions, self.folder, f"shard-rows{m}") if more else None
             gram_table = SpillTable(self.folder, self.spill_bytes)
             context_table = SpillTable(self.folder, self.spill_bytes) if more else None
+            made += [x for x in (store, gram_table, context_table) if x is not None]
             offset = 0
             for window, t, lo, bottom_rows in self.positions(lo_row, hi_row):
                 if m == j:
@@ -203,7 +219,7 @@ class ShardCounter:
                     seen &= t - m - 1 >= 0
                     context_table.add(rows[seen] * v + window[t[seen] - m - 1 - lo])
             if prev is not None:
-                prev.remove()
+                prev.remove()  # read for the last time
             prev = store
             held = sum(c.size for c in contexts) + sum(g.size for g in grams)
             keys, counts = self.merged(gram_table, held)
@@ -211,8 +227,6 @@ class ShardCounter:
             raw.append(counts)
             if context_table is not None:
                 contexts.append(self.merged(context_table, held + keys.size)[0])
-        if prev is not None:
-            prev.remove()
         return Shard(v, self.bottom.bos_id, j, tuple(contexts), tuple(grams), tuple(raw),
                      self.bottom.starts_with_bos[j - 1][base], self.low_suffix(base, grams[0]))  # fmt: skip
 
@@ -245,11 +259,11 @@ def split_rows(lo: int, hi: int, weights: np.ndarray, parts: int) -> list[tuple[
 
 
 def count_shards(counter: ShardCounter) -> Iterator[tuple[int, Shard]]:
-    """Every shard of the stream with its first bottom row, the first covering every bottom row,
-    cut (by how many targets their contexts precede, in twice as many parts as the entries counted
-    before it failed fill) while a shard does not fit within ``counter.limit`` entries;
-    a single context's shard that does not fit raises :class:`ShardTooLarge` (a deeper bottom
-    would split it)."""
+    """Every shard of the stream with its first bottom row. The first covers every bottom row; a
+    shard that does not fit within ``counter.limit`` entries is cut into ranges of about as many
+    targets each (twice as many ranges as the entries it had reached would fill), and those are
+    counted in turn. A single context's shard that does not fit raises :class:`ShardTooLarge` (a
+    deeper bottom would split it)."""
     rows = counter.bottom.rows(counter.depth)
     before = np.zeros(rows, dtype=np.int64)
     for a, b in chunks(counter.size, counter.chunk):  # the context before each target
