@@ -76,7 +76,8 @@ def run_sharded(
         ) from why
     if out_dir is None:
         raise TablesTooLarge(f"{why}. Counting it in shards needs a folder for them") from why
-    log.info("the tables do not fit in ngram.memory_mb: counting in shards (%s)", why)
+    log.info("ngram.memory_mb = %d: %s; counting the same model in shards that fit",
+             params.memory_mb, why.summary or why)  # fmt: skip
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=".seqlm-shards-", dir=out_dir) as tmp:
         folder = Path(tmp)

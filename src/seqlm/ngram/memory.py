@@ -128,7 +128,12 @@ def check_cap(memory_mb: int, vocab_size: int) -> None:
 
 
 class TablesTooLarge(DataError):
-    """The model's tables would take more than their third of ``ngram.memory_mb``."""
+    """The model's tables would take more than their third of ``ngram.memory_mb`` (``summary``:
+    how many n-grams, needing what, against what; empty when not known)."""
+
+    def __init__(self, message: str, summary: str = "") -> None:
+        super().__init__(message)
+        self.summary = summary
 
 
 def check_tables(plan: MemoryPlan, rows: list[int]) -> None:
@@ -138,10 +143,13 @@ def check_tables(plan: MemoryPlan, rows: list[int]) -> None:
     if held <= plan.table_bytes:
         return
     need = BASE_MB + math.ceil(3 * held / MB)
-    raise TablesTooLarge(
-        f"ngram.memory_mb = {plan.memory_mb} is too small for this corpus: its "
-        f"{sum(rows):,} distinct n-grams of orders 1..{len(rows)} need about "
+    summary = (
+        f"its {sum(rows):,} distinct n-grams of orders 1..{len(rows)} need about "
         f"{math.ceil(held / MB)} MB of tables, more than a third of the "
-        f"{plan.work_bytes // MB} MB the cap leaves beyond the process; raise "
-        f"ngram.memory_mb to at least {need} or lower ngram.max_order (ngram.order)"
+        f"{plan.work_bytes // MB} MB the cap leaves beyond the process"
+    )
+    raise TablesTooLarge(
+        f"ngram.memory_mb = {plan.memory_mb} is too small for this corpus: {summary}; raise "
+        f"ngram.memory_mb to at least {need} or lower ngram.max_order (ngram.order)",
+        summary,
     )
