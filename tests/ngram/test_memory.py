@@ -7,12 +7,13 @@ import pytest
 
 from seqlm.core.errors import DataError, ParamError
 from seqlm.data.ids import read_ids, read_range, write_ids
-from seqlm.ngram import fit_ngram
+from seqlm.ngram import fit_ngram, runs
 from seqlm.ngram.counts import count_stream_ids
 from seqlm.ngram.memory import (
     BASE_MB,
     BYTES_PER_NGRAM,
     MemoryPlan,
+    TablesTooLarge,
     check_cap,
     check_tables,
     minimum_mb,
@@ -131,3 +132,31 @@ def test_read_range_reads_a_mapped_split_by_file_reads_and_anything_else_by_slic
         assert got.dtype == np.int64 and np.array_equal(got, ids[a:b])
         assert np.array_equal(read_range(ids, a, b), ids[a:b])
         assert np.array_equal(read_range(mapped[3:], a, b), ids[3:][a:b])  # a view: sliced
+
+
+def test_an_order_too_large_for_the_tables_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    mapped, ids = mapped_stream(tmp_path)
+    whole = count_stream_ids(ids, 13, 5, 12)
+
+    @dataclass(frozen=True)
+    class SmallTables(TinyPlan):
+        @property
+        def table_bytes(self) -> int:
+            return BYTES_PER_NGRAM * 2000  # orders 1..3 fit, order 4 does not
+
+    merged_reads: list[int] = []
+    real = runs.Run.read
+
+    def spied(self, start, stop):
+        got = real(self, start, stop)
+        if self.keys.name.startswith("merged-"):
+            merged_reads.append(got[0].size)
+        return got
+
+    monkeypatch.setattr(runs.Run, "read", spied)
+    with pytest.raises(TablesTooLarge, match=r"ngram.memory_mb = 500 is too small") as err:
+        count_stream_ids(mapped, 13, 5, 12, spill_dir=tmp_path, plan=SmallTables(500, 1, 5))
+    assert sum(whole.rows(k) for k in (1, 2, 3)) <= 2000 < sum(whole.rows(k) for k in (1, 2, 3, 4))
+    assert f"its {sum(whole.rows(k) for k in (1, 2, 3, 4)):,} distinct n-grams" in err.value.summary
+    assert whole.rows(3) in merged_reads and whole.rows(4) not in merged_reads  # never read
+    assert not list(tmp_path.glob(".seqlm-ngram-*"))

@@ -43,8 +43,8 @@ from tqdm import tqdm
 from seqlm.core.errors import DataError
 from seqlm.core.logs import progress_disabled
 from seqlm.core.workers import run_spans, split_spans
-from seqlm.ngram.memory import MemoryPlan, check_tables
-from seqlm.ngram.runs import Run, SpillTable, merge_counts, merged_table
+from seqlm.ngram.memory import BYTES_PER_NGRAM, MemoryPlan, check_tables
+from seqlm.ngram.runs import Run, SpillTable, TableTooLarge, merge_counts, merged_table
 
 KEY_LIMIT = 2**62  # keys must stay well inside int64
 CHUNK = 1 << 21  # positions per chunk
@@ -273,20 +273,40 @@ def suffix_rows(
 
 
 def combined(
-    parts: list[SpanCounts], folder: Path | None, merge_bytes: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+    parts: list[SpanCounts], folder: Path | None, merge_bytes: int | None = None,
+    limit: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """The next order's keys and counts over all spans (exact sums: any split gives the same):
-    the spans' runs merged as a stream (``merge_bytes`` of blocks), or their tables in memory."""
+    the spans' runs merged as a stream (``merge_bytes`` of blocks; more than ``limit`` keys
+    raises :class:`~seqlm.ngram.runs.TableTooLarge` before they are read), or their tables in
+    memory."""
     runs = [run for p in parts for run in p.next_runs]
     if runs:
         assert folder is not None
         block = None if merge_bytes is None else max(1 << 12, merge_bytes // (16 * len(runs)))
-        return merged_table(runs, folder, block)
+        return merged_table(runs, folder, block, limit)
     keys = [p.next_keys for p in parts if p.next_keys is not None]
     counts = [p.next_counts for p in parts if p.next_counts is not None]
     if len(keys) == 1:
         return keys[0], counts[0]
     return merge_counts(np.concatenate(keys), np.concatenate(counts))
+
+
+def next_order(
+    parts: list[SpanCounts], folder: Path | None, plan: MemoryPlan | None, rows: list[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`combined`, checked against ``plan``'s tables (``rows``: each order's so far) before
+    the merged table is read, so that a table too large for memory is never held."""
+    if plan is None:
+        return combined(parts, folder)
+    limit = max(plan.table_bytes // BYTES_PER_NGRAM - sum(rows), 0)
+    try:
+        uniq, counts = combined(parts, folder, plan.merge_bytes, limit)
+    except TableTooLarge as e:
+        check_tables(plan, [*rows, e.size])  # raises: the table passes the tables' share
+        raise
+    check_tables(plan, [*rows, uniq.size])
+    return uniq, counts
 
 
 def count_flat(
@@ -333,9 +353,7 @@ def count_orders(
                disable=progress_disabled() or max_order < 2 or size <= chunk)  # fmt: skip
     for k in bar:
         bar.set_postfix(order=k, processes=len(spans))
-        uniq, counts = combined(parts, folder, None if plan is None else plan.merge_bytes)
-        if plan is not None:
-            check_tables(plan, [t.size for t in tables.keys] + [uniq.size])
+        uniq, counts = next_order(parts, folder, plan, [t.size for t in tables.keys])
         space = uniq.size * vocab_size if k < max_order else None
         if space is not None and space >= KEY_LIMIT:
             raise DataError(f"too many distinct {k}-grams to key {k + 1}-grams in int64")
