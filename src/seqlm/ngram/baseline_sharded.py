@@ -68,6 +68,7 @@ def run_sharded(
     """The stage's run with a sharded model, written to ``out_dir`` with val's and test's
     log-probabilities (``why``: the in-memory counting's refusal, said again if the model
     cannot be sharded)."""
+    why = why.with_traceback(None)  # let go of the frames that counted in memory, and their tables
     reason = unshardable(params)
     if reason is not None:
         raise TablesTooLarge(
