@@ -14,7 +14,9 @@ to the last bit (the ngram stage's test checks it against its saved log-probabil
 Kneser-Ney model (``meta["prune"]`` non-zero, :mod:`seqlm.ngram.pruning`) keeps only its kept
 n-grams, so it also holds what they no longer give: ``complete_k`` (each n-gram's interpolated
 probability) and ``backoff_k`` (each as a context's back-off weight). The ngram stage's dynamically
-evaluated model also records how it adapted (``meta["adapt"]``: ``segment``, ``refits``).
+evaluated model also records how it adapted (``meta["adapt"]``: ``segment``, ``refits``). A model
+counted in shards (its tables larger than memory) is one such archive too, written and read a shard
+at a time (``meta["shards"]``, :mod:`seqlm.ngram.sharded_store`); :func:`load_ngram` reads either.
 """
 
 from __future__ import annotations
