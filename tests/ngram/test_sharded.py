@@ -127,3 +127,15 @@ def test_counting_in_shards_leaves_only_the_shards_files(tmp_path, whole):
     got = sharded(whole[0], tmp_path, 2_500)  # some shards fail and are cut, depth 1 fails too
     assert got.depth == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in got.files)
+
+
+def test_the_n_grams_already_counted_size_the_first_shards(tmp_path, whole):
+    train, held, counts = whole
+    rows = [counts.rows(k) for k in range(1, ORDER + 1)]
+    alone = count_sharded(train, V, ORDER, BOS, tmp_path / "a", 777, 4096, 30_000)
+    told = count_sharded(train, V, ORDER, BOS, tmp_path / "b", 777, 4096, 30_000, known=rows)
+    # 4 x the n-grams above the depth over the limit: cut from the start, where 1 would do
+    assert len(alone.files) == 1 < len(told.files)
+    files, _ = score_sharded(told, [ORDER], {"held": held}, tmp_path, 300)
+    expected = KneserNeyModel(counts, ORDER).target_logprobs(held)
+    assert np.array_equal(files[ORDER, "held"].read(0, held.size), expected)

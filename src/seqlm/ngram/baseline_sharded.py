@@ -85,7 +85,7 @@ def run_sharded(
         limit = plan.table_bytes // BYTES_PER_NGRAM
         counts = count_sharded(splits["train"].ids, len(vocab), plan.max_order, vocab.id_of(BOS),
                                folder, plan.chunk, plan.spill_bytes, limit, plan.workers,
-                               plan)  # fmt: skip
+                               plan, why.rows)  # fmt: skip
         fit_seconds = time.perf_counter() - t0
         log.info("counted in %.3f s over 1 process: %s n-grams of orders 1..%d, in %d shards "
                  "at depth %d", fit_seconds, counts.rows, plan.max_order, len(counts.files),

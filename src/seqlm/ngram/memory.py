@@ -131,9 +131,10 @@ class TablesTooLarge(DataError):
     """The model's tables would take more than their third of ``ngram.memory_mb`` (``summary``:
     how many n-grams, needing what, against what; empty when not known)."""
 
-    def __init__(self, message: str, summary: str = "") -> None:
+    def __init__(self, message: str, summary: str = "", rows: list[int] | None = None) -> None:
+        """``rows``: the n-grams of each order counted when the tables passed their share."""
         super().__init__(message)
-        self.summary = summary
+        self.summary, self.rows = summary, list(rows or [])
 
 
 def check_tables(plan: MemoryPlan, rows: list[int]) -> None:
@@ -152,4 +153,5 @@ def check_tables(plan: MemoryPlan, rows: list[int]) -> None:
         f"ngram.memory_mb = {plan.memory_mb} is too small for this corpus: {summary}; raise "
         f"ngram.memory_mb to at least {need} or lower ngram.max_order (ngram.order)",
         summary,
+        rows,
     )

@@ -171,11 +171,14 @@ def add_shard(out: ShardedCounts, shard: Shard, start: int, folder: Path) -> Non
 def count_sharded(
     ids: np.ndarray, vocab_size: int, max_order: int, bos_id: int, folder: Path, chunk: int,
     spill_bytes: int, limit: int, workers: int = 1, plan: MemoryPlan | None = None,
+    known: Sequence[int] = (),
 ) -> ShardedCounts:  # fmt: skip
     """Count ``<bos> ids`` up to ``max_order`` (``>= 2``) in shards of at most ``limit`` entries
     with the bottom tables (kept in ``folder``), at the least depth whose shards fit: the bottom
     is counted over ``workers`` processes within ``plan``
-    (:func:`seqlm.ngram.counts.count_stream_ids`) and may take half the ``limit``."""
+    (:func:`seqlm.ngram.counts.count_stream_ids`) and may take half the ``limit``. ``known``:
+    the n-grams of each order already counted (a lower bound on the model), to size the first
+    shards."""
     read, size = stream_reader(ids, bos_id), int(ids.size) + 1
     why = "no depth was tried"
     for depth in range(1, max_order):
@@ -190,7 +193,7 @@ def count_sharded(
                                spill_bytes, limit - held)  # fmt: skip
         out = sharded_counts(bottom, max_order)
         try:
-            for start, shard in count_shards(counter):
+            for start, shard in count_shards(counter, sum(known[depth:])):
                 add_shard(out, shard, start, folder)
         except ShardTooLarge as e:
             log.info("depth %d: one context's n-grams alone (%d entries and more) exceed a "

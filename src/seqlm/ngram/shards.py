@@ -258,18 +258,21 @@ def split_rows(lo: int, hi: int, weights: np.ndarray, parts: int) -> list[tuple[
     return list(zip(edges[:-1], edges[1:], strict=True))
 
 
-def count_shards(counter: ShardCounter) -> Iterator[tuple[int, Shard]]:
+def count_shards(counter: ShardCounter, expected: int = 0) -> Iterator[tuple[int, Shard]]:
     """Every shard of the stream with its first bottom row. The first covers every bottom row; a
     shard that does not fit within ``counter.limit`` entries is cut into ranges of about as many
     targets each (twice as many ranges as the entries it had reached would fill), and those are
     counted in turn. A single context's shard that does not fit raises :class:`ShardTooLarge` (a
-    deeper bottom would split it)."""
+    deeper bottom would split it). ``expected``: as many n-grams above the depth as are known to
+    be there, to cut the first range as finely as they need from the start."""
     rows = counter.bottom.rows(counter.depth)
     before = np.zeros(rows, dtype=np.int64)
     for a, b in chunks(counter.size, counter.chunk):  # the context before each target
         got = counter.contexts.read(a, b)
         before += np.bincount(got[got >= 0], minlength=rows)
-    pending = [(0, rows)]
+    # contexts and n-grams: about twice the n-grams, and a shard is best filled by half
+    parts = min(rows, max(1, -(-4 * expected // max(counter.limit, 1))))
+    pending = split_rows(0, rows, before, parts) if parts > 1 else [(0, rows)]
     done = 0
     bar = tqdm(total=int(before.sum()), desc="ngram shards", unit="tok", unit_scale=True,
                disable=progress_disabled())  # fmt: skip
