@@ -270,21 +270,14 @@ def test_the_dynamic_model_is_saved_with_its_scores_and_gone_when_turned_off(tmp
 
 @dataclass(frozen=True)
 class SmallTables(MemoryPlan):
-    """A cap whose tables' third holds ``entries`` n-grams, with tiny chunks and spill runs."""
+    """A cap whose tables' third holds ``entries`` n-grams (tests/ngram/test_sharded.py spills
+    with tiny chunks and runs)."""
 
     entries: int = 1_200
 
     @property
     def table_bytes(self) -> int:
         return BYTES_PER_NGRAM * self.entries
-
-    @property
-    def chunk(self) -> int:
-        return 97
-
-    @property
-    def spill_bytes(self) -> int:
-        return 16 * 40
 
 
 @pytest.mark.parametrize(
