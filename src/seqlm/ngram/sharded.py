@@ -331,3 +331,11 @@ def unpruned_rows(bottom: KneserNeyModel) -> np.ndarray | None:
     if bottom.kept is None:
         return None
     return np.flatnonzero(bottom.kept[-1])
+
+
+def as_whole_rows(rows: np.ndarray, whole: np.ndarray | None) -> np.ndarray:
+    """The bottom's top-order ``rows`` (``-1``: none) as the shards number them: a pruned
+    bottom's rows mapped through ``whole`` (:func:`unpruned_rows`; None: as they are)."""
+    if whole is None:
+        return rows
+    return np.where(rows >= 0, whole[np.maximum(rows, 0)], -1)

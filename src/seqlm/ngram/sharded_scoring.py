@@ -17,7 +17,13 @@ from seqlm.ngram.counting import chunks
 from seqlm.ngram.counts import stream_reader
 from seqlm.ngram.kneser_ney import KneserNeyModel
 from seqlm.ngram.pruning import thresholds
-from seqlm.ngram.sharded import ShardedCounts, ShardModel, bottom_training_nll, unpruned_rows
+from seqlm.ngram.sharded import (
+    ShardedCounts,
+    ShardModel,
+    as_whole_rows,
+    bottom_training_nll,
+    unpruned_rows,
+)
 
 
 class ScoreFile:
@@ -77,11 +83,12 @@ def score_sharded(
         for n in orders:  # the targets no shard holds (every target at or below the depth)
             whole = n <= counts.depth
             score_split(bottoms[n], None, ids, (-1, 0), files[n, name], chunk, whole)
+    discounts = {n: counts.discounts(n) for n in above}  # the same for every shard
     ends = [*counts.starts[1:], counts.bottom.rows(counts.depth)]
     for s, shard in enumerate(counts.shards() if above else ()):
         rows = (counts.starts[s], ends[s])
         for n in above:
-            model = ShardModel.estimate(shard.upto(n), n, counts.discounts(n), bottoms[n], prune)
+            model = ShardModel.estimate(shard.upto(n), n, discounts[n], bottoms[n], prune)
             part = train[n]
             train[n] = None if part is None else part + model.training_nll()
             for name, ids in splits.items():
@@ -101,10 +108,9 @@ def score_split(
     read, j = stream_reader(ids, bottom.bos_id), bottom.counts.max_order
     full = unpruned_rows(bottom)
     for a, b in chunks(int(ids.size), chunk):
-        p, ctx = bottom.stream_chunk_probabilities(ids, a, b, j)
-        assert ctx is not None
-        if full is not None:  # the pruned bottom's rows, as the shards number them
-            ctx = np.where(ctx >= 0, full[np.maximum(ctx, 0)], -1)
+        p, rows_j = bottom.stream_chunk_probabilities(ids, a, b, j)
+        assert rows_j is not None
+        ctx = as_whole_rows(rows_j, full)
         if model is None:
             mine = np.arange(b - a) if whole else np.flatnonzero(ctx < 0)
             p_mine = p[mine]

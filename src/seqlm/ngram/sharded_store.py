@@ -25,12 +25,12 @@ from tqdm import tqdm
 from seqlm.core.atomic import atomic_path
 from seqlm.core.errors import DataError
 from seqlm.core.logs import progress_disabled
-from seqlm.data.ids import read_range
 from seqlm.data.vocab import Vocab
 from seqlm.ngram.archive import FORMAT, TABLES, read_counts, write_npz
+from seqlm.ngram.counts import stream_reader
 from seqlm.ngram.kneser_ney import KneserNeyModel
 from seqlm.ngram.model import NgramModel
-from seqlm.ngram.sharded import ShardedCounts, ShardModel, unpruned_rows
+from seqlm.ngram.sharded import ShardedCounts, ShardModel, as_whole_rows, unpruned_rows
 from seqlm.ngram.shards import Shard
 
 
@@ -133,13 +133,6 @@ class ShardedKneserNey(NgramModel):
         self._held = (i, model)
         return model
 
-    def unpruned(self, rows: np.ndarray | None) -> np.ndarray:
-        """The bottom's top-order rows (``-1``: none) as the shards number them."""
-        assert rows is not None
-        if self.whole_rows is None:
-            return rows
-        return np.where(rows >= 0, self.whole_rows[np.maximum(rows, 0)], -1)
-
     def shard_of(self, rows: np.ndarray) -> np.ndarray:
         """The shard holding each bottom row (``rows >= 0``)."""
         return np.searchsorted(self.starts, rows, side="right") - 1
@@ -162,11 +155,11 @@ class ShardedKneserNey(NgramModel):
         shard."""
         if context_order:
             raise DataError("a sharded model gives no context rows")
-        p, ctx = self.bottom.stream_chunk_probabilities(ids, a, b, self.depth)
-        ctx = self.unpruned(ctx)
+        p, rows_j = self.bottom.stream_chunk_probabilities(ids, a, b, self.depth)
+        assert rows_j is not None
+        ctx = as_whole_rows(rows_j, self.whole_rows)
         lo = max(a + 1 - self.order, 0)  # in the stream <bos> ids
-        window = read_range(ids, max(lo - 1, 0), b)
-        window = np.r_[self.bos_id, window] if lo == 0 else window
+        window = stream_reader(ids, self.bos_id)(lo, b + 1)
         shard = np.where(ctx >= 0, self.shard_of(ctx), -1)
         for i in np.unique(shard[shard >= 0]):
             mine = np.flatnonzero(shard == i)
@@ -182,7 +175,7 @@ class ShardedKneserNey(NgramModel):
             return p
         j = self.depth
         rows = self.counts.ending_rows(ctx[-j:], np.zeros(j, dtype=np.int64), j)[j - 1][-1:]
-        row = int(self.unpruned(rows)[0])
+        row = int(as_whole_rows(rows, self.whole_rows)[0])
         if row < 0:
             return p
         i = int(self.shard_of(np.array([row]))[0])

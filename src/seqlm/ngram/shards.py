@@ -82,11 +82,6 @@ class Shard:
     def max_order(self) -> int:
         return self.depth + len(self.grams)
 
-    @property
-    def entries(self) -> int:
-        """Contexts and n-grams held."""
-        return sum(c.size for c in self.contexts) + sum(g.size for g in self.grams)
-
     def upto(self, order: int) -> Shard:
         """The shard's n-grams of orders up to ``order`` (and their contexts)."""
         n = order - self.depth
